@@ -1,0 +1,23 @@
+"""Snakemake entry: statistics, thresholds and aggregation over runs (rule `select_features`)."""
+
+import json
+import re
+
+import numpy as np
+
+from knockoffnet.runtime import rule_context, save_tsv
+from knockoffnet.selection import build_tables, run_statistics
+
+with rule_context(snakemake) as log:
+    meta = json.loads(open(snakemake.input.meta).read())
+    selection = dict(snakemake.params.selection)
+    runs = []
+    for path in snakemake.input.runs:
+        draw, seed = map(int, re.search(r"draw(\d+)_seed(\d+)\.npz$", path).groups())
+        with np.load(path) as arrays:
+            runs.append(run_statistics(dict(arrays), draw, seed, meta["p"], selection))
+    tables = build_tables(runs, meta, selection)
+    for name, table in tables.items():
+        save_tsv(snakemake.output[name], table)
+    counts = tables["selected"].groupby("filter").size().to_dict()
+    log.info("selected per filter at q=%s: %s", selection["q"], counts)

@@ -1,0 +1,70 @@
+"""Shared helpers: running the real workflow in a scratch directory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    """Write `config/config.yaml` in a scratch working directory (the Snakefile's default)."""
+    path = workdir / "config" / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the repository's Snakefile with `workdir` as working directory."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        "--nolock",
+        *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+
+
+def synthetic_cohort(
+    n: int = 240, p: int = 8, signals: int = 3, classes: int = 2, null: bool = False, seed: int = 0
+) -> pd.DataFrame:
+    """A small cohort with a non-linear signal in the first `signals` features."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    if null:
+        score = rng.standard_normal(n)
+    else:
+        score = (
+            X[:, 0] * 1.5
+            + np.abs(X[:, 1]) * 1.5
+            - 1.2 * X[:, 2] ** 2
+            + 0.3 * rng.standard_normal(n)
+        )
+        if signals > 3:
+            score = score + X[:, 3:signals].sum(axis=1)
+    cuts = np.quantile(score, np.linspace(0, 1, classes + 1)[1:-1])
+    y = np.searchsorted(cuts, score)
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(p)])
+    frame.insert(0, "outcome", np.array([f"class_{k}" for k in "ABCDE"])[y])
+    frame.insert(0, "id", [f"s{i}" for i in range(n)])
+    return frame
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path

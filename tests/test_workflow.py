@@ -1,0 +1,230 @@
+"""The workflow as users run it: formatting, lint, dry run, and end-to-end runs on tiny configs."""
+
+from __future__ import annotations
+
+import html.parser
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, snakemake, synthetic_cohort, write_config
+
+FILTERS = ["OL", "ML", "VWA-OL", "VWA-ML", "VWA-OML", "ebh"]
+
+
+def tiny_training(**extra) -> dict:
+    training = {
+        "seeds": 2,
+        "threads": 1,
+        "max_epochs": 80,
+        "patience": 8,
+        "lambdas": {"count": 8, "ratio": 0.01},
+        "lambdas_per_job": 4,
+    }
+    training.update(extra)
+    return training
+
+
+def test_snakefmt_clean() -> None:
+    files = [
+        str(REPO / "Snakefile"),
+        *map(str, sorted((REPO / "workflow" / "rules").glob("*.smk"))),
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", *files], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_ruff_clean() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", str(REPO)], capture_output=True, text=True, cwd=REPO
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lint_and_dry_run_of_default_config(tmp_path: Path) -> None:
+    """The shipped config validates, lints clean and plans every stage for the bundled cohort."""
+    lint = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint", "--cores", "1"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    dry = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--quiet", "rules"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert dry.returncode == 0, dry.stderr
+    plan = dry.stdout + dry.stderr
+    for rule in [
+        "ingest",
+        "knockoffs",
+        "lambda_grid",
+        "train",
+        "collect_z",
+        "select_features",
+        "prune",
+        "figures",
+        "report",
+        "provenance",
+    ]:
+        assert rule in plan, f"rule {rule} missing from the default plan"
+
+
+@pytest.mark.parametrize(
+    ("patch", "fragment"),
+    [
+        ({"selection": {"q": 1.5}}, "selection"),
+        ({"trainng": {"seeds": 2}}, "trainng"),
+        ({"training": {"lambdas": {"count": 1}}}, "count"),
+        ({"knockoffs": {"method": "second-order"}}, "second-order"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path: Path, patch: dict, fragment: str) -> None:
+    config = {"cohorts": {"c": {"path": "c.csv", "label": "outcome"}}}
+    config.update(patch)
+    write_config(tmp_path, config)
+    result = snakemake(tmp_path, "-n")
+    assert result.returncode != 0
+    assert fragment in result.stderr + result.stdout
+    assert not (tmp_path / "results").exists()
+
+
+class _Images(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "img":
+            self.sources.append(dict(attrs).get("src", ""))
+
+
+@pytest.mark.slow
+def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
+    """Every stage runs for a binary and a 3-class cohort; outputs match their contracts."""
+    synthetic_cohort(n=240, p=8, seed=11).to_csv(tmp_path / "bin.csv", index=False)
+    synthetic_cohort(n=240, p=6, classes=3, seed=12).to_parquet(
+        tmp_path / "multi.parquet", index=False
+    )
+    config = {
+        "cohorts": {
+            "bin": {"path": "bin.csv", "label": "outcome", "id": "id"},
+            "multi": {"path": "multi.parquet", "label": "outcome", "id": "id"},
+        },
+        "seed": 7,
+        "knockoffs": {"draws": 2},
+        "network": {"hidden": [16]},
+        "training": tiny_training(),
+        "selection": {"q": 0.2},
+        "pruning": {"repeats": 2, "max_epochs": 40},
+    }
+    write_config(tmp_path, config)
+    result = snakemake(tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    for cohort, p, classes in (("bin", 8, 2), ("multi", 6, 3)):
+        out = tmp_path / "results" / cohort
+        selected = pd.read_csv(out / "selected.tsv", sep="\t")
+        assert list(selected.columns) == ["filter", "feature", "W", "frequency", "qvalue"]
+        assert set(selected["filter"]) <= set(FILTERS)
+        features = pd.read_csv(out / "features.tsv", sep="\t")
+        assert len(features) == p and set(features["feature"]) == {f"f{j}" for j in range(p)}
+        labels = pd.read_csv(out / "labels.tsv", sep="\t")
+        assert len(labels) == classes
+        thresholds = pd.read_csv(out / "thresholds.tsv", sep="\t")
+        assert set(FILTERS) <= set(thresholds["filter"])
+        # lambda_per_job = 4 with 8 lambdas: two chunk jobs per (draw, seed)
+        assert len(list((out / "path").glob("draw*_seed*/chunk*.npz"))) == 2 * 2 * 2
+        with np.load(out / "z" / "draw1_seed1.npz") as z:
+            assert z["Z0"].shape == (16, 2 * p)
+            assert 0 < z["Z0"].max() <= z["lambdas"].max()
+        run = json.loads((out / "run.json").read_text())
+        assert run["inputs"] and all(len(h) == 64 for h in run["inputs"].values())
+        assert run["config"]["seed"] == 7 and "torch" in run["versions"]
+        page = (out / "report.html").read_text()
+        images = _Images()
+        images.feed(page)
+        assert images.sources and all(
+            s.startswith("data:image/png;base64,") for s in images.sources
+        )
+        for name in selected["feature"]:
+            assert name in page
+        assert (out / "pruning" / "prediction.tsv").exists()
+        for log in (tmp_path / "logs" / cohort / "path").glob("*chunk*.log"):
+            assert "SLURM_JOB_ID" in log.read_text()
+
+    # The signal features of the binary cohort dominate the One Layer statistic.
+    features = pd.read_csv(tmp_path / "results" / "bin" / "features.tsv", sep="\t").set_index(
+        "feature"
+    )
+    assert (
+        features.loc[["f0", "f1", "f2"], "OL_W"].mean()
+        > features.drop(["f0", "f1", "f2"])["OL_W"].mean()
+    )
+
+    # Snakemake's own report
+    native = snakemake(tmp_path, "--report", "report.zip")
+    assert native.returncode == 0, native.stderr[-3000:]
+    with zipfile.ZipFile(tmp_path / "report.zip") as bundle:
+        assert any(n.endswith("ol_scatter.png") for n in bundle.namelist())
+
+    # Same config and seed -> same selections: retrain the binary cohort from scratch.
+    before = (tmp_path / "results" / "bin" / "statistics.tsv").read_text()
+    for sub in ("knockoffs", "path", "z", "statistics.tsv", "selected.tsv"):
+        target = tmp_path / "results" / "bin" / sub
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    again = snakemake(tmp_path, "results/bin/selected.tsv")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "results" / "bin" / "statistics.tsv").read_text() == before
+
+
+@pytest.mark.slow
+def test_global_null_selects_nothing_in_most_replicates(tmp_path: Path) -> None:
+    """y independent of X through the real pipeline: knockoff+ filters rarely select anything."""
+    replicates = 6
+    cohorts = {}
+    for r in range(replicates):
+        synthetic_cohort(n=200, p=10, null=True, seed=100 + r).to_csv(
+            tmp_path / f"null{r}.csv", index=False
+        )
+        cohorts[f"null{r}"] = {"path": f"null{r}.csv", "label": "outcome", "id": "id"}
+    config = {
+        "cohorts": cohorts,
+        "seed": 3,
+        "network": {"hidden": [8]},
+        "training": tiny_training(seeds=2, lambdas_per_job=0),
+        "selection": {"q": 0.2},
+    }
+    write_config(tmp_path, config)
+    result = snakemake(tmp_path, *[f"results/{c}/selected.tsv" for c in cohorts])
+    assert result.returncode == 0, result.stderr[-4000:]
+    nonempty = {f: 0 for f in ("OL", "ML", "ebh")}
+    for c in cohorts:
+        selected = pd.read_csv(tmp_path / "results" / c / "selected.tsv", sep="\t")
+        for f in nonempty:
+            nonempty[f] += int((selected["filter"] == f).any())
+        thresholds = pd.read_csv(tmp_path / "results" / c / "thresholds.tsv", sep="\t")
+        empty = thresholds[
+            (thresholds["n_selected"] == 0) & thresholds["filter"].isin(["OL", "ML", "ebh"])
+        ]
+        assert empty["note"].fillna("").str.len().gt(0).all(), "empty selections must be explained"
+    for f, count in nonempty.items():
+        assert count < replicates / 2, f"{f} selected under the null in {count}/{replicates}"
+
+
+def test_default_config_is_valid_yaml_with_bundled_cohort() -> None:
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert (REPO / config["cohorts"]["wdbc"]["path"]).exists()

@@ -1,0 +1,52 @@
+rule ingest:
+    """Read, validate and standardise one cohort; write the class <-> code mapping."""
+    input:
+        get_cohort_file,
+    output:
+        X="results/{cohort}/data/X.npy",
+        y="results/{cohort}/data/y.npy",
+        meta="results/{cohort}/data/meta.json",
+        labels="results/{cohort}/labels.tsv",
+    log:
+        "logs/{cohort}/ingest.log",
+    benchmark:
+        "results/{cohort}/benchmarks/ingest.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_from_input(20),
+        runtime=runtime_from_input(0.1),
+    params:
+        spec=lambda wc: config["cohorts"][wc.cohort],
+        preprocess=config["preprocess"],
+        knockoff_method=config["knockoffs"]["method"],
+        val_fraction=config["training"]["val_fraction"],
+    script:
+        "../../scripts/ingest.py"
+
+
+rule provenance:
+    """Record what produced this cohort's results: config, versions, commit, input hashes."""
+    input:
+        cohort=get_cohort_file,
+        meta="results/{cohort}/data/meta.json",
+    output:
+        "results/{cohort}/run.json",
+    log:
+        "logs/{cohort}/provenance.log",
+    benchmark:
+        "results/{cohort}/benchmarks/provenance.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        config=lambda wc: config,
+        cohort=lambda wc: wc.cohort,
+        draws=DRAWS,
+        seeds=SEEDS,
+    script:
+        "../../scripts/provenance.py"

@@ -1,0 +1,24 @@
+rule knockoffs:
+    """One knockoff draw X~ of the standardised features, its S vector and diagnostics."""
+    input:
+        X="results/{cohort}/data/X.npy",
+        meta="results/{cohort}/data/meta.json",
+    output:
+        Xk="results/{cohort}/knockoffs/draw{draw}.npy",
+        s="results/{cohort}/knockoffs/draw{draw}_s.npy",
+        diagnostics="results/{cohort}/knockoffs/draw{draw}_diagnostics.tsv",
+    log:
+        "logs/{cohort}/knockoffs/draw{draw}.log",
+    benchmark:
+        "results/{cohort}/benchmarks/knockoffs/draw{draw}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 2
+    resources:
+        mem_mb=mem_from_input(30),
+        runtime=runtime_from_input(0.5),
+    params:
+        knockoffs=config["knockoffs"],
+        seed=config["seed"],
+    script:
+        "../../scripts/knockoffs.py"

@@ -1,0 +1,32 @@
+rule prune:
+    """Reduce Weight: prune by Z, drop dead neurons, compare General / Dropout / Reduce Weight."""
+    input:
+        z=expand("results/{{cohort}}/z/draw{draw}_seed{seed}.npz", draw=DRAWS[0], seed=SEEDS[0]),
+        selected="results/{cohort}/selected.tsv",
+        X="results/{cohort}/data/X.npy",
+        y="results/{cohort}/data/y.npy",
+        meta="results/{cohort}/data/meta.json",
+    output:
+        structure="results/{cohort}/pruning/structure.tsv",
+        summary="results/{cohort}/pruning/summary.tsv",
+        prediction="results/{cohort}/pruning/prediction.tsv",
+        repeats="results/{cohort}/pruning/prediction_repeats.tsv",
+        masks=f"results/{{cohort}}/pruning/masks_{config['selection']['recommended']}.npz",
+        models=directory("results/{cohort}/pruning/models"),
+    log:
+        "logs/{cohort}/prune.log",
+    benchmark:
+        "results/{cohort}/benchmarks/prune.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 2
+    resources:
+        mem_mb=mem_from_input(10, floor=2000),
+        runtime=runtime_from_input(2, floor=30),
+    params:
+        pruning=config["pruning"],
+        network=config["network"],
+        seed=config["seed"],
+        recommended=config["selection"]["recommended"],
+    script:
+        "../../scripts/prune.py"

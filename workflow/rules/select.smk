@@ -1,0 +1,36 @@
+rule select_features:
+    """One Layer / Multiple Layers statistics, knockoff thresholds, VWA and e-BH aggregation."""
+    input:
+        runs=get_runs,
+        meta="results/{cohort}/data/meta.json",
+    output:
+        statistics="results/{cohort}/statistics.tsv",
+        thresholds="results/{cohort}/thresholds.tsv",
+        selected=report(
+            "results/{cohort}/selected.tsv",
+            caption="../report/selected.rst",
+            category="Selection",
+            labels={"cohort": "{cohort}", "table": "selected features"},
+        ),
+        features=report(
+            "results/{cohort}/features.tsv",
+            caption="../report/features.rst",
+            category="Selection",
+            labels={"cohort": "{cohort}", "table": "per-feature evidence"},
+        ),
+    log:
+        "logs/{cohort}/select.log",
+    benchmark:
+        "results/{cohort}/benchmarks/select.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_from_input(3, floor=1000),
+        runtime=10,
+    params:
+        selection=config["selection"],
+        draws=DRAWS,
+        seeds=SEEDS,
+    script:
+        "../../scripts/select_features.py"

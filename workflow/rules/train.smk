@@ -1,0 +1,80 @@
+rule lambda_grid:
+    """Data-driven lambda grid of one (draw, seed): top from the optimality condition, checked."""
+    input:
+        X="results/{cohort}/data/X.npy",
+        y="results/{cohort}/data/y.npy",
+        meta="results/{cohort}/data/meta.json",
+        Xk="results/{cohort}/knockoffs/draw{draw}.npy",
+    output:
+        "results/{cohort}/path/draw{draw}_seed{seed}/grid.npy",
+    log:
+        "logs/{cohort}/path/draw{draw}_seed{seed}_grid.log",
+    benchmark:
+        "results/{cohort}/benchmarks/lambda_grid/draw{draw}_seed{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=mem_from_input(20, floor=2000),
+        runtime=runtime_from_input(1, floor=15),
+        gpu=1,
+    params:
+        train=training_params(),
+    script:
+        "../../scripts/lambda_grid.py"
+
+
+rule train:
+    """Proximal L1 training of one contiguous chunk of the lambda grid, batched over lambda."""
+    input:
+        X="results/{cohort}/data/X.npy",
+        y="results/{cohort}/data/y.npy",
+        meta="results/{cohort}/data/meta.json",
+        Xk="results/{cohort}/knockoffs/draw{draw}.npy",
+        grid="results/{cohort}/path/draw{draw}_seed{seed}/grid.npy",
+    output:
+        "results/{cohort}/path/draw{draw}_seed{seed}/chunk{chunk}.npz",
+    log:
+        "logs/{cohort}/path/draw{draw}_seed{seed}_chunk{chunk}.log",
+    benchmark:
+        "results/{cohort}/benchmarks/train/draw{draw}_seed{seed}_chunk{chunk}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=mem_from_input(20, floor=2000),
+        runtime=runtime_from_input(2, floor=30),
+        gpu=1,
+    params:
+        train=training_params(),
+        slice=lambda wc: chunk_slice(wc.chunk),
+    script:
+        "../../scripts/train.py"
+
+
+rule collect_z:
+    """Merge the chunks of one (draw, seed) into Z per weight, the chosen-lambda network, effects."""
+    input:
+        chunks=get_chunks,
+        grid="results/{cohort}/path/draw{draw}_seed{seed}/grid.npy",
+        X="results/{cohort}/data/X.npy",
+        y="results/{cohort}/data/y.npy",
+        meta="results/{cohort}/data/meta.json",
+        Xk="results/{cohort}/knockoffs/draw{draw}.npy",
+    output:
+        z="results/{cohort}/z/draw{draw}_seed{seed}.npz",
+        path="results/{cohort}/z/draw{draw}_seed{seed}_path.tsv",
+    log:
+        "logs/{cohort}/z/draw{draw}_seed{seed}.log",
+    benchmark:
+        "results/{cohort}/benchmarks/collect_z/draw{draw}_seed{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_from_input(4, floor=1000),
+        runtime=runtime_from_input(0.2),
+    params:
+        train=training_params(),
+    script:
+        "../../scripts/collect_z.py"

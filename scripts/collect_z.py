@@ -13,13 +13,13 @@ with rule_context(snakemake) as log:
     if not np.allclose(path["lambdas"], grid):
         raise RuntimeError("chunks do not cover the lambda grid in order; rerun the train jobs")
     n_layers = len(cfg.hidden) + 1
-    stacks = [path[f"W{l}"] for layer in range(n_layers)]
+    stacks = [path[f"W{layer}"] for layer in range(n_layers)]
     Z = z_statistics(grid, stacks)
     # The Multiple Layers filter and the effects use the network at the lambda with the best
     # validation data loss: the most predictive of the fitted networks (docs/method.md).
     chosen = int(np.nanargmin(path["val_loss"]))
     weights = [w[chosen] for w in stacks]
-    biases = [path[f"b{l}"][chosen] for layer in range(n_layers)]
+    biases = [path[f"b{layer}"][chosen] for layer in range(n_layers)]
     effects = input_effects(weights, biases, U, cfg.activation)[: meta["p"]]
     log.info(
         "chosen lambda %.4g (index %d), val loss %.4f",

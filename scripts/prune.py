@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from knockoffnet.pruning import (
+    METHOD_LABELS,
     compact,
     compare_predictions,
     export_model,
@@ -46,9 +47,7 @@ with rule_context(snakemake) as log:
             log.info("%s: empty selection, skipped", name)
             continue
         columns = np.flatnonzero(np.isin(features, names))
-        masks = remove_dead_neurons(
-            prune_masks(restrict_inputs(Z, columns, meta["p"]), opts["deletion_rate"])
-        )
+        masks = remove_dead_neurons(prune_masks(restrict_inputs(Z, columns), opts["deletion_rate"]))
         table = structure_table(masks)
         table.insert(0, "filter", name)
         structures.append(table)
@@ -66,6 +65,8 @@ with rule_context(snakemake) as log:
             dropout=opts["dropout"],
             max_epochs=opts["max_epochs"],
         )
+        per_repeat["method"] = per_repeat["method"].map(METHOD_LABELS)
+        summary["method"] = summary["method"].map(METHOD_LABELS)
         per_repeat.insert(0, "filter", name)
         summary.insert(0, "filter", name)
         summary.insert(2, "n_features", len(columns))
@@ -77,7 +78,7 @@ with rule_context(snakemake) as log:
             hidden,
             meta["task"],
             n_classes,
-            "reduce",
+            "reduce_weight",
             mask=masks,
             activation=activation,
             seed=seed,

@@ -45,6 +45,10 @@ def chunk_slice(chunk):
 
 def validate_semantics():
     """Checks a JSON schema cannot express; each names the key and the fix."""
+    if not config["cohorts"]:
+        raise WorkflowError(
+            "config key `cohorts` is empty: add at least one cohort (see config/README.md)"
+        )
     for name, spec in config["cohorts"].items():
         for key in ("features", "exclude"):
             values = spec.get(key) or []

@@ -1,0 +1,250 @@
+"""The HTML report renders from synthetic results for binary, multiclass and empty cohorts."""
+
+from __future__ import annotations
+
+import base64
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from knockoffnet import report
+
+from fixtures_report import write_fake_results, write_fake_simulation
+
+PNG = b"\x89PNG\r\n\x1a\n"
+VOID = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "source",
+    "track",
+    "wbr",
+}
+CASES = {
+    "binary": {"task": "binary"},
+    "multiclass": {"task": "multiclass"},
+    "empty": {"task": "binary", "empty": True},
+}
+
+
+class PageParser(HTMLParser):
+    """Checks tag balance and collects img sources, links and table cells by table id."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.imgs: list[str] = []
+        self.links: list[str] = []
+        self.tables: dict[str, list[list[str]]] = {}
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a.get("src", ""))
+        for key in ("href", "src"):
+            if key in a and tag != "img":
+                self.links.append(a[key])
+        if tag == "table":
+            self._table = a.get("id", f"table{len(self.tables)}")
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th") and self._table:
+            self._cell = []
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes <{self.stack[-1] if self.stack else None}>")
+            return
+        self.stack.pop()
+        if tag in ("td", "th") and self._cell is not None and self._table:
+            self.tables[self._table][-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def page(request, tmp_path_factory) -> SimpleNamespace:
+    """Render each case once; every test below reads the same page."""
+    root = tmp_path_factory.mktemp(request.param)
+    results = root / "results" / "fake"
+    write_fake_results(results, **CASES[request.param])
+    sim = write_fake_simulation(root / "sim.csv") if request.param == "binary" else None
+    figs = report.make_figures(results, root / "figures", simulation=sim)
+    out = results / "report.html"
+    report.render_report(results, figs, out, benchmarks_dir=results / "benchmarks")
+    html = out.read_text(encoding="utf-8")
+    parser = PageParser()
+    parser.feed(html)
+    parser.close()
+    return SimpleNamespace(
+        case=request.param,
+        results=results,
+        figs=figs,
+        html=html,
+        parser=parser,
+        text=" ".join(" ".join(parser.text).split()),
+    )
+
+
+def test_figures_are_written_as_png(page):
+    expected = set(report.FIGURES) | ({"fdr_power"} if page.case == "binary" else set())
+    assert set(page.figs) == expected
+    for name, path in page.figs.items():
+        assert path.name == f"{name}.png"
+        assert path.read_bytes()[:8] == PNG
+
+
+def test_html_is_well_formed(page):
+    assert page.html.startswith("<!DOCTYPE html>")
+    assert page.parser.errors == []
+    assert page.parser.stack == []
+
+
+def test_every_image_is_an_inline_png(page):
+    imgs = page.parser.imgs
+    assert len(imgs) >= 6
+    for src in imgs:
+        assert src.startswith("data:image/png;base64,")
+        data = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert data[:8] == PNG and len(data) > 1000
+
+
+def test_no_external_resources(page):
+    assert "http://" not in page.html and "https://" not in page.html
+    assert all(link.startswith("#") for link in page.parser.links)
+    assert "<script" not in page.html and "<link" not in page.html
+
+
+def test_selected_features_appear_with_table_numbers(page):
+    selected = pd.read_csv(page.results / "selected.tsv", sep="\t")
+    for flt in report.FILTERS:
+        rows = selected[selected["filter"] == flt]
+        table = page.parser.tables.get(f"sel-{flt}", [])
+        for _, r in rows.iterrows():
+            want = [
+                r["feature"],
+                report.fmt_num(r["W"]),
+                report.fmt_freq(r["frequency"]),
+                report.fmt_q(r["qvalue"]),
+            ]
+            assert any(row[:1] + row[2:5] == want for row in table), (flt, want)
+        if rows.empty:
+            assert f'id="sel-{flt}"' in page.html and "Nothing selected." in page.html
+
+
+def test_summary_names_recommended_features(page):
+    run = json.loads((page.results / "run.json").read_text())
+    selected = pd.read_csv(page.results / "selected.tsv", sep="\t")
+    rec = selected[selected["filter"] == run["recommended_filter"]]
+    summary = page.text.split("2 Selected features by filter")[0]
+    for _, r in rec.iterrows():
+        assert f"{r['feature']} (" in summary
+        assert f"q = {report.fmt_q(r['qvalue'])}" in summary
+    if rec.empty:
+        assert "selected no feature" in summary
+
+
+@pytest.mark.parametrize("page", ["empty"], indirect=True)
+def test_empty_selection_explains_infinite_threshold(page):
+    thresholds = pd.read_csv(page.results / "thresholds.tsv", sep="\t")
+    for note in thresholds["note"].dropna().unique():
+        assert " ".join(note.split()) in page.text
+    assert "T = ∞" in page.text
+    assert "Not run: Reduce Weight" in page.text
+    assert "Warning, knockoff draw 1" in page.text
+
+
+def test_pruning_and_class_labels(page):
+    meta = json.loads((page.results / "data" / "meta.json").read_text())
+    labels = [row[:2] for row in page.parser.tables["labels"][1:]]
+    assert labels == [[name, str(code)] for code, name in enumerate(meta["classes"])]
+    if page.case == "empty":
+        return
+    prediction = page.parser.tables["prediction"]
+    assert {"General", "Dropout", "Reduce Weight"} <= {row[1] for row in prediction[1:]}
+    assert "all features" in {row[0] for row in prediction[1:]}
+
+
+def test_benchmarks_are_summarised_per_rule(page):
+    rows = {row[0]: row for row in page.parser.tables["benchmarks"][1:]}
+    assert rows["train"][1] == "6"
+    assert set(rows) == {"ingest", "knockoffs", "train", "select", "all rules"}
+
+
+def test_render_without_figures_or_optional_files(tmp_path):
+    write_fake_results(tmp_path, task="multiclass", empty=True, n_seeds=1, p=5)
+    (tmp_path / "run.json").unlink()
+    out = tmp_path / "r.html"
+    report.render_report(tmp_path, {}, out)
+    parser = PageParser()
+    parser.feed(out.read_text(encoding="utf-8"))
+    assert parser.errors == [] and parser.imgs == []
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.31178, "0.312"),
+        (-1.5e-5, "−1.50×10⁻⁵"),
+        (12.0, "12.0"),
+        (123456.0, "123,000"),
+        (float("inf"), "∞"),
+        (float("nan"), "–"),
+        (0.0, "0"),
+        (9.9996, "10.0"),
+    ],
+)
+def test_fmt_num(value, text):
+    assert report.fmt_num(value) == text
+
+
+def test_other_formatters():
+    assert report.fmt_q(0.0004) == "<0.001" and report.fmt_q(0.1667) == "0.167"
+    assert report.fmt_freq(2 / 3) == "67%"
+    assert report.fmt_signed(0.5) == "+0.500" and report.fmt_signed(-0.5) == "−0.500"
+    assert report.fmt_pm(0.9312, 0.0151) == "0.931 ± 0.015"
+    assert report.sqrt_ticks(0.5) == [0.0, 0.02, 0.1, 0.2, 0.5]
+
+
+def test_alive_neurons_propagates_removals():
+    m0 = np.array([[1, 1, 0], [0, 0, 1]], dtype=bool)  # hidden 2 is fed only by input 3
+    m1 = np.array([[1, 0]], dtype=bool)  # ...and has no outgoing weight: input 3 is stranded
+    alive = report.alive_neurons([m0, m1])
+    assert alive[0].tolist() == [True, True, False]
+    assert alive[1].tolist() == [True, False]
+    assert alive[2].tolist() == [True]
+
+
+def test_network_placeholder_when_not_pruned(tmp_path):
+    write_fake_results(tmp_path, empty=True, n_seeds=1, p=5)
+    res = report.load_results(tmp_path)
+    path = report.fig_network(res, tmp_path / "network.png")
+    assert path.read_bytes()[:8] == PNG
+    assert not any(Path(tmp_path / "pruning").glob("masks_*.npz"))

@@ -1,0 +1,174 @@
+# Simulation study (docs/validation.md). With a `simulation` block in the config, every
+# design x replicate becomes an ordinary cohort sim_{design}_{replicate} (added to
+# config["cohorts"] here, before common.smk builds COHORTS), so it runs the same rules as a
+# user's cohort; rule `simulate` then scores every filter and the peers against the truth.
+import re
+
+from snakemake.exceptions import WorkflowError
+
+SIM = config.get("simulation")
+SIM_RUNS = []
+
+if SIM is not None:
+
+    validate(SIM, "../schemas/simulation.schema.yaml", set_default=True)
+
+    def sim_replicates(design):
+        return SIM["designs"][design]["replicates"] or SIM["replicates"]
+
+    def sim_cohort(design, replicate):
+        return f"sim_{design}_{replicate}"
+
+    SIM_DESIGNS = [d for d, spec in SIM["designs"].items() if spec["run"]]
+    if not SIM_DESIGNS:
+        raise WorkflowError(
+            "config key simulation.designs: every design has `run: false`; enable at least one"
+        )
+    if "simulation" in config["cohorts"]:
+        raise WorkflowError(
+            "config key cohorts.simulation: the name is reserved for results/simulation/; "
+            "rename that cohort"
+        )
+    SIM_RUNS = [(d, r) for d in SIM_DESIGNS for r in range(sim_replicates(d))]
+    for design, replicate in SIM_RUNS:
+        name = sim_cohort(design, replicate)
+        if name in config["cohorts"]:
+            raise WorkflowError(
+                f"config key cohorts.{name} clashes with a simulated cohort; rename it"
+            )
+        # Every key of a cohort, defaults included: the schema filled them before this ran.
+        config["cohorts"][name] = {
+            "path": f"results/simulation/cohorts/{design}/rep{replicate}.csv",
+            "label": "y",
+            "id": "id",
+            "features": None,
+            "exclude": [],
+            "task": "auto",
+            "positive": None,
+        }
+
+    def sim_constraint():
+        return "|".join(re.escape(d) for d in SIM_DESIGNS)
+
+    def sim_results(wildcards, path):
+        """A path under the simulated cohort's results/ (common.smk's helpers are not
+        defined yet when this file is read, so everything here is resolved lazily)."""
+        return f"results/{sim_cohort(wildcards.design, wildcards.replicate)}/{path}"
+
+    def get_sim_runs(wildcards):
+        cohort = sim_cohort(wildcards.design, wildcards.replicate)
+        return expand(
+            "results/{cohort}/z/draw{draw}_seed{seed}.npz",
+            cohort=cohort,
+            draw=DRAWS,
+            seed=SEEDS,
+        )
+
+    def get_sim_scores(wildcards):
+        return [f"results/simulation/scores/{d}/rep{r}.csv" for d, r in SIM_RUNS]
+
+    def get_sim_diagnostics(wildcards):
+        return [
+            f"results/{sim_cohort(d, r)}/knockoffs/draw{k}_diagnostics.tsv"
+            for d, r in SIM_RUNS
+            for k in DRAWS
+        ]
+
+    rule simulate_cohort:
+        """One simulated cohort (CSV) and its truth (relevant features) from a named generator."""
+        output:
+            csv="results/simulation/cohorts/{design}/rep{replicate}.csv",
+            truth="results/simulation/cohorts/{design}/rep{replicate}_truth.json",
+        log:
+            "logs/simulation/cohorts/{design}/rep{replicate}.log",
+        benchmark:
+            "results/simulation/benchmarks/cohorts/{design}/rep{replicate}.tsv"
+        conda:
+            "../../envs/data.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        wildcard_constraints:
+            design=sim_constraint(),
+            replicate=r"\d+",
+        params:
+            spec=lambda wc: SIM["designs"][wc.design],
+            seed=config["seed"],
+        script:
+            "../../scripts/simulate_cohort.py"
+
+    rule simulate_score:
+        """FDP and power of every filter (recomputed on the q grid) and of the peers, one replicate."""
+        input:
+            runs=get_sim_runs,
+            meta=lambda wc: sim_results(wc, "data/meta.json"),
+            X=lambda wc: sim_results(wc, "data/X.npy"),
+            y=lambda wc: sim_results(wc, "data/y.npy"),
+            Xk=lambda wc: sim_results(wc, "knockoffs/draw0.npy"),
+            selected=lambda wc: sim_results(wc, "selected.tsv"),
+            truth="results/simulation/cohorts/{design}/rep{replicate}_truth.json",
+        output:
+            "results/simulation/scores/{design}/rep{replicate}.csv",
+        log:
+            "logs/simulation/scores/{design}/rep{replicate}.log",
+        benchmark:
+            "results/simulation/benchmarks/scores/{design}/rep{replicate}.tsv"
+        conda:
+            "../../envs/train.yaml"
+        threads: 1
+        resources:
+            mem_mb=lambda wc, input, attempt: int(max(2000, 10 * input.size_mb) * attempt),
+            runtime=30,
+        wildcard_constraints:
+            design=sim_constraint(),
+            replicate=r"\d+",
+        params:
+            selection=config["selection"],
+            q_grid=SIM["q_grid"],
+            peers=SIM["peers"],
+            options={"rf_trees": SIM["rf_trees"], "deeppink_epochs": SIM["deeppink_epochs"]},
+            seed=config["seed"],
+        script:
+            "../../scripts/simulate_score.py"
+
+    rule simulate_summary:
+        """Tidy replicate table, mean ± se per design/filter/q, acceptance check, plots."""
+        input:
+            scores=get_sim_scores,
+            diagnostics=get_sim_diagnostics,
+        output:
+            replicates="results/simulation/replicates.csv",
+            summary="results/simulation/summary.csv",
+            diagnostics="results/simulation/diagnostics.csv",
+            check="results/simulation/fdr_check.csv",
+            markdown="results/simulation/summary.md",
+            fdr_power=report(
+                "results/simulation/fdr_power.png",
+                caption="../report/fdr_power.rst",
+                category="Simulation",
+            ),
+            power_minus_fdr="results/simulation/power_minus_fdr.png",
+        log:
+            "logs/simulation/summary.log",
+        benchmark:
+            "results/simulation/benchmarks/summary.tsv"
+        conda:
+            "../../envs/report.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        params:
+            designs={d: SIM["designs"][d] for d in SIM_DESIGNS},
+            table_q=SIM["table_q"],
+        script:
+            "../../scripts/simulate_summary.py"
+
+    rule simulate:
+        """Target: the whole simulation study (snakemake simulate --configfile config/simulation.yaml)."""
+        input:
+            "results/simulation/summary.csv",
+            "results/simulation/summary.md",
+            "results/simulation/fdr_power.png",
+            "results/simulation/power_minus_fdr.png",

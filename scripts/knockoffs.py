@@ -14,7 +14,7 @@ with rule_context(snakemake) as log:
     meta = json.loads(open(snakemake.input.meta).read())
     draw = int(snakemake.wildcards.draw)
     opts = snakemake.params.knockoffs
-    seed = derive_seed(snakemake.params.seed, "knockoffs", draw)
+    seed = derive_seed(snakemake.params.seed, "knockoffs", snakemake.wildcards.cohort, draw)
     try:
         Xk, s, diagnostics = make_knockoffs(
             X,

@@ -66,6 +66,7 @@ def git_commit() -> str | None:
 with rule_context(snakemake) as log:
     config = snakemake.params.config
     master = config["seed"]
+    cohort = snakemake.params.cohort
     from knockoffnet import __version__
 
     versions = {name: version(name) for name in PACKAGES}
@@ -80,10 +81,10 @@ with rule_context(snakemake) as log:
         "seeds": {
             "master": master,
             "knockoffs": {
-                str(d): derive_seed(master, "knockoffs", d) for d in snakemake.params.draws
+                str(d): derive_seed(master, "knockoffs", cohort, d) for d in snakemake.params.draws
             },
             "training": {
-                f"draw{d}_seed{s}": derive_seed(master, "train", d, s)
+                f"draw{d}_seed{s}": derive_seed(master, "train", cohort, d, s)
                 for d in snakemake.params.draws
                 for s in snakemake.params.seeds
             },

@@ -32,7 +32,7 @@ with rule_context(snakemake) as log:
     with np.load(snakemake.input.z[0]) as run:
         Z = [run[f"Z{layer}"] for layer in range(len(hidden) + 1)]
     selected = pd.read_csv(snakemake.input.selected, sep="\t")
-    seed = derive_seed(snakemake.params.seed, "prune")
+    seed = derive_seed(snakemake.params.seed, "prune", snakemake.wildcards.cohort)
 
     chosen = {f: selected.loc[selected["filter"] == f, "feature"].tolist() for f in FILTERS}
     chosen["all features"] = features.tolist()

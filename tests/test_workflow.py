@@ -61,7 +61,7 @@ def test_lint_and_dry_run_of_default_config(tmp_path: Path) -> None:
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
     dry = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--quiet", "rules"],
+        [sys.executable, "-m", "snakemake", "-n", "-F", "--cores", "2", "--quiet", "rules"],
         capture_output=True,
         text=True,
         cwd=REPO,

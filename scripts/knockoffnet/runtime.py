@@ -152,5 +152,7 @@ def training_inputs(smk: Any) -> tuple[np.ndarray, np.ndarray, Any, int, dict]:
         device=t["device"],
         threads=int(smk.threads),
     )
-    seed = derive_seed(params["seed"], "train", int(smk.wildcards.draw), int(smk.wildcards.seed))
+    seed = derive_seed(
+        params["seed"], "train", smk.wildcards.cohort, int(smk.wildcards.draw), int(smk.wildcards.seed)
+    )
     return U, y, cfg, seed, meta

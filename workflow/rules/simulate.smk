@@ -12,13 +12,6 @@ SIM_RUNS = []
 if SIM is not None:
 
     validate(SIM, "../schemas/simulation.schema.yaml", set_default=True)
-
-    def sim_replicates(design):
-        return SIM["designs"][design]["replicates"] or SIM["replicates"]
-
-    def sim_cohort(design, replicate):
-        return f"sim_{design}_{replicate}"
-
     SIM_DESIGNS = [d for d, spec in SIM["designs"].items() if spec["run"]]
     if not SIM_DESIGNS:
         raise WorkflowError(
@@ -29,15 +22,19 @@ if SIM is not None:
             "config key cohorts.simulation: the name is reserved for results/simulation/; "
             "rename that cohort"
         )
-    SIM_RUNS = [(d, r) for d in SIM_DESIGNS for r in range(sim_replicates(d))]
+    SIM_RUNS = [
+        (d, r)
+        for d in SIM_DESIGNS
+        for r in range(SIM["designs"][d]["replicates"] or SIM["replicates"])
+    ]
     for design, replicate in SIM_RUNS:
-        name = sim_cohort(design, replicate)
-        if name in config["cohorts"]:
+        if f"sim_{design}_{replicate}" in config["cohorts"]:
             raise WorkflowError(
-                f"config key cohorts.{name} clashes with a simulated cohort; rename it"
+                f"config key cohorts.sim_{design}_{replicate} clashes with a simulated cohort; "
+                "rename it"
             )
         # Every key of a cohort, defaults included: the schema filled them before this ran.
-        config["cohorts"][name] = {
+        config["cohorts"][f"sim_{design}_{replicate}"] = {
             "path": f"results/simulation/cohorts/{design}/rep{replicate}.csv",
             "label": "y",
             "id": "id",
@@ -46,33 +43,16 @@ if SIM is not None:
             "task": "auto",
             "positive": None,
         }
-
-    def sim_constraint():
-        return "|".join(re.escape(d) for d in SIM_DESIGNS)
-
-    def sim_results(wildcards, path):
-        """A path under the simulated cohort's results/ (common.smk's helpers are not
-        defined yet when this file is read, so everything here is resolved lazily)."""
-        return f"results/{sim_cohort(wildcards.design, wildcards.replicate)}/{path}"
-
-    def get_sim_runs(wildcards):
-        cohort = sim_cohort(wildcards.design, wildcards.replicate)
-        return expand(
-            "results/{cohort}/z/draw{draw}_seed{seed}.npz",
-            cohort=cohort,
-            draw=DRAWS,
-            seed=SEEDS,
-        )
-
-    def get_sim_scores(wildcards):
-        return [f"results/simulation/scores/{d}/rep{r}.csv" for d, r in SIM_RUNS]
-
-    def get_sim_diagnostics(wildcards):
-        return [
-            f"results/{sim_cohort(d, r)}/knockoffs/draw{k}_diagnostics.tsv"
-            for d, r in SIM_RUNS
-            for k in DRAWS
-        ]
+    # Draws and seeds straight from the config: common.smk (DRAWS, SEEDS) is read after this.
+    SIM_DRAWS = range(config["knockoffs"]["draws"])
+    SIM_SEEDS = range(config["training"]["seeds"])
+    SIM_CONSTRAINT = "|".join(re.escape(d) for d in SIM_DESIGNS)
+    SIM_SCORES = [f"results/simulation/scores/{d}/rep{r}.csv" for d, r in SIM_RUNS]
+    SIM_DIAGNOSTICS = [
+        f"results/sim_{d}_{r}/knockoffs/draw{k}_diagnostics.tsv"
+        for d, r in SIM_RUNS
+        for k in SIM_DRAWS
+    ]
 
     rule simulate_cohort:
         """One simulated cohort (CSV) and its truth (relevant features) from a named generator."""
@@ -83,15 +63,15 @@ if SIM is not None:
             "logs/simulation/cohorts/{design}/rep{replicate}.log",
         benchmark:
             "results/simulation/benchmarks/cohorts/{design}/rep{replicate}.tsv"
+        wildcard_constraints:
+            design=SIM_CONSTRAINT,
+            replicate=r"\d+",
         conda:
             "../../envs/data.yaml"
         threads: 1
         resources:
             mem_mb=2000,
             runtime=10,
-        wildcard_constraints:
-            design=sim_constraint(),
-            replicate=r"\d+",
         params:
             spec=lambda wc: SIM["designs"][wc.design],
             seed=config["seed"],
@@ -101,12 +81,16 @@ if SIM is not None:
     rule simulate_score:
         """FDP and power of every filter (recomputed on the q grid) and of the peers, one replicate."""
         input:
-            runs=get_sim_runs,
-            meta=lambda wc: sim_results(wc, "data/meta.json"),
-            X=lambda wc: sim_results(wc, "data/X.npy"),
-            y=lambda wc: sim_results(wc, "data/y.npy"),
-            Xk=lambda wc: sim_results(wc, "knockoffs/draw0.npy"),
-            selected=lambda wc: sim_results(wc, "selected.tsv"),
+            runs=expand(
+                "results/sim_{{design}}_{{replicate}}/z/draw{draw}_seed{seed}.npz",
+                draw=SIM_DRAWS,
+                seed=SIM_SEEDS,
+            ),
+            meta="results/sim_{design}_{replicate}/data/meta.json",
+            X="results/sim_{design}_{replicate}/data/X.npy",
+            y="results/sim_{design}_{replicate}/data/y.npy",
+            Xk="results/sim_{design}_{replicate}/knockoffs/draw0.npy",
+            selected="results/sim_{design}_{replicate}/selected.tsv",
             truth="results/simulation/cohorts/{design}/rep{replicate}_truth.json",
         output:
             "results/simulation/scores/{design}/rep{replicate}.csv",
@@ -114,15 +98,15 @@ if SIM is not None:
             "logs/simulation/scores/{design}/rep{replicate}.log",
         benchmark:
             "results/simulation/benchmarks/scores/{design}/rep{replicate}.tsv"
+        wildcard_constraints:
+            design=SIM_CONSTRAINT,
+            replicate=r"\d+",
         conda:
             "../../envs/train.yaml"
         threads: 1
         resources:
             mem_mb=lambda wc, input, attempt: int(max(2000, 10 * input.size_mb) * attempt),
             runtime=30,
-        wildcard_constraints:
-            design=sim_constraint(),
-            replicate=r"\d+",
         params:
             selection=config["selection"],
             q_grid=SIM["q_grid"],
@@ -135,8 +119,8 @@ if SIM is not None:
     rule simulate_summary:
         """Tidy replicate table, mean ± se per design/filter/q, acceptance check, plots."""
         input:
-            scores=get_sim_scores,
-            diagnostics=get_sim_diagnostics,
+            scores=SIM_SCORES,
+            diagnostics=SIM_DIAGNOSTICS,
         output:
             replicates="results/simulation/replicates.csv",
             summary="results/simulation/summary.csv",

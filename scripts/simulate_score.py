@@ -1,0 +1,58 @@
+"""Snakemake entry: FDP and power of every filter and peer for one replicate (rule
+`simulate_score`)."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+
+from knockoffnet.runtime import derive_seed, rule_context
+from knockoffnet.simulation import (
+    check_against_pipeline,
+    peer_masks,
+    peer_statistics,
+    pipeline_masks,
+    score_masks,
+    write_csv,
+)
+
+with rule_context(snakemake) as log:
+    design = snakemake.wildcards.design
+    replicate = int(snakemake.wildcards.replicate)
+    meta = json.loads(open(snakemake.input.meta).read())
+    truth = json.loads(open(snakemake.input.truth).read())
+    selection = dict(snakemake.params.selection)
+    q_grid = [float(q) for q in snakemake.params.q_grid]
+
+    runs = []
+    for path in snakemake.input.runs:
+        draw, seed = map(int, re.search(r"draw(\d+)_seed(\d+)\.npz$", path).groups())
+        with np.load(path) as arrays:
+            runs.append((draw, seed, dict(arrays)))
+    masks = pipeline_masks(runs, meta, selection, sorted({*q_grid, float(selection["q"])}))
+    selected = pd.read_csv(snakemake.input.selected, sep="\t")
+    differ = check_against_pipeline(masks, meta["features"], selected, selection["q"])
+    if differ:
+        raise RuntimeError(
+            f"recomputed selections of {differ} at q = {selection['q']} differ from "
+            f"{snakemake.input.selected}: the study would not score what the pipeline reports"
+        )
+    masks = {key: mask for key, mask in masks.items() if key[1] in q_grid}
+
+    X = np.load(snakemake.input.X)
+    Xk = np.load(snakemake.input.Xk).astype(np.float64)
+    y = np.load(snakemake.input.y)
+    options = {**snakemake.params.options, "threads": int(snakemake.threads)}
+    peer_seed = derive_seed(snakemake.params.seed, "peers", design, replicate)
+    for name, W in peer_statistics(
+        snakemake.params.peers, X, Xk, y, meta["task"], peer_seed, options, log
+    ).items():
+        masks.update(peer_masks(W, name, q_grid, offset=1))
+
+    scores = score_masks(masks, meta["features"], truth["relevant"])
+    scores.insert(0, "replicate", replicate)
+    scores.insert(0, "design", design)
+    write_csv(snakemake.output[0], scores)
+    at = scores[np.isclose(scores["q"], selection["q"])]
+    log.info("%s rep %d at q=%s:\n%s", design, replicate, selection["q"], at.to_string(index=False))

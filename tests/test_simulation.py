@@ -1,0 +1,373 @@
+"""Simulation study: generators, scoring, the random-forest peer and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from jsonschema import Draft7Validator
+
+from knockoffnet.errors import InputError
+from knockoffnet.selection import FILTERS
+from knockoffnet.simulation import (
+    GENERATORS,
+    REPLICATE_COLUMNS,
+    SUMMARY_COLUMNS,
+    fdp_power,
+    fdr_check,
+    generate,
+    peer_masks,
+    peer_statistics,
+    pipeline_masks,
+    rf_statistic,
+    score_masks,
+    summarise,
+)
+
+from conftest import REPO, snakemake
+
+SMALL = {
+    "teacher": ({"p": 12, "s": 4, "hidden": [16]}, 4),
+    "notebook": ({"p": 12, "s": 4, "hidden": 16}, 4),
+    "ar1": ({"p": 12, "s": 3}, 3),
+    "global_null": ({"p": 12}, 0),
+    "deeplink": ({"p": 30, "s": 5}, 5),
+    "xor": ({"p": 12}, 3),
+    "orange_skin": ({"p": 12}, 4),
+    "nonlinear_regression": ({"p": 12}, 4),
+}
+
+
+def test_every_generator_is_covered() -> None:
+    assert set(SMALL) == set(GENERATORS)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_generator_shape_truth_and_determinism(name: str) -> None:
+    params, n_relevant = SMALL[name]
+    frame, relevant = generate(name, 300, 5, params)
+    p = params["p"]
+    assert list(frame.columns) == ["id", "y", *[f"x{j + 1}" for j in range(p)]]
+    assert frame.shape == (300, p + 2) and frame["id"].is_unique
+    assert len(relevant) == len(set(relevant)) == n_relevant
+    assert set(relevant) <= set(frame.columns[2:])
+    assert np.isfinite(frame.drop(columns="id").to_numpy(dtype=float)).all()
+    again, relevant_again = generate(name, 300, 5, params)
+    pd.testing.assert_frame_equal(frame, again)
+    assert relevant == relevant_again
+    other, _ = generate(name, 300, 6, params)
+    assert not np.allclose(other["x1"], frame["x1"])
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "classes"),
+    [
+        ("teacher", {"p": 10, "s": 5, "classes": 2}, 2),
+        ("teacher", {"p": 10, "s": 5, "classes": 3, "distribution": "gamma"}, 3),
+        ("teacher", {"p": 10, "s": 5, "distribution": "chisq"}, 2),
+        ("ar1", {"p": 10, "s": 3, "classes": 3}, 3),
+        ("global_null", {"p": 10, "classes": 2}, 2),
+        ("xor", {"p": 10}, 4),
+        ("notebook", {"p": 10, "s": 4, "threshold": "median"}, 2),
+    ],
+)
+def test_classes_are_balanced(name: str, params: dict, classes: int) -> None:
+    frame, _ = generate(name, 601, 3, params)
+    counts = frame["y"].value_counts().sort_index()
+    assert list(counts.index) == list(range(classes))
+    assert counts.max() - counts.min() <= 1
+
+
+def test_teacher_labels_depend_on_the_relevant_features_only() -> None:
+    """Changing a null column never changes y; the relevant columns carry the signal."""
+    frame, relevant = generate("teacher", 2000, 1, {"p": 10, "s": 3, "hidden": [32]})
+    assert relevant == ["x1", "x2", "x3"]
+    y = frame["y"].to_numpy()
+    corr = [abs(np.corrcoef(frame[c], y)[0, 1]) for c in frame.columns[2:]]
+    assert max(corr[3:]) < 4 / math.sqrt(2000)
+
+
+def test_global_null_y_is_independent_of_x() -> None:
+    n = 4000
+    frame, relevant = generate("global_null", n, 2, {"p": 20, "classes": 2})
+    assert relevant == []
+    y = frame["y"].to_numpy(dtype=float)
+    X = frame.iloc[:, 2:].to_numpy()
+    bound = 4.5 / math.sqrt(n)  # |r| of independent columns: sd ≈ 1/√n
+    for feature in (X, X**2, np.abs(X)):
+        r = [abs(np.corrcoef(col, y)[0, 1]) for col in feature.T]
+        assert max(r) < bound
+    # the labels are a shuffle of balanced codes, drawn after X: X alone does not fix them
+    other_y = generate("global_null", n, 3, {"p": 20})[0]["y"]
+    assert not np.array_equal(y, other_y)
+
+
+def test_ar1_features_have_the_requested_correlation() -> None:
+    frame, relevant = generate("ar1", 5000, 4, {"p": 8, "s": 2, "rho": 0.5})
+    X = frame.iloc[:, 2:].to_numpy()
+    lag1 = np.mean([np.corrcoef(X[:, j], X[:, j + 1])[0, 1] for j in range(7)])
+    assert abs(lag1 - 0.5) < 0.05
+    assert relevant == ["x1", "x8"]
+
+
+def test_skewed_laws_are_skewed() -> None:
+    for law, skew in (("chisq", math.sqrt(2.0)), ("gamma", math.sqrt(2.0))):
+        frame, _ = generate("teacher", 20000, 0, {"p": 2, "s": 1, "distribution": law})
+        x = frame["x2"].to_numpy()
+        sample_skew = np.mean((x - x.mean()) ** 3) / x.std() ** 3
+        assert abs(sample_skew - skew) < 0.15
+
+
+def test_generator_errors_name_the_fix() -> None:
+    with pytest.raises(InputError, match="bogus"):
+        generate("teacher", 100, 0, {"bogus": 1})
+    with pytest.raises(InputError, match="unknown generator"):
+        generate("nope", 100, 0)
+    with pytest.raises(InputError, match="distribution"):
+        generate("teacher", 100, 0, {"p": 5, "s": 2, "distribution": "cauchy"})
+    with pytest.raises(InputError, match="s <= p"):
+        generate("teacher", 100, 0, {"p": 5, "s": 6})
+
+
+def test_fdp_and_power_by_hand() -> None:
+    truth = ["x1", "x2", "x3", "x4"]
+    assert fdp_power(["x1", "x2", "x9"], truth) == (3, pytest.approx(1 / 3), 0.5)
+    assert fdp_power([], truth) == (0, 0.0, 0.0)
+    assert fdp_power(truth, truth) == (4, 0.0, 1.0)
+    n, fdp, power = fdp_power(["x5"], [])
+    assert (n, fdp) == (1, 1.0) and math.isnan(power)
+    n, fdp, power = fdp_power([], [])
+    assert (n, fdp) == (0, 0.0) and math.isnan(power)
+
+
+def test_score_masks_rows() -> None:
+    features = ["x1", "x2", "x3", "x4"]
+    masks = {
+        ("OL", 0.1): np.array([True, False, False, True]),
+        ("ebh", 0.2): np.zeros(4, dtype=bool),
+    }
+    scores = score_masks(masks, features, ["x1", "x2"])
+    assert list(scores.columns) == ["filter", "q", "n_selected", "fdp", "power"]
+    row = scores.set_index("filter").loc["OL"]
+    assert (row["n_selected"], row["fdp"], row["power"]) == (2, 0.5, 0.5)
+    assert scores.set_index("filter").loc["ebh", "fdp"] == 0.0
+
+
+def test_summarise_and_fdr_check() -> None:
+    rows = []
+    for r, (fdp, power) in enumerate([(0.0, 0.5), (0.2, 1.0), (0.1, 0.75)]):
+        rows.append(["d", r, "OL", 0.1, 3, fdp, power])
+        rows.append(["null", r, "OL", 0.1, int(r == 0), float(r == 0), math.nan])
+    replicates = pd.DataFrame(rows, columns=REPLICATE_COLUMNS)
+    summary = summarise(replicates)
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    d = summary.set_index("design").loc["d"]
+    assert d["fdp_mean"] == pytest.approx(0.1)
+    assert d["fdp_se"] == pytest.approx(0.1 / math.sqrt(3))
+    assert d["power_mean"] == pytest.approx(0.75)
+    null = summary.set_index("design").loc["null"]
+    assert null["fdp_mean"] == pytest.approx(1 / 3)
+    assert math.isnan(null["power_mean"]) and math.isnan(null["power_se"])
+    check = fdr_check(summary, ["d", "null"]).set_index("design")
+    assert bool(check.loc["d", "holds"])
+    # 1/3 ≤ 0.1 + 2 · se(1, 0, 0) = 0.1 + 2/3: the check holds, but only thanks to the se
+    assert bool(check.loc["null", "holds"])
+    single = summarise(replicates[replicates["replicate"] == 0])
+    assert single["fdp_se"].isna().all()
+
+
+def _fake_runs(p: int, n_runs: int, seed: int) -> list[tuple[int, int, dict[str, np.ndarray]]]:
+    """Z and weights of a one-hidden-layer network where features 0-2 beat their knockoffs."""
+    rng = np.random.default_rng(seed)
+    runs = []
+    for k in range(n_runs):
+        Z0 = rng.exponential(size=(6, 2 * p))
+        Z0[:, :3] += 3.0
+        runs.append(
+            (
+                0,
+                k,
+                {
+                    "Z0": Z0,
+                    "Z1": rng.exponential(size=(1, 6)),
+                    "W0": rng.standard_normal((6, 2 * p)),
+                    "W1": rng.standard_normal((1, 6)),
+                    "effects": rng.standard_normal(p),
+                },
+            )
+        )
+    return runs
+
+
+def test_pipeline_masks_cover_every_filter_and_grow_with_q() -> None:
+    p = 30
+    meta = {
+        "features": [f"x{j + 1}" for j in range(p)],
+        "p": p,
+        "task": "binary",
+        "means": [0.0] * p,
+        "sds": [1.0] * p,
+    }
+    selection = {
+        "q": 0.1,
+        "offset": 1,
+        "vwa_ratio": 0.5,
+        "vwa_oml_ratio": 0.25,
+        "ebh_alpha": None,
+        "ebh_statistic": "OL",
+    }
+    grid = [0.1, 0.3, 0.5]
+    masks = pipeline_masks(_fake_runs(p, 3, 0), meta, selection, grid)
+    assert set(masks) == {(f, q) for f in FILTERS for q in grid}
+    for f in ("OL", "ML"):  # a single run's knockoff selection is nested in q
+        assert not np.any(masks[(f, 0.1)] & ~masks[(f, 0.5)])
+    assert masks[("OL", 0.5)][:3].all()
+
+
+def _knockoff_pair(n: int, p: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Independent N(0, 1) features: an independent copy is an exact knockoff."""
+    rng = np.random.default_rng(seed)
+    X, Xk = rng.standard_normal((n, p)), rng.standard_normal((n, p))
+    y = ((X[:, 0] ** 2 + X[:, 1]) > 1.0).astype(np.int64)
+    return X, Xk, y
+
+
+def test_random_forest_peer_finds_signals_and_is_deterministic() -> None:
+    X, Xk, y = _knockoff_pair(400, 15, 0)
+    W = rf_statistic(X, Xk, y, "binary", seed=3, trees=100)
+    assert W.shape == (15,)
+    assert set(np.argsort(-W)[:2]) == {0, 1} and (W[:2] > 0).all()
+    np.testing.assert_array_equal(W, rf_statistic(X, Xk, y, "binary", seed=3, trees=100))
+    masks = peer_masks(W, "peer-rf", [0.5])
+    assert masks[("peer-rf", 0.5)].dtype == bool
+
+
+def test_random_forest_peer_is_antisymmetric_in_distribution() -> None:
+    """Swapping every original with its knockoff negates W up to forest noise."""
+    X, Xk, y = _knockoff_pair(400, 6, 1)
+    W = rf_statistic(X, Xk, y, "binary", seed=5, trees=300)
+    W_swapped = rf_statistic(Xk, X, y, "binary", seed=5, trees=300)
+    assert np.all(W_swapped[:2] < 0)
+    assert np.corrcoef(W, -W_swapped)[0, 1] > 0.9
+
+
+def test_random_forest_peer_regression() -> None:
+    X, Xk, _ = _knockoff_pair(300, 8, 2)
+    y = np.sin(2 * X[:, 0]) + X[:, 1]
+    W = rf_statistic(X, Xk, y, "regression", seed=1, trees=100)
+    assert set(np.argsort(-W)[:2]) == {0, 1}
+
+
+def test_knockpy_peers_are_skipped_with_a_message(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "knockpy", None)  # import knockpy -> ImportError
+    monkeypatch.setitem(sys.modules, "knockpy.knockoff_stats", None)
+    X, Xk, y = _knockoff_pair(200, 5, 3)
+    with caplog.at_level(logging.WARNING, logger="test-simulation"):
+        out = peer_statistics(
+            ["rf", "lasso", "deeppink"],
+            X,
+            Xk,
+            y,
+            "binary",
+            0,
+            {"rf_trees": 20},
+            logging.getLogger("test-simulation"),
+        )
+    assert list(out) == ["peer-rf"]
+    assert caplog.text.count("knockpy is not importable") == 2
+
+
+# ------------------------------------------------------------------ configs and workflow
+
+
+def _schema() -> dict:
+    return yaml.safe_load((REPO / "workflow" / "schemas" / "simulation.schema.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    "name", ["simulation.yaml", "simulation_reduced.yaml", "simulation_ci.yaml"]
+)
+def test_shipped_simulation_configs_are_valid(name: str) -> None:
+    """Every design validates and its generator accepts its parameters (run at a tiny n)."""
+    config = yaml.safe_load((REPO / "config" / name).read_text())
+    Draft7Validator(_schema()).validate(config["simulation"])
+    for design, spec in config["simulation"]["designs"].items():
+        params = dict(spec.get("params", {}))
+        fn = GENERATORS[spec["generator"]]
+        assert set(params) <= set(inspect.signature(fn).parameters), design
+        frame, relevant = generate(spec["generator"], 60, 0, params)
+        assert frame.shape[0] == 60 and set(relevant) <= set(frame.columns), design
+
+
+def test_full_study_has_twenty_replicates_and_the_q_grid() -> None:
+    sim = yaml.safe_load((REPO / "config" / "simulation.yaml").read_text())["simulation"]
+    assert sim["replicates"] >= 20
+    assert sim["q_grid"] == [0.05, 0.1, 0.2, 0.3, 0.4, 0.5]
+    generators = {d["generator"] for d in sim["designs"].values()}
+    assert generators == set(GENERATORS)
+
+
+def test_bad_simulation_config_names_the_key(tmp_path: Path) -> None:
+    config = {
+        "simulation": {"designs": {"d1": {"generator": "teapot", "n": 100}}},
+    }
+    path = tmp_path / "sim.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "simulate", "--configfile", str(path))
+    assert result.returncode != 0
+    assert "teapot" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_end_to_end_ci_study(tmp_path: Path) -> None:
+    """config/simulation_ci.yaml through the real pipeline: tidy tables, plots, truth files."""
+    result = snakemake(
+        tmp_path, "simulate", "--configfile", str(REPO / "config" / "simulation_ci.yaml")
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = tmp_path / "results" / "simulation"
+    config = yaml.safe_load((REPO / "config" / "simulation_ci.yaml").read_text())["simulation"]
+    designs, grid = list(config["designs"]), config["q_grid"]
+
+    replicates = pd.read_csv(out / "replicates.csv")
+    assert list(replicates.columns) == REPLICATE_COLUMNS
+    assert set(replicates["design"]) == set(designs)
+    assert set(replicates["replicate"]) == {0, 1}
+    assert set(replicates["filter"]) >= {*FILTERS, "peer-rf"}
+    assert sorted(replicates["q"].unique()) == sorted(grid)
+    assert replicates["fdp"].between(0, 1).all()
+    null = replicates[replicates["design"] == "globalnull"]
+    assert null["power"].isna().all()
+    assert (null["fdp"] == (null["n_selected"] > 0)).all()
+    signal = replicates[replicates["design"] == "normal"]
+    assert signal["power"].between(0, 1).all()
+
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    expected = replicates.groupby(["design", "filter", "q"])["fdp"].mean()
+    got = summary.set_index(["design", "filter", "q"])["fdp_mean"]
+    pd.testing.assert_series_equal(got.sort_index(), expected.sort_index(), check_names=False)
+
+    for name in ("fdr_power.png", "power_minus_fdr.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Acceptance check" in (out / "summary.md").read_text()
+    assert set(pd.read_csv(out / "diagnostics.csv")["design"]) == set(designs)
+    truth = json.loads((out / "cohorts" / "normal" / "rep0_truth.json").read_text())
+    assert truth["relevant"] == [f"x{j}" for j in range(1, 6)]
+    # the simulated cohorts ran the user pipeline, selection tables included
+    assert (tmp_path / "results" / "sim_normal_0" / "selected.tsv").exists()
+    try:
+        import knockpy  # noqa: F401
+    except ImportError:
+        log = (tmp_path / "logs" / "simulation" / "scores" / "normal" / "rep0.log").read_text()
+        assert "knockpy is not importable" in log

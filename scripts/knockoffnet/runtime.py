@@ -153,6 +153,10 @@ def training_inputs(smk: Any) -> tuple[np.ndarray, np.ndarray, Any, int, dict]:
         threads=int(smk.threads),
     )
     seed = derive_seed(
-        params["seed"], "train", smk.wildcards.cohort, int(smk.wildcards.draw), int(smk.wildcards.seed)
+        params["seed"],
+        "train",
+        smk.wildcards.cohort,
+        int(smk.wildcards.draw),
+        int(smk.wildcards.seed),
     )
     return U, y, cfg, seed, meta

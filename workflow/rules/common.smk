@@ -114,6 +114,13 @@ def get_final_outputs():
     return expand(["results/{cohort}/report.html", "results/{cohort}/run.json"], cohort=COHORTS)
 
 
+def cohort_config(cohort):
+    """The config as it concerns one cohort (other cohorts left out, so adding one reruns nothing)."""
+    resolved = {k: v for k, v in config.items() if k not in ("cohorts", "simulation")}
+    resolved["cohorts"] = {cohort: config["cohorts"][cohort]}
+    return resolved
+
+
 def training_params():
     """The subset of the config that the training scripts need, as plain data."""
     return {

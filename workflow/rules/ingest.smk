@@ -44,7 +44,7 @@ rule provenance:
         mem_mb=500,
         runtime=5,
     params:
-        config=lambda wc: config,
+        config=lambda wc: cohort_config(wc.cohort),
         cohort=lambda wc: wc.cohort,
         draws=DRAWS,
         seeds=SEEDS,

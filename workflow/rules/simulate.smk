@@ -102,7 +102,7 @@ if SIM is not None:
             design=SIM_CONSTRAINT,
             replicate=r"\d+",
         conda:
-            "../../envs/train.yaml"
+            "../../envs/simulation.yaml"
         threads: 1
         resources:
             mem_mb=lambda wc, input, attempt: int(max(2000, 10 * input.size_mb) * attempt),

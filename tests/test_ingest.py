@@ -238,7 +238,7 @@ def test_bad_inputs_leave_no_partial_outputs(tmp_path: Path) -> None:
     data.mkdir()
     cohorts, expected, hashes = {}, {}, {}
     for name, build, overrides, preprocess, fragments in CASES:
-        if preprocess:  # preprocess options are global in the config; covered by the unit test
+        if preprocess or name == "missing_file":  # global options / checked before any job runs
             continue
         path = build(data)
         cohorts[name] = _spec(path, overrides)
@@ -266,6 +266,14 @@ def test_bad_inputs_leave_no_partial_outputs(tmp_path: Path) -> None:
         assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, f"{path} was modified"
     # The terminal shows the message, not only the log.
     assert "knockoffnet error in rule ingest" in result.stderr
+
+
+def test_missing_file_stops_before_any_job(tmp_path: Path) -> None:
+    write_config(tmp_path, {"cohorts": {"gone": {"path": "nope.csv", "label": "outcome"}}})
+    result = snakemake(tmp_path)
+    assert result.returncode != 0
+    assert "cohorts.gone.path: nope.csv not found" in result.stderr + result.stdout
+    assert not (tmp_path / "results").exists()
 
 
 def test_formats_agree(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 # Input functions, wildcard constraints and target lists. Only Python; no rules here.
 import math
+import os
 import re
 
 from snakemake.exceptions import WorkflowError
@@ -50,6 +51,12 @@ def validate_semantics():
             "config key `cohorts` is empty: add at least one cohort (see config/README.md)"
         )
     for name, spec in config["cohorts"].items():
+        path = spec["path"]
+        if not path.startswith("results/") and not os.path.exists(path):
+            raise WorkflowError(
+                f"config key cohorts.{name}.path: {path} not found (relative paths are read from "
+                f"{os.getcwd()}); fix the path or run snakemake from the right directory"
+            )
         for key in ("features", "exclude"):
             values = spec.get(key) or []
             if len(set(values)) != len(values):

@@ -31,6 +31,7 @@ with rule_context(snakemake) as log:
     n_classes = max(2, len(meta["classes"]))
     with np.load(snakemake.input.z[0]) as run:
         Z = [run[f"Z{layer}"] for layer in range(len(hidden) + 1)]
+        magnitude = [np.abs(run[f"W{layer}"]) for layer in range(len(hidden) + 1)]
     selected = pd.read_csv(snakemake.input.selected, sep="\t")
     seed = derive_seed(snakemake.params.seed, "prune", snakemake.wildcards.cohort)
 
@@ -47,7 +48,15 @@ with rule_context(snakemake) as log:
             log.info("%s: empty selection, skipped", name)
             continue
         columns = np.flatnonzero(np.isin(features, names))
-        masks = remove_dead_neurons(prune_masks(restrict_inputs(Z, columns), opts["deletion_rate"]))
+        masks = remove_dead_neurons(
+            prune_masks(
+                restrict_inputs(Z, columns),
+                opts["deletion_rate"],
+                magnitude=restrict_inputs(magnitude, columns)
+                if opts["tie_break"] == "magnitude"
+                else None,
+            )
+        )
         table = structure_table(masks)
         table.insert(0, "filter", name)
         structures.append(table)

@@ -334,3 +334,21 @@ def test_export_validation(tmp_path):
         )
     with pytest.raises(InputError, match="must both exist"):
         pr.load_model(tmp_path / "absent")
+
+
+def test_tie_break_by_magnitude_deletes_exactly_the_fraction() -> None:
+    """Large tied groups of Z (grid values) would block the paper's rule; |θ| breaks the tie."""
+    from knockoffnet.pruning import prune_masks
+
+    Z = [np.array([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 5.0, 6.0]]), np.array([[1.0, 7.0]])]
+    mag = [np.array([[0.9, 0.1, 0.5, 0.2], [0.3, 0.8, 0.05, 0.4]]), np.array([[0.6, 0.7]])]
+    paper = prune_masks(Z, 0.3)  # 7 of 10 share Z = 1 > 30 %: the tied group cannot go
+    assert sum(int((~m).sum()) for m in paper) == 0
+    broken = prune_masks(Z, 0.3, magnitude=mag)
+    removed = np.concatenate([(~m).ravel() for m in broken])
+    assert removed.sum() == 3  # floor(0.3 * 10)
+    # the three smallest |θ| among the Z = 1 ties: 0.1, 0.2, 0.3 (not 0.05, whose Z is 5)
+    np.testing.assert_array_equal(
+        broken[0], np.array([[True, False, True, False], [False, True, True, True]])
+    )
+    assert broken[1].all()

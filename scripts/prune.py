@@ -110,6 +110,7 @@ with rule_context(snakemake) as log:
             save_npz(
                 snakemake.output.masks,
                 inputs=features[columns].astype(str),
+                filter=np.array(name),
                 **{f"mask{layer}": m for layer, m in enumerate(masks)},
             )
         log.info("%s: %d features, %s", name, len(columns), summary_counts(masks))

@@ -248,3 +248,26 @@ def test_network_placeholder_when_not_pruned(tmp_path):
     path = report.fig_network(res, tmp_path / "network.png")
     assert path.read_bytes()[:8] == PNG
     assert not any(Path(tmp_path / "pruning").glob("masks_*.npz"))
+
+
+def test_network_label_names_the_drawn_filter(tmp_path):
+    """When the recommended filter selected nothing, prune draws all features; the page says so."""
+    write_fake_results(tmp_path, task="binary", n_seeds=1, p=6)
+    res = report.load_results(tmp_path)
+    flt = res.recommended
+    mask_file = tmp_path / "pruning" / f"masks_{flt}.npz"
+    masks = [np.ones((4, 6), bool), np.ones((1, 4), bool)]
+    np.savez(
+        mask_file,
+        inputs=np.array([f"f{j}" for j in range(6)]),
+        filter=np.array("all features"),
+        mask0=masks[0],
+        mask1=masks[1],
+    )
+    assert report.masks_label(res, flt) == f"all features ({flt} selected none)"
+    figs = report.make_figures(tmp_path, tmp_path / "figures")
+    out = tmp_path / "r.html"
+    report.render_report(tmp_path, figs, out)
+    assert f"Reduce Weight network for all features ({flt} selected none)" in out.read_text(
+        encoding="utf-8"
+    )

@@ -717,6 +717,17 @@ def _load_masks(res: Results, flt: str) -> tuple[list[np.ndarray], list[str]] | 
     return (masks, inputs) if masks else None
 
 
+def masks_label(res: Results, flt: str) -> str:
+    """Whose network the mask file holds: the prune rule draws "all features" when `flt`
+    selected nothing, and records that under the key `filter`."""
+    f = res.root / "pruning" / f"masks_{flt}.npz"
+    if f.exists():
+        with np.load(f, allow_pickle=False) as z:
+            if "filter" in z.files and str(z["filter"]) != flt:
+                return f"{z['filter']} ({flt} selected none)"
+    return flt
+
+
 def alive_neurons(masks: list[np.ndarray]) -> list[np.ndarray]:
     """Per layer (inputs, hidden…, outputs): a neuron lives if a kept path runs through it.
 
@@ -843,7 +854,7 @@ def fig_network(res: Results, path: Path, flt: str | None = None) -> Path:
         ax.set_ylim(-1, height + 0.12 * height + 1.2)
         ax.axis("off")
         _network_legend(ax)
-        ax.set_title(f"Reduce Weight network for {flt}", fontsize=10)
+        ax.set_title(f"Reduce Weight network for {masks_label(res, flt)}", fontsize=10)
         return _save(fig, path)
 
 
@@ -1398,6 +1409,7 @@ def build_context(res: Results, figures: dict[str, Path], bench_dir: Path | None
         "provenance": _provenance(res, bench_dir),
         "img": {name: _img(figures.get(name)) for name in [*FIGURES, "fdr_power"]},
         "network_drawn": _load_masks(res, res.recommended) is not None,
+        "network_label": masks_label(res, res.recommended),
         "minus": MINUS,
     }
 

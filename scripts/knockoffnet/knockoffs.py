@@ -19,7 +19,7 @@ All randomness comes from the ``numpy.random.Generator`` passed in, so a seed fi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import linalg, stats
@@ -34,6 +34,8 @@ COVARIANCES = ("ledoit-wolf", "sample", "graphical-lasso")
 S_METHODS = ("equicorrelated", "sdp", "mvr")
 DEFAULT_S_METHOD = "mvr"
 DEFAULT_MAX_BLOCK = 1000
+# Above this mean |corr(x_j, x~_j)| the diagnostics warn that power will be low.
+LOW_POWER_PAIR_CORR = 0.9
 
 COLLINEAR_TOL = 1e-10  # |corr| above 1 - this: the pair carries one direction, not two.
 FEASIBILITY_MARGIN = 1e-6  # relative shrink that keeps 2Σ − diag(s) strictly PD.
@@ -580,8 +582,11 @@ def diagnostics(
     rng: np.random.Generator,
     max_rows: int = 1000,
     n_perm: int = 200,
+    names: Sequence[str] | None = None,
 ) -> dict[str, float | bool | str]:
     """One row of checks that the draw behaves like a knockoff.
+
+    ``names`` (feature names) make the plain-language message name columns as users know them.
 
     Second moments are compared with their targets (Σ, Σ, Σ − S). The swap test splits ≤
     max_rows random rows into two halves, exchanges a random half of the pairs (x_j, x~_j) in
@@ -630,13 +635,32 @@ def diagnostics(
         "max_skew_gap": float(skew_gap.max()),
         "max_kurt_gap": float(kurt_gap.max()),
     }
-    flag, message = _verdict(swap_p, skew_gap, kurt_gap, n)
+    label = (lambda j: repr(str(names[j]))) if names is not None else str
+    flag, message = _verdict(swap_p, skew_gap, kurt_gap, n, label)
     out["flag"] = flag
-    out["message"] = message
+    out["message"] = message + _power_note(out["mean_abs_pair_corr"], out["mean_s"])
     return out
 
 
-def _verdict(swap_p: float, skew_gap: np.ndarray, kurt_gap: np.ndarray, n: int) -> tuple[bool, str]:
+def _power_note(pair_corr: float, mean_s: float) -> str:
+    """Near-copy knockoffs are valid but leave the statistic little to tell apart (WDBC: 0.95)."""
+    if pair_corr <= LOW_POWER_PAIR_CORR:
+        return ""
+    return (
+        f" Low power expected: the knockoffs are near copies of the features (mean "
+        f"|corr(x_j, x~_j)| = {pair_corr:.2f}, mean s = {mean_s:.3f}) because some features are "
+        "almost linear combinations of others, so a network can hardly tell a feature from its "
+        "knockoff. Dropping or averaging near-duplicate features before ingest raises power."
+    )
+
+
+def _verdict(
+    swap_p: float,
+    skew_gap: np.ndarray,
+    kurt_gap: np.ndarray,
+    n: int,
+    label: Callable[[int], str] = str,
+) -> tuple[bool, str]:
     """Plain-language flag. Moment thresholds are the practical ones (SKEW_GAP, KURT_GAP) but
     never below 4 standard errors of the gap for Gaussian data (√(12/n), √(48/n)), so small
     samples do not raise the flag by noise alone."""
@@ -650,13 +674,13 @@ def _verdict(swap_p: float, skew_gap: np.ndarray, kurt_gap: np.ndarray, n: int) 
     j = int(np.argmax(skew_gap))
     if skew_gap[j] > skew_thr:
         reasons.append(
-            f"column {j} is skewed unlike its knockoff (skewness gap {skew_gap[j]:.2f} > "
+            f"column {label(j)} is skewed unlike its knockoff (skewness gap {skew_gap[j]:.2f} > "
             f"{skew_thr:.2f}; {int(np.count_nonzero(skew_gap > skew_thr))} column(s) affected)"
         )
     j = int(np.argmax(kurt_gap))
     if kurt_gap[j] > kurt_thr:
         reasons.append(
-            f"column {j} has tails unlike its knockoff (excess-kurtosis gap {kurt_gap[j]:.2f} > "
+            f"column {label(j)} has tails unlike its knockoff (excess-kurtosis gap {kurt_gap[j]:.2f} > "
             f"{kurt_thr:.2f}; {int(np.count_nonzero(kurt_gap > kurt_thr))} column(s) affected)"
         )
     if not reasons:
@@ -683,6 +707,7 @@ def make_knockoffs(
     s_method: str = DEFAULT_S_METHOD,
     max_block: int = DEFAULT_MAX_BLOCK,
     seed: int = 0,
+    names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float | bool | str]]:
     """One knockoff draw: (X~ as float32 (n, p), s float64 (p,), diagnostics).
 
@@ -704,7 +729,7 @@ def make_knockoffs(
     else:
         Xk, s = _fixed_x(X, s_method, rng, max_block)
         Sigma = to_correlation(np.cov(X, rowvar=False).reshape(X.shape[1], X.shape[1]))
-    diag = diagnostics(X, Xk, Sigma, s, rng)
+    diag = diagnostics(X, Xk, Sigma, s, rng, names=names)
     info: dict[str, float | bool | str] = {
         "method": method,
         "covariance": covariance if method == "model-x" else "gram",

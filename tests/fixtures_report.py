@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from knockoffnet.pruning import STRUCTURE_COLUMNS
+
 WDBC_NAMES = [
     f"{base}_{kind}"
     for kind in ("mean", "se", "worst")
@@ -385,16 +387,7 @@ def _write_pruning(results_dir, selections, p, task, k, rng) -> None:
     prows += _prediction_rows("all features", p, rng)
     pd.DataFrame(
         srows,
-        columns=[
-            "filter",
-            "layer",
-            "neuron",
-            "incoming_kept",
-            "incoming_removed",
-            "outgoing_kept",
-            "outgoing_removed",
-            "neuron_removed",
-        ],
+        columns=["filter", *STRUCTURE_COLUMNS],
     ).to_csv(results_dir / "pruning" / "structure.tsv", sep="\t", index=False)
     pd.DataFrame(
         sumrows,

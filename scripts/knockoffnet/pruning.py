@@ -39,6 +39,16 @@ MODES = ("general", "dropout", "reduce_weight")
 METHOD_LABELS = {"general": "General", "dropout": "Dropout", "reduce_weight": "Reduce Weight"}
 TASKS = ("binary", "multiclass", "regression")
 ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "sigmoid")
+# Columns of the structure table (paper Table 10); the report reads them by name.
+STRUCTURE_COLUMNS = (
+    "layer",
+    "neuron",
+    "incoming_kept",
+    "incoming_removed",
+    "outgoing_kept",
+    "outgoing_removed",
+    "neuron_removed",
+)
 METRICS = ("accuracy", "auc", "f1", "rmse", "r2", "seconds")
 FORMAT = "knockoffnet-mlp"
 FORMAT_VERSION = 1
@@ -259,15 +269,7 @@ def structure_table(masks: list[np.ndarray]) -> pd.DataFrame:
     """
     m = _check_masks(masks)
     final = _fixed_point(m)
-    columns = [
-        "layer",
-        "neuron",
-        "incoming_kept",
-        "incoming_removed",
-        "outgoing_kept",
-        "outgoing_removed",
-        "neuron_removed",
-    ]
+    columns = list(STRUCTURE_COLUMNS)
     parts = [
         pd.DataFrame(
             {

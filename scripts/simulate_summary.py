@@ -2,14 +2,15 @@
 `simulate_summary`)."""
 
 import re
+from pathlib import Path
 
 import pandas as pd
 
+from knockoffnet.report import fig_fdr_power
 from knockoffnet.runtime import rule_context
 from knockoffnet.simulation import (
     REPLICATE_COLUMNS,
     fdr_check,
-    plot_fdr_power,
     plot_power_minus_fdr,
     study_markdown,
     summarise,
@@ -42,7 +43,7 @@ with rule_context(snakemake) as log:
     )
     with open(snakemake.output.markdown, "w") as fh:
         fh.write(markdown)
-    plot_fdr_power(summary, snakemake.output.fdr_power)
+    fig_fdr_power(summary, Path(snakemake.output.fdr_power))
     plot_power_minus_fdr(summary, snakemake.output.power_minus_fdr)
     failed = check[~check["holds"]]
     log.info(

@@ -82,20 +82,40 @@ def write_fake_results(
     _write_benchmarks(results_dir / "benchmarks", runs)
 
 
-def write_fake_simulation(path: Path) -> Path:
-    """A simulation summary CSV (design, filter, q, fdp/power mean and se) for `fdr_power.png`."""
+def write_fake_simulation(root: Path, features: list[str]) -> tuple[Path, list[Path]]:
+    """A simulated cohort's truth JSON and 3 replicates' score CSVs (replicate 0 is this
+    cohort) in the formats of rule `simulate_score`; the first 4 features are relevant."""
     rng = np.random.default_rng(3)
-    rows = []
-    for design in ("normal, n=1000, p=100", "chi2(4), n=1000, p=100"):
-        for k, flt in enumerate(("OL", "ML", "VWA-OL", "VWA-ML", "VWA-OML", "ebh")):
-            for q in (0.05, 0.1, 0.2, 0.3, 0.4):
-                fdp = min(1.0, q * (0.5 + 0.2 * k) + rng.normal(0, 0.01))
-                power = min(1.0, 0.4 + q + 0.05 * k + rng.normal(0, 0.02))
-                rows.append([design, flt, q, max(fdp, 0.0), 0.02, power, 0.03])
-    cols = ["design", "filter", "q", "fdp_mean", "fdp_se", "power_mean", "power_se"]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=cols).to_csv(path, index=False)
-    return Path(path)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    truth = {
+        "design": "fake-design",
+        "replicate": 0,
+        "generator": "teacher",
+        "params": {"p": len(features), "s": 4, "distribution": "normal", "classes": 2},
+        "n": 569,
+        "p": len(features),
+        "seed": 1,
+        "relevant": features[:4],
+    }
+    truth_path = root / "rep0_truth.json"
+    truth_path.write_text(json.dumps(truth))
+    paths = []
+    filters = ("OL", "ML", "VWA-OL", "VWA-ML", "VWA-OML", "ebh", "peer-rf")
+    for rep in range(3):
+        rows = []
+        for k, flt in enumerate(filters):
+            for q in (0.05, 0.1, Q, 0.5):
+                n_sel = int(rng.integers(0, 8))
+                false = int(rng.integers(0, n_sel + 1))
+                power = (n_sel - false) / 4 if n_sel - false <= 4 else 1.0
+                fdp = false / max(1, n_sel)
+                rows.append(["fake-design", rep, flt, q, n_sel, fdp, power + 0 * k])
+        cols = ["design", "replicate", "filter", "q", "n_selected", "fdp", "power"]
+        path = root / f"rep{rep}.csv"
+        pd.DataFrame(rows, columns=cols).to_csv(path, index=False)
+        paths.append(path)
+    return truth_path, paths
 
 
 def _feature_names(p: int) -> list[str]:

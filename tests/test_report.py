@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from knockoffnet import report
+from knockoffnet.simulation import fdp_power, summarise
 
 from fixtures_report import write_fake_results, write_fake_simulation
 
@@ -95,15 +96,26 @@ def page(request, tmp_path_factory) -> SimpleNamespace:
     root = tmp_path_factory.mktemp(request.param)
     results = root / "results" / "fake"
     write_fake_results(results, **CASES[request.param])
-    sim = write_fake_simulation(root / "sim.csv") if request.param == "binary" else None
-    figs = report.make_figures(results, root / "figures", simulation=sim)
+    figs = report.make_figures(results, root / "figures")
+    truth, scores = None, []
+    if request.param == "binary":  # the binary case is a simulated cohort
+        features = json.loads((results / "data" / "meta.json").read_text())["features"]
+        truth, scores = write_fake_simulation(root / "simulation", features)
+        table = pd.concat(map(pd.read_csv, scores), ignore_index=True)
+        figs["fdr_power"] = report.fig_fdr_power(
+            summarise(table), root / "figures" / "fdr_power.png", table[table["replicate"] == 0]
+        )
     out = results / "report.html"
-    report.render_report(results, figs, out, benchmarks_dir=results / "benchmarks")
+    report.render_report(
+        results, figs, out, benchmarks_dir=results / "benchmarks", truth=truth, scores=scores
+    )
     html = out.read_text(encoding="utf-8")
     parser = PageParser()
     parser.feed(html)
     parser.close()
     return SimpleNamespace(
+        truth=truth,
+        scores=scores,
         case=request.param,
         results=results,
         figs=figs,
@@ -179,6 +191,34 @@ def test_empty_selection_explains_infinite_threshold(page):
     assert "T = ∞" in page.text
     assert "Not run: Reduce Weight" in page.text
     assert "Warning, knockoff draw 1" in page.text
+
+
+def test_simulated_cohort_is_scored_against_its_truth(page):
+    if page.truth is None:
+        assert "truth-table" not in page.parser.tables
+        assert "Against the known truth" not in page.html
+        return
+    relevant = json.loads(page.truth.read_text())["relevant"]
+    selected = pd.read_csv(page.results / "selected.tsv", sep="\t")
+    scores = pd.concat(map(pd.read_csv, page.scores), ignore_index=True)
+    at_q = scores[np.isclose(scores["q"], report.load_results(page.results).q)]
+    design = summarise(at_q).set_index("filter")
+    rows = {row[0].replace("recommended", ""): row for row in page.parser.tables["truth-table"][2:]}
+    assert set(rows) == {*report.FILTERS, "peer-rf"}
+    for flt in report.FILTERS:
+        sel = selected.loc[selected["filter"] == flt, "feature"].tolist()
+        n_sel, fdp, power = fdp_power(sel, relevant)
+        false = [f for f in sel if f not in relevant]
+        want = [str(n_sel), str(n_sel - len(false)), str(len(false))]
+        want += [report.fmt_num(fdp), report.fmt_num(power)]
+        want += [report.fmt_pm(design.loc[flt, "fdp_mean"], design.loc[flt, "fdp_se"])]
+        assert rows[flt][1:7] == want, flt
+        assert rows[flt][8] == (", ".join(false) or "none")
+    peer = at_q[(at_q["replicate"] == 0) & (at_q["filter"] == "peer-rf")].iloc[0]
+    assert rows["peer-rf"][1] == str(peer["n_selected"])
+    assert rows["peer-rf"][4] == report.fmt_num(peer["fdp"])
+    assert any(f"{relevant[0]}, {relevant[1]}" in t for t in [page.text])
+    assert page.html.count('id="fig-fdr_power"') == 1
 
 
 def test_pruning_and_class_labels(page):

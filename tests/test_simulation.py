@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import inspect
 import json
 import logging
 import math
+import re
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ import yaml
 from jsonschema import Draft7Validator
 
 from knockoffnet.errors import InputError
+from knockoffnet.report import fmt_num
 from knockoffnet.selection import FILTERS
 from knockoffnet.simulation import (
     GENERATORS,
@@ -366,8 +370,42 @@ def test_end_to_end_ci_study(tmp_path: Path) -> None:
     assert truth["relevant"] == [f"x{j}" for j in range(1, 6)]
     # the simulated cohorts ran the user pipeline, selection tables included
     assert (tmp_path / "results" / "sim_normal_0" / "selected.tsv").exists()
+    # `reports: 1` (default): replicate 0 of each design gets the full report, scored against
+    # its truth and with its design's FDR/power figure embedded; replicate 1 gets none
+    for design in designs:
+        _check_simulated_report(tmp_path / "results" / f"sim_{design}_0", out, design)
+        assert not (tmp_path / "results" / f"sim_{design}_1" / "report.html").exists()
+    # Snakemake's own report of the study carries the per-cohort FDR/power figures too
+    args = ("simulate", "--configfile", str(REPO / "config" / "simulation_ci.yaml"))
+    native = snakemake(tmp_path, *args, "--report", "report.zip")
+    assert native.returncode == 0, native.stderr[-3000:]
+    with zipfile.ZipFile(tmp_path / "report.zip") as bundle:
+        names = bundle.namelist()
+    # the study's fdr_power.png and one per reported replicate (report 0 of each design)
+    assert sum(n.endswith("/fdr_power.png") for n in names) == 1 + len(designs), names
     try:
         import knockpy  # noqa: F401
     except ImportError:
         log = (tmp_path / "logs" / "simulation" / "scores" / "normal" / "rep0.log").read_text()
         assert "knockpy is not importable" in log
+
+
+def _check_simulated_report(results: Path, study: Path, design: str) -> None:
+    """The report's truth table agrees with selected.tsv and the truth; the figure is inline."""
+    html = (results / "report.html").read_text()
+    assert "Against the known truth (simulated cohort)" in html
+    png = (results / "figures" / "fdr_power.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 'id="fig-fdr_power"' in html and base64.b64encode(png[:300]).decode()[:200] in html
+    truth = json.loads((study / "cohorts" / design / "rep0_truth.json").read_text())
+    selected = pd.read_csv(results / "selected.tsv", sep="\t")
+    body = html[html.index('id="truth-table"') :]
+    body = body[: body.index("</table>")].replace('<span class="pill">recommended</span>', "")
+    rows = [re.sub(r"<[^>]+>", "|", tr).split("|") for tr in body.split("<tr")[3:]]
+    cells = {r[1]: [c for c in r[2:] if c.strip()] for r in rows}
+    for flt in FILTERS:
+        sel = selected.loc[selected["filter"] == flt, "feature"].astype(str)
+        n_sel, fdp, power = fdp_power(sel, truth["relevant"])
+        assert cells[flt][0] == str(n_sel), (design, flt)
+        assert cells[flt][3] == fmt_num(fdp), (design, flt, cells[flt])
+        assert cells[flt][4] == fmt_num(power), (design, flt, cells[flt])

@@ -858,49 +858,57 @@ def fig_network(res: Results, path: Path, flt: str | None = None) -> Path:
         return _save(fig, path)
 
 
-def fig_fdr_power(simulation: Path, path: Path) -> Path:
-    """Empirical FDR and power against q per design: FDR curves should stay under y = q."""
-    sim = pd.read_csv(simulation)
-    designs = list(dict.fromkeys(sim["design"].astype(str)))
-    order = [f for f in FILTERS if f in set(sim["filter"])] + sorted(
-        set(sim["filter"]) - set(FILTERS)
-    )
+def fig_fdr_power(summary: pd.DataFrame, path: Path, replicate: pd.DataFrame | None = None) -> Path:
+    """Empirical FDR (top) and power (bottom) against q, one column per design, one line per
+    filter (the paper's Figures 2-3): FDR curves should stay under y = q. Peers are dashed.
+
+    `summary` has the columns of simulation.SUMMARY_COLUMNS; `replicate` (rows of one
+    replicate: design, filter, q, fdp, power) marks that replicate's own values, so a
+    simulated cohort's report shows where its run sits among the design's replicates.
+    """
+    designs = list(dict.fromkeys(summary["design"].astype(str)))
+    present = set(summary["filter"])
+    order = [f for f in FILTERS if f in present] + sorted(present - set(FILTERS))
     colors = dict(zip(order, sns.color_palette("colorblind", len(order)), strict=True))
     with matplotlib.rc_context(STYLE):
-        fig = _figure((3.2 * len(designs) + 1.6, 6.0))
+        fig = _figure((3.2 * len(designs) + 1.9, 6.0))
         axes = fig.subplots(2, len(designs), squeeze=False, sharex=True, sharey="row")
         for c, design in enumerate(designs):
-            part = sim[sim["design"].astype(str) == design]
+            part = summary[summary["design"].astype(str) == design]
+            mine = None
+            if replicate is not None:
+                mine = replicate[replicate["design"].astype(str) == design]
             for flt in order:
                 d = part[part["filter"] == flt].sort_values("q")
-                for r, (m, se) in enumerate((("fdp_mean", "fdp_se"), ("power_mean", "power_se"))):
+                ls = "-" if flt in FILTERS else "--"
+                for r, col in enumerate(("fdp", "power")):
                     axes[r, c].errorbar(
-                        d["q"],
-                        d[m],
-                        yerr=d[se],
-                        color=colors[flt],
-                        marker="o",
-                        ms=3.5,
-                        lw=1.2,
-                        capsize=2,
-                        label=flt,
-                    )
+                        d["q"], d[f"{col}_mean"], yerr=d[f"{col}_se"], color=colors[flt],
+                        marker="o", ms=3.5, lw=1.2, ls=ls, capsize=2, label=flt,
+                    )  # fmt: skip
+                    if mine is not None and not mine.empty:
+                        m = mine[mine["filter"] == flt].sort_values("q")
+                        axes[r, c].plot(
+                            m["q"], m[col], ls="none", marker="x", ms=5, mew=1.1,
+                            color=colors[flt],
+                        )  # fmt: skip
             qs = np.linspace(0, part["q"].max(), 2)
-            axes[0, c].plot(qs, qs, color="#333333", ls="--", lw=0.9, label="y = q")
+            axes[0, c].plot(qs, qs, color="#333333", ls=":", lw=1.0, label="y = q")
             axes[0, c].set_title(design, fontsize=9.5)
             axes[1, c].set_xlabel("target FDR q")
         axes[0, 0].set_ylabel("empirical FDR (mean ± se)")
         axes[1, 0].set_ylabel("power (mean ± se)")
         for ax in axes.ravel():
-            ax.set_ylim(0, 1.02)
+            ax.set_ylim(-0.02, 1.02)
         h, lab = axes[0, 0].get_legend_handles_labels()
+        if replicate is not None and not replicate.empty:
+            h.append(Line2D([], [], ls="none", marker="x", color="#333333"))
+            lab.append("this replicate")
         fig.legend(h, lab, loc="outside right center", frameon=False, fontsize=8)
         return _save(fig, path)
 
 
-def make_figures(
-    results_dir: Path, out_dir: Path, simulation: Path | None = None
-) -> dict[str, Path]:
+def make_figures(results_dir: Path, out_dir: Path) -> dict[str, Path]:
     """Write every report PNG into out_dir; missing inputs give a labelled placeholder PNG."""
     res = load_results(Path(results_dir))
     out = Path(out_dir)
@@ -913,10 +921,7 @@ def make_figures(
         "effects": fig_effects,
         "network": fig_network,
     }
-    figs = {name: make(res, out / f"{name}.png") for name, make in makers.items()}
-    if simulation is not None:
-        figs["fdr_power"] = fig_fdr_power(Path(simulation), out / "fdr_power.png")
-    return figs
+    return {name: make(res, out / f"{name}.png") for name, make in makers.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1176,6 +1181,70 @@ def _summary_sentences(res: Results) -> list[dict[str, str]]:
     return [_feature_row(res, res.recommended, r) for _, r in rows.iterrows()]
 
 
+def _params_text(params: dict) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in (params or {}).items())
+
+
+def simulation_context(res: Results, truth: dict, scores: pd.DataFrame) -> dict[str, Any]:
+    """'Against the known truth' for a simulated cohort: this replicate's selections at the
+    report's q scored against the relevant features, beside the design's mean ± se over its
+    replicates (`scores`: every replicate's rows of simulation.REPLICATE_COLUMNS).
+
+    The pipeline filters are scored from this report's own selected.tsv, so the false
+    discoveries can be named; the peers (scored only by the study) come from `scores`.
+    """
+    from knockoffnet.simulation import fdp_power, summarise
+
+    relevant = [str(f) for f in truth.get("relevant") or []]
+    replicate = int(truth["replicate"])
+    at_q = scores[np.isclose(scores["q"].astype(float), res.q)]
+    mine = at_q[at_q["replicate"] == replicate].set_index("filter")
+    design = summarise(at_q).set_index("filter")
+    extra = sorted(set(scores["filter"]) - set(FILTERS))
+    rows = []
+    for flt in [*FILTERS, *extra]:
+        if flt in FILTERS:
+            sel = res.selected_by(flt)
+            n_sel, fdp, power = fdp_power(sel, relevant)
+            false = [f for f in sel if f not in set(relevant)]
+        elif flt in mine.index:
+            r = mine.loc[flt]
+            n_sel, fdp, power, false = int(r["n_selected"]), r["fdp"], r["power"], None
+        else:
+            continue
+        n_false = len(false) if false is not None else round(float(fdp) * n_sel)
+        d = design.loc[flt] if flt in design.index else None
+        rows.append(
+            {
+                "filter": flt,
+                "peer": flt not in FILTERS,
+                "recommended": flt == res.recommended,
+                "selected": fmt_int(n_sel),
+                "true": fmt_int(n_sel - n_false),
+                "false": fmt_int(n_false),
+                "fdp": fmt_num(fdp),
+                "power": fmt_num(power),
+                "design_fdr": DASH if d is None else fmt_pm(d["fdp_mean"], d["fdp_se"]),
+                "design_power": DASH if d is None else fmt_pm(d["power_mean"], d["power_se"]),
+                "false_names": DASH if false is None else (", ".join(false) or "none"),
+            }
+        )
+    return {
+        "design": str(truth.get("design", DASH)),
+        "replicate": replicate,
+        "generator": str(truth.get("generator", DASH)),
+        "n": fmt_int(truth.get("n")),
+        "params": _params_text(truth.get("params") or {}),
+        "relevant": ", ".join(relevant),
+        "n_relevant": len(relevant),
+        "p": fmt_int(truth.get("p", len(res.features))),
+        "replicates": int(scores["replicate"].nunique()),
+        "on_grid": not at_q.empty,
+        "grid": ", ".join(f"{q:g}" for q in sorted(scores["q"].astype(float).unique())),
+        "rows": rows,
+    }
+
+
 def _diagnostics(res: Results) -> dict[str, Any]:
     d = res.diagnostics
     cols = [
@@ -1375,8 +1444,14 @@ def _img(path: Path | None) -> dict[str, Any] | None:
     }
 
 
-def build_context(res: Results, figures: dict[str, Path], bench_dir: Path | None) -> dict[str, Any]:
-    """All values the template shows, already formatted (the template only lays them out)."""
+def build_context(
+    res: Results,
+    figures: dict[str, Path],
+    bench_dir: Path | None,
+    simulation: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """All values the template shows, already formatted (the template only lays them out);
+    `simulation` is simulation_context()'s result for a simulated cohort, else None."""
     meta = res.meta
     cls = res.classes
     return {
@@ -1410,6 +1485,7 @@ def build_context(res: Results, figures: dict[str, Path], bench_dir: Path | None
         "img": {name: _img(figures.get(name)) for name in [*FIGURES, "fdr_power"]},
         "network_drawn": _load_masks(res, res.recommended) is not None,
         "network_label": masks_label(res, res.recommended),
+        "simulation": simulation,
         "minus": MINUS,
     }
 
@@ -1423,12 +1499,29 @@ def _template() -> jinja2.Template:
 
 
 def render_report(
-    results_dir: Path, figures: dict[str, Path], out_html: Path, benchmarks_dir: Path | None = None
+    results_dir: Path,
+    figures: dict[str, Path],
+    out_html: Path,
+    benchmarks_dir: Path | None = None,
+    truth: Path | None = None,
+    scores: list[Path] | None = None,
 ) -> None:
-    """Render results/{cohort}/report.html; benchmarks default to results_dir/benchmarks."""
+    """Render results/{cohort}/report.html; benchmarks default to results_dir/benchmarks.
+
+    A simulated cohort passes its truth JSON and the score CSVs of every replicate of its
+    design, which add the 'against the known truth' table.
+    """
     res = load_results(Path(results_dir))
     bench = Path(benchmarks_dir) if benchmarks_dir is not None else res.root / "benchmarks"
-    html = _template().render(**build_context(res, {k: Path(v) for k, v in figures.items()}, bench))
+    simulation = None
+    if truth is not None:
+        frames = [pd.read_csv(f) for f in scores or []]
+        if not frames:
+            raise ValueError(f"truth {truth} given without the design's score files")
+        table = pd.concat(frames, ignore_index=True)
+        simulation = simulation_context(res, json.loads(Path(truth).read_text()), table)
+    figs = {k: Path(v) for k, v in figures.items()}
+    html = _template().render(**build_context(res, figs, bench, simulation))
     out = Path(out_html)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")

@@ -639,44 +639,6 @@ def study_markdown(
 # --------------------------------------------------------------------------- plots
 
 
-def plot_fdr_power(summary: pd.DataFrame, path: str | Path) -> None:
-    """FDR (top) and power (bottom) against q, one column per design, one line per filter;
-    FDR curves should stay under the dashed y = q."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    designs = list(dict.fromkeys(summary["design"]))
-    filters = list(dict.fromkeys(summary["filter"]))
-    colors = dict(zip(filters, plt.get_cmap("tab10").colors, strict=False))
-    fig, axes = plt.subplots(
-        2, len(designs), figsize=(3.0 * len(designs) + 1.8, 5.6), squeeze=False, sharex=True
-    )
-    for c, design in enumerate(designs):
-        part = summary[summary["design"] == design]
-        for flt in filters:
-            d = part[part["filter"] == flt].sort_values("q")
-            for r, col in enumerate(("fdp", "power")):
-                axes[r, c].errorbar(
-                    d["q"], d[f"{col}_mean"], yerr=d[f"{col}_se"], color=colors.get(flt),
-                    marker="o", ms=3, lw=1.1, capsize=2, label=flt,
-                )  # fmt: skip
-        top = float(part["q"].max())
-        axes[0, c].plot([0, top], [0, top], "k--", lw=0.8, label="y = q")
-        axes[0, c].set_title(design, fontsize=9)
-        axes[1, c].set_xlabel("target FDR q")
-        for ax in axes[:, c]:
-            ax.set_ylim(-0.02, 1.02)
-    axes[0, 0].set_ylabel("empirical FDR (mean ± se)")
-    axes[1, 0].set_ylabel("power (mean ± se)")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", frameon=False, fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1 - 1.6 / fig.get_figwidth(), 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def plot_power_minus_fdr(summary: pd.DataFrame, path: str | Path) -> None:
     """Power − FDR against q per design and filter: the paper's Figures 2-3 read the best q off
     the maximum of this curve. Designs without a truth (global null) are left out."""

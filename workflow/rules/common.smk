@@ -114,7 +114,23 @@ def get_diagnostics(wildcards):
 
 
 def get_figures(wildcards):
-    return expand("results/{cohort}/figures/{name}.png", cohort=wildcards.cohort, name=FIGURES)
+    names = FIGURES + (["fdr_power"] if wildcards.cohort in SIM_COHORTS else [])
+    return expand("results/{cohort}/figures/{name}.png", cohort=wildcards.cohort, name=names)
+
+
+def get_simulation_truth(wildcards):
+    """A simulated cohort's report also reads its truth and its design's replicate scores."""
+    if wildcards.cohort not in SIM_COHORTS:
+        return {}
+    design, replicate = SIM_COHORTS[wildcards.cohort]
+    return {
+        "truth": f"results/simulation/cohorts/{design}/rep{replicate}_truth.json",
+        "scores": expand(
+            "results/simulation/scores/{design}/rep{r}.csv",
+            design=design,
+            r=range(SIM_REPLICATES[design]),
+        ),
+    }
 
 
 def get_final_outputs():

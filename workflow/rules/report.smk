@@ -34,6 +34,7 @@ rule figures:
 rule report:
     """One self-contained HTML report per cohort."""
     input:
+        unpack(get_simulation_truth),
         figures=get_figures,
         selected="results/{cohort}/selected.tsv",
         features="results/{cohort}/features.tsv",

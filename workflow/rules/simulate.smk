@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 
 SIM = config.get("simulation")
 SIM_RUNS = []
+SIM_COHORTS = {}  # simulated cohort name -> (design, replicate); read by common.smk
 
 if SIM is not None:
 
@@ -22,11 +23,9 @@ if SIM is not None:
             "config key cohorts.simulation: the name is reserved for results/simulation/; "
             "rename that cohort"
         )
-    SIM_RUNS = [
-        (d, r)
-        for d in SIM_DESIGNS
-        for r in range(SIM["designs"][d]["replicates"] or SIM["replicates"])
-    ]
+    SIM_REPLICATES = {d: SIM["designs"][d]["replicates"] or SIM["replicates"] for d in SIM_DESIGNS}
+    SIM_RUNS = [(d, r) for d in SIM_DESIGNS for r in range(SIM_REPLICATES[d])]
+    SIM_COHORTS = {f"sim_{d}_{r}": (d, r) for d, r in SIM_RUNS}
     for design, replicate in SIM_RUNS:
         if f"sim_{design}_{replicate}" in config["cohorts"]:
             raise WorkflowError(
@@ -48,6 +47,12 @@ if SIM is not None:
     SIM_SEEDS = range(config["training"]["seeds"])
     SIM_CONSTRAINT = "|".join(re.escape(d) for d in SIM_DESIGNS)
     SIM_SCORES = [f"results/simulation/scores/{d}/rep{r}.csv" for d, r in SIM_RUNS]
+    # The first `simulation.reports` replicates of each design get the full per-cohort report.
+    SIM_REPORTS = [
+        f"results/sim_{d}_{r}/report.html"
+        for d in SIM_DESIGNS
+        for r in range(min(SIM["reports"], SIM_REPLICATES[d]))
+    ]
     SIM_DIAGNOSTICS = [
         f"results/sim_{d}_{r}/knockoffs/draw{k}_diagnostics.tsv"
         for d, r in SIM_RUNS
@@ -116,6 +121,37 @@ if SIM is not None:
         script:
             "../../scripts/simulate_score.py"
 
+    rule simulation_figure:
+        """A simulated cohort's FDR and power against q: its design over all replicates."""
+        input:
+            scores=lambda wc: expand(
+                "results/simulation/scores/{design}/rep{replicate}.csv",
+                design=wc.design,
+                replicate=range(SIM_REPLICATES[wc.design]),
+            ),
+        output:
+            report(
+                "results/sim_{design}_{replicate}/figures/fdr_power.png",
+                caption="../report/fdr_power.rst",
+                category="Figures",
+                labels={"cohort": "sim_{design}_{replicate}", "figure": "fdr_power"},
+            ),
+        log:
+            "logs/sim_{design}_{replicate}/simulation_figure.log",
+        benchmark:
+            "results/sim_{design}_{replicate}/benchmarks/simulation_figure.tsv"
+        wildcard_constraints:
+            design=SIM_CONSTRAINT,
+            replicate=r"\d+",
+        conda:
+            "../../envs/report.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        script:
+            "../../scripts/simulation_figure.py"
+
     rule simulate_summary:
         """Tidy replicate table, mean ± se per design/filter/q, acceptance check, plots."""
         input:
@@ -156,3 +192,4 @@ if SIM is not None:
             "results/simulation/summary.md",
             "results/simulation/fdr_power.png",
             "results/simulation/power_minus_fdr.png",
+            SIM_REPORTS,

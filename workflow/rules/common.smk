@@ -125,12 +125,17 @@ def get_simulation_truth(wildcards):
     design, replicate = SIM_COHORTS[wildcards.cohort]
     return {
         "truth": f"results/simulation/cohorts/{design}/rep{replicate}_truth.json",
-        "scores": expand(
-            "results/simulation/scores/{design}/rep{r}.csv",
-            design=design,
-            r=range(SIM_REPLICATES[design]),
-        ),
+        "scores": design_scores(design),
     }
+
+
+def design_scores(design):
+    """The score CSV of every replicate of a simulation design."""
+    return [f"results/simulation/scores/{design}/rep{r}.csv" for r in range(SIM_REPLICATES[design])]
+
+
+def get_design_scores(wildcards):
+    return design_scores(wildcards.design)
 
 
 def get_final_outputs():

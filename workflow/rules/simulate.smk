@@ -124,11 +124,7 @@ if SIM is not None:
     rule simulation_figure:
         """A simulated cohort's FDR and power against q: its design over all replicates."""
         input:
-            scores=lambda wc: expand(
-                "results/simulation/scores/{design}/rep{replicate}.csv",
-                design=wc.design,
-                replicate=range(SIM_REPLICATES[wc.design]),
-            ),
+            scores=lambda wc: get_design_scores(wc),  # defined in common.smk, included later
         output:
             report(
                 "results/sim_{design}_{replicate}/figures/fdr_power.png",

@@ -27,6 +27,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from knockoffnet.simulation import fdp_power, summarise
+
 matplotlib.use("Agg")
 
 FILTERS = ["OL", "ML", "VWA-OL", "VWA-ML", "VWA-OML", "ebh"]
@@ -1182,7 +1184,7 @@ def _summary_sentences(res: Results) -> list[dict[str, str]]:
 
 
 def _params_text(params: dict) -> str:
-    return ", ".join(f"{k} = {v}" for k, v in (params or {}).items())
+    return ", ".join(f"{k} = {v}" for k, v in params.items())
 
 
 def simulation_context(res: Results, truth: dict, scores: pd.DataFrame) -> dict[str, Any]:
@@ -1193,8 +1195,6 @@ def simulation_context(res: Results, truth: dict, scores: pd.DataFrame) -> dict[
     The pipeline filters are scored from this report's own selected.tsv, so the false
     discoveries can be named; the peers (scored only by the study) come from `scores`.
     """
-    from knockoffnet.simulation import fdp_power, summarise
-
     relevant = [str(f) for f in truth.get("relevant") or []]
     replicate = int(truth["replicate"])
     at_q = scores[np.isclose(scores["q"].astype(float), res.q)]

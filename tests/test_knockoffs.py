@@ -305,6 +305,21 @@ def test_diagnostics_flag_skewed_features(shape: float) -> None:
     assert diag["max_skew_gap"] > 1.0
 
 
+def test_diagnostics_advice_fits_the_failed_check() -> None:
+    """A swap-test failure with matching margins must not get the skewness advice."""
+    n, calm = 1000, np.zeros(4)
+    flag, msg = kn._verdict(0.001, calm, calm, n)
+    assert flag and "swap test p = 0.001" in msg
+    assert "depend on each other" in msg and "draws > 1" in msg and "Yeo-Johnson" not in msg
+    skewed = np.array([0.0, 2.5, 0.0, 0.0])
+    flag, msg = kn._verdict(0.5, skewed, calm, n, label=lambda j: f"x{j + 1}")
+    assert flag and "column x2 is skewed" in msg and "Yeo-Johnson" in msg
+    assert "depend on each other" not in msg
+    flag, msg = kn._verdict(0.001, skewed, calm, n)
+    assert flag and "swap test" in msg and "Yeo-Johnson" in msg
+    assert kn._verdict(0.5, calm, calm, n)[0] is False
+
+
 def test_mmd_detects_shift_and_not_identity() -> None:
     rng = np.random.default_rng(0)
     A, B = rng.standard_normal((200, 4)), rng.standard_normal((200, 4))

@@ -688,12 +688,26 @@ def _verdict(
             f"No evidence against exchangeability (swap test p = {swap_p:.3g}, largest skewness "
             f"gap {skew_gap.max():.2f}, largest kurtosis gap {kurt_gap.max():.2f})."
         )
+    # The advice follows the evidence: a moment gap points at the margins (transform them),
+    # a failed swap test with matching margins at the dependence, or at chance (level 0.01).
+    if len(reasons) > 1 or reasons[0].startswith("column"):
+        advice = (
+            "transform skewed or heavy-tailed features (log, Yeo-Johnson) before ingest or "
+            "read the selection as exploratory."
+        )
+    else:
+        advice = (
+            "the margins match, so the difference lies in how features depend on each other "
+            "(clusters, non-linear links), which a covariance cannot carry. Rerun with "
+            "knockoffs.draws > 1 to see whether the selection is stable, or read it as "
+            f"exploratory. At level {SWAP_ALPHA} about 1 in {round(1 / SWAP_ALPHA)} draws of "
+            "truly exchangeable knockoffs is flagged by chance."
+        )
     return True, (
         "Knockoffs may not be exchangeable with X: "
         + "; ".join(reasons)
         + ". Gaussian knockoffs match only means and covariances, so the FDR can exceed q; "
-        "transform skewed features (log, Yeo-Johnson) before ingest or read the selection "
-        "as exploratory."
+        + advice
     )
 
 

@@ -299,7 +299,8 @@ def _schema() -> dict:
 
 
 @pytest.mark.parametrize(
-    "name", ["simulation.yaml", "simulation_reduced.yaml", "simulation_ci.yaml"]
+    "name",
+    ["simulation.yaml", "simulation_reduced.yaml", "simulation_check.yaml", "simulation_ci.yaml"],
 )
 def test_shipped_simulation_configs_are_valid(name: str) -> None:
     """Every design validates and its generator accepts its parameters (run at a tiny n)."""
@@ -319,6 +320,21 @@ def test_full_study_has_twenty_replicates_and_the_q_grid() -> None:
     assert sim["q_grid"] == [0.05, 0.1, 0.2, 0.3, 0.4, 0.5]
     generators = {d["generator"] for d in sim["designs"].values()}
     assert generators == set(GENERATORS)
+
+
+def test_check_study_is_the_reduced_one_at_default_settings() -> None:
+    """Its header promises OL/ML equal to the reduced study's: same seed, same designs."""
+    load = lambda name: yaml.safe_load((REPO / "config" / name).read_text())  # noqa: E731
+    check, reduced = load("simulation_check.yaml"), load("simulation_reduced.yaml")
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert set(check["training"]) == {"threads"}  # every method setting at its default
+    assert schema["properties"]["training"]["properties"]["seeds"]["default"] == 10
+    assert "network" not in check and check["seed"] == reduced["seed"]
+    assert check["knockoffs"] == reduced["knockoffs"]
+    assert check["simulation"]["replicates"] >= 20
+    for name, spec in check["simulation"]["designs"].items():
+        assert spec == reduced["simulation"]["designs"][name], name
+        assert spec.get("fdr_check", True), name
 
 
 def test_bad_simulation_config_names_the_key(tmp_path: Path) -> None:

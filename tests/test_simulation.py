@@ -276,7 +276,7 @@ def test_knockpy_peers_are_skipped_with_a_message(
     monkeypatch.setitem(sys.modules, "knockpy", None)  # import knockpy -> ImportError
     monkeypatch.setitem(sys.modules, "knockpy.knockoff_stats", None)
     X, Xk, y = _knockoff_pair(200, 5, 3)
-    with caplog.at_level(logging.WARNING, logger="test-simulation"):
+    with caplog.at_level(logging.INFO, logger="test-simulation"):
         out = peer_statistics(
             ["rf", "lasso", "deeppink"],
             X,
@@ -289,6 +289,9 @@ def test_knockpy_peers_are_skipped_with_a_message(
         )
     assert list(out) == ["peer-rf"]
     assert caplog.text.count("knockpy is not importable") == 2
+    # each peer that ran logs its time; the skipped ones do not
+    assert re.search(r"peer rf: \d+\.\d s", caplog.text)
+    assert "peer lasso:" not in caplog.text and "peer deeppink:" not in caplog.text
 
 
 # ------------------------------------------------------------------ configs and workflow

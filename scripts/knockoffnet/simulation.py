@@ -15,6 +15,7 @@ import inspect
 import itertools
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -469,18 +470,22 @@ def peer_statistics(
     log: logging.Logger,
 ) -> dict[str, np.ndarray]:
     """W of each requested peer; a knockpy peer is skipped, with a logged reason, when knockpy
-    is not installed (it is the optional `baselines` dependency group)."""
+    is not installed (it is the optional `baselines` dependency group). Each peer's time is
+    logged: their cost varies by minutes between replicates and dominates some study jobs."""
     out = {}
     for peer in peers:
+        start = time.perf_counter()
         if peer == "rf":
             out[PEER_FILTER[peer]] = rf_statistic(
                 X, Xk, y, task, seed, options.get("rf_trees", 500), options.get("threads", 1)
             )
+            log.info("peer %s: %.1f s", peer, time.perf_counter() - start)
             continue
         try:
             out[PEER_FILTER[peer]] = knockpy_statistic(
                 peer, X, Xk, y, task, seed, options.get("deeppink_epochs", 50)
             )
+            log.info("peer %s: %.1f s", peer, time.perf_counter() - start)
         except ImportError as err:
             log.warning(
                 "peer %s skipped: knockpy is not importable (%s); install the `baselines` "

@@ -47,13 +47,11 @@ TAIL = ("select_features", "simulate_score")
 
 
 def deep_merge(base: dict, over: dict) -> dict:
-    """Snakemake's config merge: nested dicts update key by key, other values replace."""
+    """Snakemake's own config merge (snakemake.utils.update_config) on copies of both."""
+    from snakemake.utils import update_config
+
     out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
+    update_config(out, copy.deepcopy(over))
     return out
 
 

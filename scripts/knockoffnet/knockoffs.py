@@ -690,7 +690,8 @@ def _verdict(
         )
     # The advice follows the evidence: a moment gap points at the margins (transform them),
     # a failed swap test with matching margins at the dependence, or at chance (level 0.01).
-    if len(reasons) > 1 or reasons[0].startswith("column"):
+    moment_gap = skew_gap.max() > skew_thr or kurt_gap.max() > kurt_thr
+    if moment_gap:
         advice = (
             "transform skewed or heavy-tailed features (log, Yeo-Johnson) before ingest or "
             "read the selection as exploratory."

@@ -1,10 +1,14 @@
-"""Snakemake entry: merge lambda chunks into Z and the chosen-lambda network (rule `collect_z`)."""
+"""Snakemake entry: merge the λ chunks of one (draw, seed) into Z, the chosen network, its
+per-input importances and the run's validation scores (rule `collect_z`)."""
 
 import numpy as np
 import pandas as pd
 
-from knockoffnet.path import concat_chunks, input_effects, z_statistics
+from knockoffnet.importance import run_importances
+from knockoffnet.network import net_arrays, net_from_arrays
+from knockoffnet.path import concat_chunks, split_indices, z_statistics
 from knockoffnet.runtime import rule_context, save_npz, save_tsv, training_inputs
+from knockoffnet.scores import metric_name, network_score
 
 with rule_context(snakemake) as log:
     U, y, cfg, seed, meta = training_inputs(snakemake)
@@ -12,30 +16,41 @@ with rule_context(snakemake) as log:
     path = concat_chunks([dict(np.load(f)) for f in snakemake.input.chunks])
     if not np.allclose(path["lambdas"], grid):
         raise RuntimeError("chunks do not cover the lambda grid in order; rerun the train jobs")
+    with np.load(snakemake.input.dense) as f:
+        dense = dict(f)
     n_layers = len(cfg.hidden) + 1
-    stacks = [path[f"W{layer}"] for layer in range(n_layers)]
-    Z = z_statistics(grid, stacks)
-    # The Multiple Layers filter and the effects use the network at the lambda with the best
-    # validation data loss: the most predictive of the fitted networks (docs/method.md).
+    Z = z_statistics(grid, [path[f"W{layer}"] for layer in range(n_layers)])
+    # OL, ML and the effects use the network at the λ with the best validation data loss:
+    # the most predictive of the fitted networks (docs/method.md).
     chosen = int(np.nanargmin(path["val_loss"]))
-    weights = [w[chosen] for w in stacks]
-    biases = [path[f"b{layer}"][chosen] for layer in range(n_layers)]
-    effects = input_effects(weights, biases, U, cfg.activation)[: meta["p"]]
+    net = net_from_arrays(path, chosen)
+    _, val = split_indices(y, cfg, seed)
+    scores = {
+        "dense_score": network_score(
+            net_from_arrays(dense, 0), U[val], y[val], cfg.task, cfg.activation
+        ),
+        "chosen_score": network_score(net, U[val], y[val], cfg.task, cfg.activation),
+        "reference_score": float(dense["reference_score"]),
+    }
     log.info(
-        "chosen lambda %.4g (index %d), val loss %.4f",
+        "chosen lambda %.4g (index %d), val loss %.4f; validation %s: dense %.4f, chosen %.4f, "
+        "reference %.4f",
         grid[chosen],
         chosen,
         path["val_loss"][chosen],
+        metric_name(cfg.task),
+        *scores.values(),
     )
-    arrays = {f"Z{i}": z for i, z in enumerate(Z)}
-    arrays.update({f"W{i}": w for i, w in enumerate(weights)})
-    arrays.update({f"b{i}": b for i, b in enumerate(biases)})
+    summary = run_importances(net, Z[0], U, meta["p"], cfg.activation)
     save_npz(
         snakemake.output.z,
         lambdas=grid,
         chosen=np.array(chosen),
-        effects=effects.astype(np.float64),
-        **arrays,
+        metric=np.array(metric_name(cfg.task)),
+        **{k: np.array(v) for k, v in scores.items()},
+        **summary,
+        **{f"Z{i}": z for i, z in enumerate(Z)},
+        **net_arrays(net),
     )
     table = pd.DataFrame(
         {
@@ -45,6 +60,7 @@ with rule_context(snakemake) as log:
             "val_objective": path["val_objective"],
             "val_loss": path["val_loss"],
             "val_accuracy": path["val_accuracy"],
+            "inputs_alive": path["inputs_alive"],
         }
     )
     for layer in range(n_layers):

@@ -29,9 +29,12 @@ with rule_context(snakemake) as log:
     X, y = np.load(snakemake.input.X), np.load(snakemake.input.y)
     features = np.asarray(meta["features"])
     n_classes = max(2, len(meta["classes"]))
+    # Layer 0 per input (unit channels collapsed): the pruned network is the paper's MLP on
+    # the selected features (docs/method.md, "Reduce Weight").
     with np.load(snakemake.input.z[0]) as run:
-        Z = [run[f"Z{layer}"] for layer in range(len(hidden) + 1)]
-        magnitude = [np.abs(run[f"W{layer}"]) for layer in range(len(hidden) + 1)]
+        deeper = range(1, len(hidden) + 1)
+        Z = [run["Z0_input"]] + [run[f"Z{layer}"] for layer in deeper]
+        magnitude = [np.abs(run["W0_input"])] + [np.abs(run[f"W{layer}"]) for layer in deeper]
     selected = pd.read_csv(snakemake.input.selected, sep="\t")
     seed = derive_seed(snakemake.params.seed, "prune", snakemake.wildcards.cohort)
 

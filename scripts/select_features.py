@@ -1,7 +1,6 @@
 """Snakemake entry: statistics, thresholds and aggregation over runs (rule `select_features`)."""
 
 import json
-import re
 
 import numpy as np
 
@@ -12,8 +11,7 @@ with rule_context(snakemake) as log:
     meta = json.loads(open(snakemake.input.meta).read())
     selection = dict(snakemake.params.selection)
     runs = []
-    for path in snakemake.input.runs:
-        draw, seed = map(int, re.search(r"draw(\d+)_seed(\d+)\.npz$", path).groups())
+    for path, (draw, seed) in zip(snakemake.input.runs, snakemake.params.runs, strict=True):
         with np.load(path) as arrays:
             runs.append(run_statistics(dict(arrays), draw, seed, meta["p"], selection))
     tables = build_tables(runs, meta, selection)

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from knockoffnet.runtime import derive_seed, rule_context, save_json
-from knockoffnet.simulation import generate, write_csv
+from knockoffnet.runtime import derive_seed, rule_context, save_json, save_npy
+from knockoffnet.simulation import generate, latent_score, write_csv
 
 with rule_context(snakemake) as log:
     design = snakemake.wildcards.design
@@ -18,6 +18,7 @@ with rule_context(snakemake) as log:
         else None
     )
     write_csv(snakemake.output.csv, frame)
+    save_npy(snakemake.output.latent, latent_score(frame))
     save_json(
         snakemake.output.truth,
         {

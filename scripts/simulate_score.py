@@ -2,7 +2,6 @@
 `simulate_score`)."""
 
 import json
-import re
 
 import numpy as np
 import pandas as pd
@@ -10,6 +9,7 @@ import pandas as pd
 from knockoffnet.runtime import derive_seed, rule_context
 from knockoffnet.simulation import (
     check_against_pipeline,
+    fit_rows,
     peer_masks,
     peer_statistics,
     pipeline_masks,
@@ -26,8 +26,7 @@ with rule_context(snakemake) as log:
     q_grid = [float(q) for q in snakemake.params.q_grid]
 
     runs = []
-    for path in snakemake.input.runs:
-        draw, seed = map(int, re.search(r"draw(\d+)_seed(\d+)\.npz$", path).groups())
+    for path, (draw, seed) in zip(snakemake.input.runs, snakemake.params.runs, strict=True):
         with np.load(path) as arrays:
             runs.append((draw, seed, dict(arrays)))
     masks = pipeline_masks(runs, meta, selection, sorted({*q_grid, float(selection["q"])}))
@@ -45,14 +44,16 @@ with rule_context(snakemake) as log:
     y = np.load(snakemake.input.y)
     options = {**snakemake.params.options, "threads": int(snakemake.threads)}
     peer_seed = derive_seed(snakemake.params.seed, "peers", design, replicate)
+    latent = np.load(snakemake.input.latent)
     for name, W in peer_statistics(
-        snakemake.params.peers, X, Xk, y, meta["task"], peer_seed, options, log
+        snakemake.params.peers, X, Xk, y, meta["task"], peer_seed, options, log, latent=latent
     ).items():
         masks.update(peer_masks(W, name, q_grid, offset=1))
 
     scores = score_masks(masks, meta["features"], truth["relevant"])
     scores.insert(0, "replicate", replicate)
     scores.insert(0, "design", design)
-    write_csv(snakemake.output[0], scores)
+    write_csv(snakemake.output.scores, scores)
+    write_csv(snakemake.output.fit, fit_rows(runs, design, replicate))
     at = scores[np.isclose(scores["q"], selection["q"])]
     log.info("%s rep %d at q=%s:\n%s", design, replicate, selection["q"], at.to_string(index=False))

@@ -1,7 +1,6 @@
 """Snakemake entry: replicate table, summary, acceptance check and plots (rule
 `simulate_summary`)."""
 
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +10,7 @@ from knockoffnet.runtime import rule_context
 from knockoffnet.simulation import (
     REPLICATE_COLUMNS,
     fdr_check,
+    fit_summary,
     plot_power_minus_fdr,
     study_markdown,
     summarise,
@@ -26,20 +26,23 @@ with rule_context(snakemake) as log:
     check = fdr_check(summary, checked)
 
     rows = []
-    for path in snakemake.input.diagnostics:
-        design, replicate = re.search(r"results/sim_([^/_]+)_(\d+)/", path).groups()
+    for path, (design, replicate) in zip(
+        snakemake.input.diagnostics, snakemake.params.diagnostic_ids, strict=True
+    ):
         frame = pd.read_csv(path, sep="\t")
         frame.insert(0, "replicate", int(replicate))
         frame.insert(0, "design", design)
         rows.append(frame)
     diagnostics = pd.concat(rows, ignore_index=True)
+    fits = pd.concat(map(pd.read_csv, snakemake.input.fits), ignore_index=True)
 
     write_csv(snakemake.output.replicates, replicates)
     write_csv(snakemake.output.summary, summary)
     write_csv(snakemake.output.diagnostics, diagnostics)
     write_csv(snakemake.output.check, check)
+    write_csv(snakemake.output.fit, fit_summary(fits))
     markdown = study_markdown(
-        summary, replicates, check, diagnostics, designs, snakemake.params.table_q
+        summary, replicates, check, diagnostics, designs, snakemake.params.table_q, fits
     )
     with open(snakemake.output.markdown, "w") as fh:
         fh.write(markdown)

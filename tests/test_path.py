@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import torch
 
 from knockoffnet import path as P
 from knockoffnet.errors import InputError
+from knockoffnet.importance import group_z
+from knockoffnet.network import net_from_arrays, predict
 
 P_FEAT = 10
 
@@ -50,44 +50,6 @@ def binary_run():
 # ----------------------------------------------------------------------------- building blocks
 
 
-def test_soft_threshold_gives_exact_zeros():
-    w = torch.tensor([-0.3, -0.1, -1e-9, 0.0, 0.05, 0.1, 0.25])
-    out = P.soft_threshold(w, 0.1)
-    expected = torch.tensor([-0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.15])
-    assert torch.allclose(out, expected, atol=1e-7)
-    dead = w.abs() <= 0.1
-    assert (out[dead] == 0.0).all()
-    assert not torch.signbit(out[dead]).any()  # +0.0, not -0.0
-    per_lambda = P.soft_threshold(torch.ones(2, 1, 3), torch.tensor([[[0.5]], [[2.0]]]))
-    assert per_lambda[0].eq(0.5).all() and per_lambda[1].eq(0.0).all()
-
-
-@pytest.mark.parametrize("task,k", [("binary", 1), ("multiclass", 3), ("regression", 1)])
-@pytest.mark.parametrize("act", P.ACTIVATIONS)
-def test_hand_written_gradients_match_autograd(task, k, act):
-    gen = torch.Generator().manual_seed(0)
-    sizes, n_lam, rows = [6, 5, 4, k], 3, 9
-    ws = [
-        torch.randn(n_lam, o, i, generator=gen, dtype=torch.float64)
-        for i, o in itertools.pairwise(sizes)
-    ]
-    bs = [torch.randn(n_lam, o, generator=gen, dtype=torch.float64) for o in sizes[1:]]
-    x = torch.randn(rows, 6, generator=gen, dtype=torch.float64)
-    if task == "regression":
-        y = torch.randn(rows, generator=gen, dtype=torch.float64)
-    else:
-        y = torch.randint(0, max(k, 2), (rows,), generator=gen)
-    gws, gbs = P._gradients([w.clone() for w in ws], [b.clone() for b in bs], x, y, act, task)
-    leaves = [t.clone().requires_grad_() for t in ws + bs]
-    h, f = x, P._act_fn(act)
-    for i in range(len(ws)):
-        h = torch.matmul(h, leaves[i].transpose(1, 2)) + leaves[len(ws) + i].unsqueeze(1)
-        h = f(h) if i < len(ws) - 1 else h
-    auto = torch.autograd.grad(P._loss_rows(h, y, task).mean(1).sum(), leaves)
-    for a, b in zip(auto, gws + gbs, strict=True):
-        assert torch.allclose(a, b, atol=1e-10)
-
-
 def test_split_is_stratified_disjoint_and_fixed_per_seed():
     y = np.array([0] * 80 + [1] * 20)
     cfg = _cfg()
@@ -102,8 +64,11 @@ def test_split_is_stratified_disjoint_and_fixed_per_seed():
 # ----------------------------------------------------------------------------- Z and the path
 
 
-def test_z_of_signals_exceeds_z_of_noise(binary_run):
-    _, _, _, _, res = binary_run
+def test_z_of_signals_exceeds_z_of_noise_on_the_papers_path():
+    U, y = _cohort()
+    cfg = _cfg(units=0, penalty="l1", optimizer="fista", batch_size=0, start="cold")
+    grid = P.lambda_grid(U, y, cfg, seed=1, count=6, ratio=1e-2, log=_quiet)
+    res = P.train_path(U, y, grid, cfg, seed=1, log=_quiet)
     z0 = P.z_statistics(res["lambdas"], [res["W0"], res["W1"]])[0]
     per_input = z0.sum(0)  # column j = input j: x_1..x_p, then the knockoffs
     signal = per_input[[0, 1, 2]]
@@ -112,10 +77,27 @@ def test_z_of_signals_exceeds_z_of_noise(binary_run):
     assert signal.min() > np.median(noise)
 
 
+def test_warm_path_importances_rank_signals_first():
+    from knockoffnet.importance import run_importances
+
+    U, y = _cohort(seed=4)
+    cfg = _cfg()
+    start = net_from_arrays(P.dense_fit(U, y, cfg, seed=2, log=_quiet), 0)
+    grid = P.lambda_grid(U, y, cfg, seed=2, count=6, ratio=1e-2, start=start, log=_quiet)
+    res = P.train_path(U, y, grid, cfg, seed=2, start=start, log=_quiet)
+    chosen = int(np.nanargmin(res["val_loss"]))
+    z0 = group_z(P.z_statistics(grid, [res["W0"]])[0], U.shape[1])
+    imp = run_importances(net_from_arrays(res, chosen), z0, U, P_FEAT, "relu")
+    for key in ("importance_ol", "importance_ml"):
+        top3 = np.argsort(-imp[key])[:3]
+        assert set(top3) == {0, 1, 2}, key
+
+
 def test_result_keys_shapes_and_records(binary_run):
     U, _, cfg, grid, res = binary_run
     n_lam = grid.size
-    assert res["W0"].shape == (n_lam, 16, U.shape[1]) and res["W0"].dtype == np.float32
+    assert res["W0"].shape == (n_lam, 16, U.shape[1] * (cfg.units + 1))
+    assert res["W0"].dtype == np.float32 and res["unit_a"].shape == (n_lam, U.shape[1], cfg.units)
     assert res["W1"].shape == (n_lam, 1, 16) and res["b1"].shape == (n_lam, 1)
     assert res["nnz"].shape == (n_lam, 2)
     assert res["curve_val_loss"].shape == (n_lam, cfg.max_epochs)
@@ -127,6 +109,9 @@ def test_result_keys_shapes_and_records(binary_run):
         assert res["val_loss"][j] == res["curve_val_loss"][j, b - 1]
     assert ((res["val_accuracy"] >= 0) & (res["val_accuracy"] <= 1)).all()
     assert np.array_equal(res["nnz"][:, 0], (res["W0"] != 0).sum((1, 2)))
+    groups = res["W0"].reshape(n_lam, 16, U.shape[1], cfg.units + 1)
+    alive = (groups != 0).any(axis=(1, 3))
+    assert np.array_equal(res["inputs_alive"], alive.sum(1))
 
 
 def test_grid_is_descending_geometric_and_its_top_zeroes_the_first_layer(binary_run):
@@ -184,9 +169,7 @@ def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_epoch():
     # The kept weights reproduce the recorded best-epoch validation loss ...
     _, va = P.split_indices(y, cfg, seed=0)
     for j in range(grid.size):
-        logit = P.predict(
-            [res["W0"][j], res["W1"][j]], [res["b0"][j], res["b1"][j]], U[va], "relu"
-        )[:, 0]
+        logit = predict(net_from_arrays(res, j), U[va], "relu")[:, 0]
         bce = np.mean(np.logaddexp(0.0, logit) - y[va] * logit)
         assert np.isclose(bce, res["val_loss"][j], rtol=1e-4)
     # ... and equal a run cut off at the best epoch.
@@ -210,9 +193,7 @@ def test_multiclass_path_runs():
     assert res["W1"].shape == (4, 3, 16) and res["b1"].shape == (4, 3)
     assert res["nnz"][0, 0] == 0
     assert res["val_accuracy"].max() > 0.6  # three roughly balanced classes: chance ≈ 0.33
-    assert P.predict(
-        [res["W0"][-1], res["W1"][-1]], [res["b0"][-1], res["b1"][-1]], U, "relu"
-    ).shape == (U.shape[0], 3)
+    assert predict(net_from_arrays(res, -1), U, "relu").shape == (U.shape[0], 3)
 
 
 def test_regression_path_records_nan_accuracy():
@@ -259,27 +240,6 @@ def test_same_seed_same_results_other_seed_differs():
 # ----------------------------------------------------------------------------- networks, inputs
 
 
-def test_predict_and_input_effects():
-    rng = np.random.default_rng(0)
-    ws = [rng.standard_normal((5, 4)), rng.standard_normal((2, 5))]
-    bs = [rng.standard_normal(5), rng.standard_normal(2)]
-    U = rng.standard_normal((30, 4))
-    out = P.predict(ws, bs, U, "tanh")
-    np.testing.assert_allclose(out, np.tanh(U @ ws[0].T + bs[0]) @ ws[1].T + bs[1], atol=1e-12)
-    eff = P.input_effects(ws, bs, U, "tanh")
-    assert eff.shape == (4, 2)
-    eps = 1e-6
-    for j in range(4):
-        d = np.zeros(4)
-        d[j] = eps
-        fd = (P.predict(ws, bs, U + d, "tanh") - P.predict(ws, bs, U - d, "tanh")) / (2 * eps)
-        np.testing.assert_allclose(eff[j], fd.mean(0), atol=1e-6)
-    lin = P.input_effects([ws[0][:1]], [bs[0][:1]], U, "relu")  # linear model: the weights
-    np.testing.assert_allclose(lin[:, 0], ws[0][0], atol=1e-12)
-    with pytest.raises(InputError):
-        P.predict(ws, bs, U[:, :3], "tanh")
-
-
 def test_resolve_device_falls_back_to_cpu():
     lines: list[str] = []
     assert P.resolve_device("cpu", lines.append).type == "cpu"
@@ -296,7 +256,10 @@ def test_resolve_device_falls_back_to_cpu():
     [
         dict(activation="sigmoid"),
         dict(task="survival"),
-        dict(optimizer="adam"),
+        dict(optimizer="sgd"),
+        dict(penalty="l2"),
+        dict(start="hot"),
+        dict(units=-1),
         dict(hidden=(0,)),
         dict(val_fraction=1.0),
         dict(task="binary", n_classes=3),
@@ -334,3 +297,89 @@ def test_bad_data_raises():
         P.split_indices(rare, cfg, seed=0)
     with pytest.raises(InputError):
         P.lambda_grid(U, y, cfg, 0, count=0, log=_quiet)
+
+
+# ----------------------------------------------------------------------------- dense fit, warm start
+
+
+def test_dense_fit_learns_and_is_the_warm_start():
+    U, y = _cohort(n=400, seed=11)
+    cfg = _cfg(max_epochs=80)
+    dense = P.dense_fit(U, y, cfg, seed=3, log=_quiet)
+    assert dense["lambdas"].tolist() == [0.0] and dense["inputs_alive"][0] == U.shape[1]
+    assert dense["val_accuracy"][0] > 0.7  # three strong signals: far above chance
+    start = net_from_arrays(dense, 0)
+    # A negligible λ trained from the dense fit stays where the dense fit was (it is already
+    # early-stopped there); from the random start it is a different network.
+    warm = P.train_path(U, y, [1e-9], _cfg(max_epochs=1), seed=3, start=start, log=_quiet)
+    cold = P.train_path(U, y, [1e-9], _cfg(max_epochs=1), seed=3, log=_quiet)
+    moved = np.abs(warm["W0"][0] - dense["W0"][0]).max()
+    assert moved < np.abs(cold["W0"][0] - dense["W0"][0]).max()
+    with pytest.raises(InputError, match="rerun the dense fit"):
+        P.train_path(U, y, [1.0], _cfg(units=2), seed=3, start=start, log=_quiet)
+
+
+def _swap_columns(U: np.ndarray, js: np.ndarray) -> np.ndarray:
+    p = U.shape[1] // 2
+    out = U.copy()
+    out[:, js], out[:, js + p] = U[:, js + p], U[:, js]
+    return out
+
+
+def _swap_start(net, js: np.ndarray, p: int, units: int):
+    """The same initial network with input j's parameters moved to input j+p and back."""
+    perm = np.arange(2 * p)
+    perm[js], perm[js + p] = js + p, js
+    w0 = net.ws[0].view(net.ws[0].shape[0], 2 * p, units + 1)[:, perm].reshape(net.ws[0].shape)
+    ua = None if net.ua is None else net.ua[perm]
+    ub = None if net.ub is None else net.ub[perm]
+    return type(net)(ua, ub, [w0, *net.ws[1:]], net.bs)
+
+
+@pytest.mark.parametrize("units", [0, 3])
+def test_training_treats_every_input_column_alike(units):
+    """Swap x_j ↔ x~_j in the data and in the start network: every per-input output of the
+    path swaps with it. With i.i.d. initial weights this gives flip-sign in distribution."""
+    from knockoffnet.importance import run_importances
+
+    U, y = _cohort(n=240, seed=2)
+    p = U.shape[1] // 2
+    js = np.array([0, 3, 7])
+    cfg = _cfg(units=units, max_epochs=15, batch_size=60)
+    start = P.initial_net(U.shape[1], cfg, seed=4)
+    grid = np.array([20.0, 2.0])
+    a = P.train_path(U, y, grid, cfg, seed=4, start=start, log=_quiet)
+    b = P.train_path(
+        _swap_columns(U, js),
+        y,
+        grid,
+        cfg,
+        seed=4,
+        start=_swap_start(start, js, p, units),
+        log=_quiet,
+    )
+    ia = run_importances(net_from_arrays(a, 1), np.zeros((16, 2 * p * (units + 1))), U, p, "relu")
+    ib = run_importances(
+        net_from_arrays(b, 1),
+        np.zeros((16, 2 * p * (units + 1))),
+        _swap_columns(U, js),
+        p,
+        "relu",
+    )
+    perm = np.arange(2 * p)
+    perm[js], perm[js + p] = js + p, js
+    for key in ("importance_ol", "importance_ml"):
+        np.testing.assert_allclose(ib[key], ia[key][perm], rtol=1e-4, atol=1e-8)
+    np.testing.assert_array_equal(a["inputs_alive"], b["inputs_alive"])
+
+
+def test_paper_configuration_still_trains():
+    """units 0, l1, FISTA, full batch, cold start: the paper's λ path."""
+    U, y = _cohort(n=300, seed=9)
+    cfg = _cfg(units=0, penalty="l1", optimizer="fista", batch_size=0, start="cold")
+    assert cfg.lr == 0.3
+    grid = P.lambda_grid(U, y, cfg, seed=1, count=5, ratio=1e-2, log=_quiet)
+    res = P.train_path(U, y, grid, cfg, seed=1, log=_quiet)
+    assert res["W0"].shape == (5, 16, U.shape[1]) and "unit_a" not in res
+    assert res["nnz"][0].sum() == 0 or res["nnz"][0, 0] == 0
+    assert res["val_accuracy"].max() > 0.7

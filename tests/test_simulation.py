@@ -28,6 +28,8 @@ from knockoffnet.simulation import (
     fdp_power,
     fdr_check,
     generate,
+    latent_score,
+    oracle_statistic,
     peer_masks,
     peer_statistics,
     pipeline_masks,
@@ -195,15 +197,21 @@ def _fake_runs(p: int, n_runs: int, seed: int) -> list[tuple[int, int, dict[str,
     for k in range(n_runs):
         Z0 = rng.exponential(size=(6, 2 * p))
         Z0[:, :3] += 3.0
+        importance = rng.exponential(size=(2, 2 * p))
+        importance[:, :3] += 8.0
         runs.append(
             (
                 0,
                 k,
                 {
                     "Z0": Z0,
+                    "Z0_input": Z0,
                     "Z1": rng.exponential(size=(1, 6)),
                     "W0": rng.standard_normal((6, 2 * p)),
+                    "W0_input": rng.standard_normal((6, 2 * p)),
                     "W1": rng.standard_normal((1, 6)),
+                    "importance_ol": importance[0],
+                    "importance_ml": importance[1],
                     "effects": rng.standard_normal(p),
                 },
             )
@@ -275,10 +283,11 @@ def test_knockpy_peers_are_skipped_with_a_message(
 ) -> None:
     monkeypatch.setitem(sys.modules, "knockpy", None)  # import knockpy -> ImportError
     monkeypatch.setitem(sys.modules, "knockpy.knockoff_stats", None)
+    monkeypatch.setitem(sys.modules, "lassonet", None)
     X, Xk, y = _knockoff_pair(200, 5, 3)
     with caplog.at_level(logging.INFO, logger="test-simulation"):
         out = peer_statistics(
-            ["rf", "lasso", "deeppink"],
+            ["rf", "lasso", "deeppink", "lassonet", "oracle"],
             X,
             Xk,
             y,
@@ -288,7 +297,8 @@ def test_knockpy_peers_are_skipped_with_a_message(
             logging.getLogger("test-simulation"),
         )
     assert list(out) == ["peer-rf"]
-    assert caplog.text.count("knockpy is not importable") == 2
+    assert caplog.text.count("its package is not importable") == 3
+    assert "peer oracle skipped: this design has no latent score" in caplog.text
     # each peer that ran logs its time; the skipped ones do not
     assert re.search(r"peer rf: \d+\.\d s", caplog.text)
     assert "peer lasso:" not in caplog.text and "peer deeppink:" not in caplog.text
@@ -406,7 +416,7 @@ def test_end_to_end_ci_study(tmp_path: Path) -> None:
         import knockpy  # noqa: F401
     except ImportError:
         log = (tmp_path / "logs" / "simulation" / "scores" / "normal" / "rep0.log").read_text()
-        assert "knockpy is not importable" in log
+        assert "its package is not importable" in log
 
 
 def _check_simulated_report(results: Path, study: Path, design: str) -> None:
@@ -428,3 +438,15 @@ def _check_simulated_report(results: Path, study: Path, design: str) -> None:
         assert cells[flt][0] == str(n_sel), (design, flt)
         assert cells[flt][3] == fmt_num(fdp), (design, flt, cells[flt])
         assert cells[flt][4] == fmt_num(power), (design, flt, cells[flt])
+
+
+def test_oracle_peer_regresses_the_latent_score_and_teacher_exposes_it() -> None:
+    frame, relevant = generate("teacher", 400, 2, {"p": 12, "s": 3})
+    latent = latent_score(frame)
+    assert latent.shape == (400,) and np.isfinite(latent).all()
+    assert np.isnan(latent_score(generate("xor", 100, 1, {"p": 6})[0])).all()
+    X = frame[[f"x{j}" for j in range(1, 13)]].to_numpy()
+    X = (X - X.mean(0)) / X.std(0)
+    Xk = np.random.default_rng(0).standard_normal(X.shape)
+    W = oracle_statistic(X, Xk, latent, seed=1)
+    assert len(set(np.argsort(-W)[:3]) & {0, 1, 2}) >= 2 and relevant == ["x1", "x2", "x3"]

@@ -751,4 +751,20 @@ def make_knockoffs(
         "s_method": s_method,
     }
     info.update(diag)
+    Xk, sd = standardise_columns(Xk)
+    info.update(knockoff_sd_min=float(sd.min()), knockoff_sd_max=float(sd.max()))
     return Xk.astype(np.float32), s, info
+
+
+def standardise_columns(Xk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each knockoff column to mean 0, sd 1, as ingest does to X; returns (X~, raw sds).
+
+    X is standardised exactly while a draw's X~ only has unit variance in expectation, so a
+    network could tell a feature from its knockoff by its scale alone. The same per-column
+    map on both halves keeps exchangeability (swapping x_j and x~_j commutes with it).
+    A constant column (sd 0) is only centred.
+    """
+    Xk = np.asarray(Xk, dtype=np.float64)
+    mean = Xk.mean(axis=0)
+    sd = Xk.std(axis=0)
+    return (Xk - mean) / np.where(sd > 0, sd, 1.0), sd

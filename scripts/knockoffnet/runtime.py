@@ -140,6 +140,7 @@ def training_inputs(smk: Any) -> tuple[np.ndarray, np.ndarray, Any, int, dict]:
     cfg = TrainConfig(
         hidden=tuple(params["network"]["hidden"]),
         activation=params["network"]["activation"],
+        units=int(params["network"]["units"]),
         task=meta["task"],
         n_classes=max(2, len(meta["classes"])),
         val_fraction=t["val_fraction"],
@@ -149,6 +150,8 @@ def training_inputs(smk: Any) -> tuple[np.ndarray, np.ndarray, Any, int, dict]:
         learning_rate=t["learning_rate"],
         optimizer=t["optimizer"],
         momentum=t["momentum"],
+        penalty=t["penalty"],
+        start=t["start"],
         device=t["device"],
         threads=int(smk.threads),
     )

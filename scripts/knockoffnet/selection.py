@@ -1,8 +1,15 @@
-"""From the Z of every run (knockoff draw × training seed) to the selection tables.
+"""From every run's importances (knockoff draw × training seed) to the selection tables.
 
 This is the glue between the per-run statistics (``statistics``), the knockoff threshold
 (``filters``) and the aggregation over runs (``aggregation``); it only arranges their outputs
 into the tables the workflow publishes (``selected.tsv``, ``features.tsv``, ...).
+
+A *run* is one trained path. The published OL and ML filters threshold one statistic per
+knockoff draw: the importances of the draw's training seeds averaged (``combine: mean``,
+default; an ensemble of networks on the same knockoffs) or the first seed's alone
+(``combine: first``, the paper). Averaging is done on the importances z and z~ before W is
+formed, column by column, so flip-sign holds for the average as for each run. VWA votes over
+the runs; e-BH averages e-values over the draws.
 """
 
 from __future__ import annotations
@@ -15,14 +22,15 @@ import pandas as pd
 
 from knockoffnet.aggregation import ebh, ebh_qvalues, knockoff_evalues, vwa
 from knockoffnet.filters import knockoff_qvalues, knockoff_threshold, no_selection_message
-from knockoffnet.statistics import multi_layer, one_layer
+from knockoffnet.statistics import multi_layer, one_layer, pair_statistic
+from knockoffnet.vocabulary import FILTERS, PATH_FILTERS
 
-FILTERS = ["OL", "ML", "VWA-OL", "VWA-ML", "VWA-OML", "ebh"]
+SCORE_KEYS = ("dense_score", "chosen_score", "reference_score")
 
 
 @dataclass
 class RunStats:
-    """The One Layer and Multiple Layers statistics of one run."""
+    """The OL and ML importances of one run, and what its own threshold selects."""
 
     draw: int
     seed: int
@@ -31,34 +39,76 @@ class RunStats:
     T: dict[str, float]
     selected: dict[str, np.ndarray]
     qvalue: dict[str, np.ndarray]
-    evalue: np.ndarray
     effects: np.ndarray  # (p, K) mean d(output)/dx per SD
+    magnitude: np.ndarray  # (p,) root mean squared d(output)/dx per SD
+    scores: dict[str, float]
+    metric: str
+
+
+def _form(selection: dict[str, Any], flt: str) -> str:
+    if selection.get("statistic", "importance") == "importance":
+        return "difference"
+    return "signed_max" if flt == "OL" else "squares"
+
+
+def run_importances(run: dict[str, np.ndarray], p: int, statistic: str) -> dict[str, tuple]:
+    """(z, z~) per filter from a run's z/*.npz arrays."""
+    if statistic == "importance":
+        return {
+            "OL": (run["importance_ol"][:p], run["importance_ol"][p:]),
+            "ML": (run["importance_ml"][:p], run["importance_ml"][p:]),
+        }
+    z0 = run["Z0_input"]
+    n_layers = sum(1 for k in run if k.startswith("W") and k[1:].isdigit())
+    weights = [run["W0_input"]] + [run[f"W{layer}"] for layer in range(1, n_layers)]
+    z, zk, _ = one_layer(z0, p)
+    g, gk, _, _ = multi_layer(z0, weights, p)
+    return {"OL": (z, zk), "ML": (g, gk)}
 
 
 def run_statistics(
     run: dict[str, np.ndarray], draw: int, seed: int, p: int, selection: dict[str, Any]
 ) -> RunStats:
-    """W, threshold, selection and q-values of both filters for one trained path."""
-    n_layers = sum(1 for k in run if k.startswith("Z"))
-    Z0 = run["Z0"]
-    weights = [run[f"W{layer}"] for layer in range(n_layers)]
-    z, zk, w_ol = one_layer(Z0, p)
-    g, gk, w_ml, _ = multi_layer(Z0, weights, p)
+    """W, threshold, selection and q-values of both statistics for one trained path."""
+    pairs = run_importances(run, p, selection.get("statistic", "importance"))
     q, offset = selection["q"], selection["offset"]
-    stats = {"OL": w_ol, "ML": w_ml}
-    T = {f: knockoff_threshold(W, q, offset) for f, W in stats.items()}
-    alpha = selection["ebh_alpha"] if selection["ebh_alpha"] is not None else q / 2
+    W = {f: pair_statistic(*pairs[f], _form(selection, f)) for f in PATH_FILTERS}
+    T = {f: knockoff_threshold(W[f], q, offset) for f in PATH_FILTERS}
+    effects = np.asarray(run["effects"], dtype=float).reshape(p, -1)
+    magnitude = run.get("effect_magnitude")
     return RunStats(
         draw=draw,
         seed=seed,
-        importance={"OL": (z, zk), "ML": (g, gk)},
-        W=stats,
+        importance=pairs,
+        W=W,
         T=T,
-        selected={f: stats[f] >= T[f] for f in stats},
-        qvalue={f: knockoff_qvalues(W, offset) for f, W in stats.items()},
-        evalue=knockoff_evalues(stats[selection["ebh_statistic"]], alpha, offset=1),
-        effects=np.asarray(run["effects"], dtype=float).reshape(p, -1),
+        selected={f: W[f] >= T[f] for f in PATH_FILTERS},
+        qvalue={f: knockoff_qvalues(W[f], offset) for f in PATH_FILTERS},
+        effects=effects,
+        magnitude=np.abs(effects).max(axis=1) if magnitude is None else np.asarray(magnitude),
+        scores={k: float(run[k]) if k in run else float("nan") for k in SCORE_KEYS},
+        metric=str(run["metric"]) if "metric" in run else "",
     )
+
+
+def combined_pair(
+    runs: list[RunStats], flt: str, draw: int, combine: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(z, z~) of one draw for the published filter: the seeds' mean or the first seed's."""
+    members = sorted((r for r in runs if r.draw == draw), key=lambda r: r.seed)
+    if combine == "first":
+        members = members[:1]
+    z = np.mean([r.importance[flt][0] for r in members], axis=0)
+    zk = np.mean([r.importance[flt][1] for r in members], axis=0)
+    return z, zk
+
+
+def ebh_alpha(selection: dict[str, Any], n_draws: int) -> float:
+    """α_kn of the e-values: the configured value, else q for one draw (e-BH is then the
+    knockoff+ filter itself) and q/2 for several (Ren & Barber's default)."""
+    if selection.get("ebh_alpha") is not None:
+        return float(selection["ebh_alpha"])
+    return float(selection["q"]) if n_draws == 1 else float(selection["q"]) / 2
 
 
 def effect_summary(runs: list[RunStats], task: str) -> tuple[np.ndarray, np.ndarray]:
@@ -77,6 +127,14 @@ def effect_summary(runs: list[RunStats], task: str) -> tuple[np.ndarray, np.ndar
     return values.mean(axis=0), spread
 
 
+@dataclass
+class _Filter:
+    kept: np.ndarray
+    W: np.ndarray
+    frequency: np.ndarray
+    qvalue: np.ndarray
+
+
 def build_tables(
     runs: list[RunStats], meta: dict[str, Any], selection: dict[str, Any]
 ) -> dict[str, pd.DataFrame]:
@@ -84,97 +142,165 @@ def build_tables(
     features = np.asarray(meta["features"])
     p = len(features)
     q, offset = selection["q"], selection["offset"]
-    first = runs[0]
-    n_runs = len(runs)
+    combine = selection.get("combine", "mean")
+    draws = sorted({r.draw for r in runs})
+    first_draw = draws[0]
 
-    stat_rows = []
-    threshold_rows = []
-    for r in runs:
-        for f in ("OL", "ML"):
-            orig, knock = r.importance[f]
-            stat_rows.append(
-                pd.DataFrame(
-                    {
-                        "draw": r.draw,
-                        "seed": r.seed,
-                        "filter": f,
-                        "feature": features,
-                        "z": orig,
-                        "z_knockoff": knock,
-                        "W": r.W[f],
-                        "qvalue": r.qvalue[f],
-                        "evalue": r.evalue if f == selection["ebh_statistic"] else np.nan,
-                        "selected": r.selected[f],
-                        "threshold": r.T[f],
-                    }
-                )
-            )
-            threshold_rows.append(
-                {
-                    "filter": f,
-                    "draw": r.draw,
-                    "seed": r.seed,
-                    "q": q,
-                    "offset": offset,
-                    "T": r.T[f],
-                    "n_selected": int(r.selected[f].sum()),
-                    "note": no_selection_message(r.W[f], q, offset) if np.isinf(r.T[f]) else "",
-                }
-            )
-    statistics = pd.concat(stat_rows, ignore_index=True)
-
-    sel = {f: np.stack([r.selected[f] for r in runs]) for f in ("OL", "ML")}
-    W_all = {f: np.stack([r.W[f] for r in runs]) for f in ("OL", "ML")}
-    q_all = {f: np.stack([r.qvalue[f] for r in runs]) for f in ("OL", "ML")}
-    kept_ol, freq_ol = vwa(sel["OL"], selection["vwa_ratio"])
-    kept_ml, freq_ml = vwa(sel["ML"], selection["vwa_ratio"])
-    kept_oml, freq_oml = vwa(np.vstack([sel["OL"], sel["ML"]]), selection["vwa_oml_ratio"])
-    e_mean = np.stack([r.evalue for r in runs]).mean(axis=0)
-    kept_ebh = ebh(e_mean, q)
-    q_ebh = ebh_qvalues(e_mean)
-    ebh_stat = selection["ebh_statistic"]
-
-    chosen = {
-        "OL": (first.selected["OL"], first.W["OL"], freq_ol, first.qvalue["OL"]),
-        "ML": (first.selected["ML"], first.W["ML"], freq_ml, first.qvalue["ML"]),
-        "VWA-OL": (kept_ol, np.median(W_all["OL"], 0), freq_ol, np.median(q_all["OL"], 0)),
-        "VWA-ML": (kept_ml, np.median(W_all["ML"], 0), freq_ml, np.median(q_all["ML"], 0)),
-        "VWA-OML": (
-            kept_oml,
-            np.median(W_all["OL"], 0),
-            freq_oml,
-            np.median(np.vstack([q_all["OL"], q_all["ML"]]), 0),
-        ),
-        "ebh": (
-            kept_ebh,
-            np.median(W_all[ebh_stat], 0),
-            freq_ol if ebh_stat == "OL" else freq_ml,
-            q_ebh,
-        ),
+    # The published OL/ML filters and the e-values: one W per draw.
+    draw_W = {
+        (flt, d): pair_statistic(*combined_pair(runs, flt, d, combine), _form(selection, flt))
+        for flt in PATH_FILTERS
+        for d in draws
     }
+    alpha = ebh_alpha(selection, len(draws))
+    ebh_stat = selection["ebh_statistic"]
+    e_draw = {d: knockoff_evalues(draw_W[(ebh_stat, d)], alpha, offset=1) for d in draws}
+    e_mean = np.mean([e_draw[d] for d in draws], axis=0)
+
+    sel = {f: np.stack([r.selected[f] for r in runs]) for f in PATH_FILTERS}
+    freq = {f: sel[f].mean(axis=0) for f in PATH_FILTERS}
+    filters: dict[str, _Filter] = {}
+    threshold_rows = []
+    for f in PATH_FILTERS:
+        W = draw_W[(f, first_draw)]
+        T = knockoff_threshold(W, q, offset)
+        filters[f] = _Filter(W >= T, W, freq[f], knockoff_qvalues(W, offset))
+        threshold_rows.append(
+            _threshold_row(f, "filter", first_draw, None, q, offset, T, W >= T)
+            | {"note": no_selection_message(W, q, offset) if np.isinf(T) else ""}
+        )
+    ratio = selection["vwa_ratio"]
+    for f in PATH_FILTERS:
+        kept, fr = vwa(sel[f], ratio)
+        W_med = np.median(np.stack([r.W[f] for r in runs]), 0)
+        q_med = np.median(np.stack([r.qvalue[f] for r in runs]), 0)
+        filters[f"VWA-{f}"] = _Filter(kept, W_med, fr, q_med)
+    kept, fr = vwa(np.vstack([sel["OL"], sel["ML"]]), selection["vwa_oml_ratio"])
+    q_pool = np.median(np.vstack([np.stack([r.qvalue[f] for r in runs]) for f in PATH_FILTERS]), 0)
+    filters["VWA-OML"] = _Filter(kept, filters["VWA-OL"].W, fr, q_pool)
+    filters["ebh"] = _Filter(
+        ebh(e_mean, q), draw_W[(ebh_stat, first_draw)], freq[ebh_stat], ebh_qvalues(e_mean)
+    )
+
+    statistics = _statistics_table(runs, features, e_draw, ebh_stat)
+    for r in runs:
+        for f in PATH_FILTERS:
+            row = _threshold_row(f, "run", r.draw, r.seed, q, offset, r.T[f], r.selected[f])
+            row["note"] = no_selection_message(r.W[f], q, offset) if np.isinf(r.T[f]) else ""
+            threshold_rows.append(row)
+    threshold_rows += _aggregate_threshold_rows(runs, filters, selection, p, alpha)
+
     selected_rows = []
     for f in FILTERS:
-        kept, W, freq, qv = chosen[f]
-        idx = np.flatnonzero(kept)
-        idx = idx[np.argsort(-W[idx], kind="stable")]
+        flt = filters[f]
+        idx = np.flatnonzero(flt.kept)
+        idx = idx[np.argsort(-flt.W[idx], kind="stable")]
         selected_rows.append(
             pd.DataFrame(
                 {
                     "filter": f,
                     "feature": features[idx],
-                    "W": W[idx],
-                    "frequency": freq[idx],
-                    "qvalue": qv[idx],
+                    "W": flt.W[idx],
+                    "frequency": flt.frequency[idx],
+                    "qvalue": flt.qvalue[idx],
                 }
             )
         )
-    selected = pd.concat(selected_rows, ignore_index=True)
 
-    for f, kept, ratio, pool in (
-        ("VWA-OL", kept_ol, selection["vwa_ratio"], n_runs),
-        ("VWA-ML", kept_ml, selection["vwa_ratio"], n_runs),
-        ("VWA-OML", kept_oml, selection["vwa_oml_ratio"], 2 * n_runs),
+    effect, spread = effect_summary(runs, meta["task"])
+    magnitude = np.mean([r.magnitude for r in runs], axis=0)
+    sds = np.asarray(meta["sds"], dtype=float)
+    direction = np.where(effect > 0, "+", np.where(effect < 0, "−", "0"))
+    if meta["task"] == "multiclass":
+        direction = np.full(p, "±")
+    table: dict[str, Any] = {"feature": features, "mean": meta["means"], "sd": sds}
+    names = {"OL": ("OL_z", "OL_z_knockoff"), "ML": ("ML_g", "ML_g_knockoff")}
+    for f in PATH_FILTERS:
+        z, zk = combined_pair(runs, f, first_draw, combine)
+        table.update(
+            {
+                names[f][0]: z,
+                names[f][1]: zk,
+                f"{f}_W": filters[f].W,
+                f"{f}_frequency": freq[f],
+                f"{f}_qvalue": filters[f].qvalue,
+            }
+        )
+    table.update({"evalue": e_mean, "ebh_qvalue": filters["ebh"].qvalue})
+    for f in FILTERS:
+        table[f"selected_{f}"] = filters[f].kept
+    table.update(
+        {
+            "effect_sd": effect,
+            "effect_sd_spread": spread,
+            "effect_unit": effect / sds,
+            "effect_magnitude_sd": magnitude,
+            "direction": direction,
+        }
+    )
+    return {
+        "statistics": statistics,
+        "thresholds": pd.DataFrame(threshold_rows),
+        "selected": pd.concat(selected_rows, ignore_index=True),
+        "features": pd.DataFrame(table),
+    }
+
+
+def _threshold_row(flt, scope, draw, seed, q, offset, T, kept) -> dict[str, Any]:
+    return {
+        "filter": flt,
+        "scope": scope,
+        "draw": draw,
+        "seed": seed,
+        "q": q,
+        "offset": offset,
+        "T": T,
+        "n_selected": int(np.count_nonzero(kept)),
+        "note": "",
+    }
+
+
+def _statistics_table(
+    runs: list[RunStats], features: np.ndarray, e_draw: dict[int, np.ndarray], ebh_stat: str
+) -> pd.DataFrame:
+    rows = []
+    for r in runs:
+        for f in PATH_FILTERS:
+            orig, knock = r.importance[f]
+            frame = pd.DataFrame(
+                {
+                    "draw": r.draw,
+                    "seed": r.seed,
+                    "filter": f,
+                    "feature": features,
+                    "z": orig,
+                    "z_knockoff": knock,
+                    "W": r.W[f],
+                    "qvalue": r.qvalue[f],
+                    "evalue": e_draw[r.draw] if f == ebh_stat else np.nan,
+                    "selected": r.selected[f],
+                    "threshold": r.T[f],
+                }
+            )
+            for key in SCORE_KEYS:
+                frame[key] = r.scores[key]
+            frame["metric"] = r.metric
+            rows.append(frame)
+    return pd.concat(rows, ignore_index=True)
+
+
+def _aggregate_threshold_rows(
+    runs: list[RunStats], filters: dict[str, _Filter], selection: dict, p: int, alpha: float
+) -> list[dict[str, Any]]:
+    q, offset = selection["q"], selection["offset"]
+    n_runs = len(runs)
+    rows = []
+    for f, ratio, pool in (
+        ("VWA-OL", selection["vwa_ratio"], n_runs),
+        ("VWA-ML", selection["vwa_ratio"], n_runs),
+        ("VWA-OML", selection["vwa_oml_ratio"], 2 * n_runs),
     ):
+        kept = filters[f].kept
         note = ""
         if not kept.any():
             base = "ML" if f == "VWA-ML" else "OL"
@@ -183,78 +309,16 @@ def build_tables(
                 f"No feature was selected in at least {ratio:.0%} of the {pool} runs; "
                 f"{empty_runs} of {n_runs} single runs of {base} had no threshold (T = inf)."
             )
-        threshold_rows.append(
-            {
-                "filter": f,
-                "draw": None,
-                "seed": None,
-                "q": q,
-                "offset": offset,
-                "T": np.nan,
-                "n_selected": int(kept.sum()),
-                "note": note,
-            }
+        row = _threshold_row(f, "filter", None, None, q, offset, np.nan, kept)
+        rows.append(row | {"note": note})
+    k = int(filters["ebh"].kept.sum())
+    note = ""
+    if not k:
+        note = (
+            f"e-BH selected nothing: no set of k features had mean e-values all >= p/(k q) "
+            f"(p = {p}, q = {q}); each draw's e-values come from its knockoff+ filter at level "
+            f"{alpha:g}, which selected too few features, or different ones in different draws."
         )
-    k = int(kept_ebh.sum())
-    threshold_rows.append(
-        {
-            "filter": "ebh",
-            "draw": None,
-            "seed": None,
-            "q": q,
-            "offset": 1,
-            "T": p / (k * q) if k else np.inf,
-            "n_selected": k,
-            "note": ""
-            if k
-            else (
-                f"e-BH selected nothing: no set of k features had mean e-values all >= p/(k q) "
-                f"(p = {p}, q = {q}). The per-run knockoff+ filters at level "
-                f"{selection['ebh_alpha'] or q / 2:g} rarely selected the same features."
-            ),
-        }
-    )
-    thresholds = pd.DataFrame(threshold_rows)
-
-    effect, spread = effect_summary(runs, meta["task"])
-    sds = np.asarray(meta["sds"], dtype=float)
-    stat_frame = {
-        "OL": [np.median(np.stack([r.importance["OL"][i] for r in runs]), 0) for i in (0, 1)],
-        "ML": [np.median(np.stack([r.importance["ML"][i] for r in runs]), 0) for i in (0, 1)],
-    }
-    direction = np.where(effect > 0, "+", np.where(effect < 0, "−", "0"))
-    if meta["task"] == "multiclass":
-        direction = np.full(p, "±")
-    table = {
-        "feature": features,
-        "mean": meta["means"],
-        "sd": sds,
-        "OL_z": stat_frame["OL"][0],
-        "OL_z_knockoff": stat_frame["OL"][1],
-        "OL_W": np.median(W_all["OL"], 0),
-        "OL_frequency": freq_ol,
-        "OL_qvalue": np.median(q_all["OL"], 0),
-        "ML_g": stat_frame["ML"][0],
-        "ML_g_knockoff": stat_frame["ML"][1],
-        "ML_W": np.median(W_all["ML"], 0),
-        "ML_frequency": freq_ml,
-        "ML_qvalue": np.median(q_all["ML"], 0),
-        "evalue": e_mean,
-        "ebh_qvalue": q_ebh,
-    }
-    for f in FILTERS:
-        table[f"selected_{f}"] = chosen[f][0]
-    table.update(
-        {
-            "effect_sd": effect,
-            "effect_sd_spread": spread,
-            "effect_unit": effect / sds,
-            "direction": direction,
-        }
-    )
-    return {
-        "statistics": statistics,
-        "thresholds": thresholds,
-        "selected": selected,
-        "features": pd.DataFrame(table),
-    }
+    row = _threshold_row("ebh", "filter", None, None, q, 1, p / (k * q) if k else np.inf, k)
+    rows.append(row | {"n_selected": k, "note": note})
+    return rows

@@ -28,13 +28,14 @@ from knockoffnet.filters import knockoff_threshold
 from knockoffnet.selection import FILTERS, build_tables, run_statistics
 
 Generator = Callable[..., tuple[pd.DataFrame, list[str]]]
-PEERS = ("rf", "lasso", "deeppink")
-PEER_FILTER = {"rf": "peer-rf", "lasso": "peer-lasso", "deeppink": "peer-deeppink"}
+PEERS = ("rf", "lasso", "deeppink", "lassonet", "oracle")
+PEER_FILTER = {peer: f"peer-{peer}" for peer in PEERS}
 DISTRIBUTIONS = ("normal", "chisq", "gamma")
 # Population mean and sd of each feature law: the teacher sees standardised inputs so that its
 # ReLU kinks fall inside the data whatever the law (chi-square(4): 4, √8; gamma(2, 1): 2, √2).
 MOMENTS = {"normal": (0.0, 1.0), "chisq": (4.0, math.sqrt(8.0)), "gamma": (2.0, math.sqrt(2.0))}
 REPLICATE_COLUMNS = ["design", "replicate", "filter", "q", "n_selected", "fdp", "power"]
+FIT_COLUMNS = ["design", "replicate", "draw", "seed", "metric", "dense", "chosen", "reference"]
 SUMMARY_COLUMNS = ["design", "filter", "q", "fdp_mean", "fdp_se", "power_mean", "power_se"]
 
 
@@ -48,6 +49,19 @@ def _frame(X: np.ndarray, y: np.ndarray) -> pd.DataFrame:
     frame.insert(0, "y", y)
     frame.insert(0, "id", [f"s{i}" for i in range(n)])
     return frame
+
+
+def _with_latent(frame: pd.DataFrame, latent: np.ndarray) -> pd.DataFrame:
+    """Attach the noise-free latent score the labels were cut from (``frame.attrs``): the
+    oracle peer regresses on it, which no method that sees only y can."""
+    frame.attrs["latent"] = np.asarray(latent, dtype=np.float64)
+    return frame
+
+
+def latent_score(frame: pd.DataFrame) -> np.ndarray:
+    """The latent score of a generated cohort, NaNs when its generator has none."""
+    latent = frame.attrs.get("latent")
+    return np.full(frame.shape[0], np.nan) if latent is None else np.asarray(latent)
 
 
 def _names(indices: Iterable[int]) -> list[str]:
@@ -133,8 +147,9 @@ def teacher(
     X = sample_features(rng, n, p, distribution)
     mean, sd = MOMENTS[distribution]
     net = relu_teacher(rng, [s, *hidden, 1])
-    score = _add_noise(rng, forward(net, (X[:, :s] - mean) / sd)[:, 0], noise)
-    return _frame(X, balanced_labels(score, classes)), _names(range(s))
+    latent = forward(net, (X[:, :s] - mean) / sd)[:, 0]
+    score = _add_noise(rng, latent, noise)
+    return _with_latent(_frame(X, balanced_labels(score, classes)), latent), _names(range(s))
 
 
 def notebook(
@@ -199,8 +214,9 @@ def ar1(
     idx = np.unique(np.round(np.linspace(0, p - 1, s)).astype(int))
     signs = rng.choice([-1.0, 1.0], idx.size)
     terms = [NON_MONOTONE[k % len(NON_MONOTONE)](X[:, j]) for k, j in enumerate(idx)]
-    score = _add_noise(rng, np.column_stack(terms) @ signs, noise)
-    return _frame(X, balanced_labels(score, classes)), _names(idx)
+    latent = np.column_stack(terms) @ signs
+    score = _add_noise(rng, latent, noise)
+    return _with_latent(_frame(X, balanced_labels(score, classes)), latent), _names(idx)
 
 
 def global_null(
@@ -405,9 +421,7 @@ def rf_statistic(
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     rng = np.random.Generator(np.random.PCG64(seed))
-    p = X.shape[1]
-    swap = _random_swap(rng, p)
-    left, right = np.where(swap, Xk, X), np.where(swap, X, Xk)
+    swap, U = _swapped_pairs(X, Xk, rng)
     model_cls = RandomForestRegressor if task == "regression" else RandomForestClassifier
     model = model_cls(
         n_estimators=trees,
@@ -416,11 +430,8 @@ def rf_statistic(
         random_state=int(rng.integers(2**31 - 1)),
         n_jobs=threads,
     )
-    model.fit(np.hstack([left, right]), y)
-    imp = model.feature_importances_
-    z = np.where(swap, imp[p:], imp[:p])
-    zk = np.where(swap, imp[:p], imp[p:])
-    return z - zk
+    model.fit(U, y)
+    return _unswap(model.feature_importances_, swap)
 
 
 def knockpy_statistic(
@@ -452,6 +463,68 @@ def knockpy_statistic(
     raise InputError(f"unknown knockpy peer {name!r}; choose lasso or deeppink")
 
 
+def _swapped_pairs(X: np.ndarray, Xk: np.ndarray, rng: np.random.Generator):
+    """[X, X~] with a random half of the pairs exchanged, and how to exchange them back: a
+    peer that prefers one column position cannot then favour originals (flip-sign holds)."""
+    swap = _random_swap(rng, X.shape[1])
+    return swap, np.hstack([np.where(swap, Xk, X), np.where(swap, X, Xk)])
+
+
+def _unswap(importance: np.ndarray, swap: np.ndarray) -> np.ndarray:
+    p = swap.size
+    z = np.where(swap, importance[p:], importance[:p])
+    zk = np.where(swap, importance[:p], importance[p:])
+    return z - zk
+
+
+def lassonet_statistic(
+    X: np.ndarray, Xk: np.ndarray, y: np.ndarray, task: str, seed: int, hidden: int = 64
+) -> np.ndarray:
+    """LassoNet (Lemhadri et al. 2021) on [X, X~]: W_j = importance(x_j) − importance(x~_j),
+    its ``feature_importances_`` being the λ at which a feature leaves the path.
+
+    The package's defaults except a 64-unit hidden layer (ours) and a path multiplier of 1.05
+    instead of 1.02 (2.5× fewer λ; the default costs minutes per replicate). Raises
+    ImportError without the ``baselines`` extra.
+    """
+    import torch
+    from lassonet import LassoNetClassifier, LassoNetRegressor
+
+    rng = np.random.Generator(np.random.PCG64(seed))
+    swap, U = _swapped_pairs(X, Xk, rng)
+    model_cls = LassoNetRegressor if task == "regression" else LassoNetClassifier
+    state = int(rng.integers(2**31 - 1))
+    torch.manual_seed(state)
+    model = model_cls(
+        hidden_dims=(hidden,),
+        path_multiplier=1.05,
+        val_size=0.2,
+        verbose=0,
+        random_state=state,
+        torch_seed=state,
+    )
+    target = y.astype(np.float32) if task == "regression" else y.astype(np.int64)
+    model.path(U.astype(np.float32), target, return_state_dicts=False)
+    return _unswap(np.asarray(model.feature_importances_, dtype=np.float64), swap)
+
+
+def oracle_statistic(X: np.ndarray, Xk: np.ndarray, latent: np.ndarray, seed: int) -> np.ndarray:
+    """The oracle: a cross-validated lasso of the generator's noise-free *latent score* (what
+    the labels were cut from) on [X, X~], W_j = |β_j| − |β~_j|.
+
+    It sees more than any method that only has the labels, on the same knockoffs, so on a
+    design whose latent is close to linear (the teacher designs) its power is the ceiling
+    the filters are measured against. It says nothing where effects are non-monotone.
+    """
+    from sklearn.linear_model import LassoCV
+
+    rng = np.random.Generator(np.random.PCG64(seed))
+    swap, U = _swapped_pairs(X, Xk, rng)
+    model = LassoCV(cv=5, random_state=int(rng.integers(2**31 - 1)), max_iter=5000)
+    model.fit(U, latent)
+    return _unswap(np.abs(model.coef_), swap)
+
+
 def peer_masks(
     W: np.ndarray, filter_name: str, q_grid: Iterable[float], offset: int = 1
 ) -> dict[tuple[str, float], np.ndarray]:
@@ -468,31 +541,41 @@ def peer_statistics(
     seed: int,
     options: dict[str, Any],
     log: logging.Logger,
+    latent: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """W of each requested peer; a knockpy peer is skipped, with a logged reason, when knockpy
-    is not installed (it is the optional `baselines` dependency group). Each peer's time is
-    logged: their cost varies by minutes between replicates and dominates some study jobs."""
+    """W of each requested peer. A knockpy or LassoNet peer is skipped, with a logged reason,
+    when its package is not installed (the optional `baselines` extra); the oracle when the
+    design has no latent score. Each peer's time is logged: their cost varies by minutes
+    between replicates and dominates some study jobs."""
     out = {}
     for peer in peers:
         start = time.perf_counter()
-        if peer == "rf":
-            out[PEER_FILTER[peer]] = rf_statistic(
-                X, Xk, y, task, seed, options.get("rf_trees", 500), options.get("threads", 1)
-            )
-            log.info("peer %s: %.1f s", peer, time.perf_counter() - start)
-            continue
         try:
-            out[PEER_FILTER[peer]] = knockpy_statistic(
-                peer, X, Xk, y, task, seed, options.get("deeppink_epochs", 50)
-            )
-            log.info("peer %s: %.1f s", peer, time.perf_counter() - start)
+            if peer == "rf":
+                W = rf_statistic(
+                    X, Xk, y, task, seed, options.get("rf_trees", 500), options.get("threads", 1)
+                )
+            elif peer == "lassonet":
+                W = lassonet_statistic(X, Xk, y, task, seed)
+            elif peer == "oracle":
+                if latent is None or not np.isfinite(latent).all():
+                    log.info("peer oracle skipped: this design has no latent score")
+                    continue
+                W = oracle_statistic(X, Xk, latent, seed)
+            else:
+                W = knockpy_statistic(
+                    peer, X, Xk, y, task, seed, options.get("deeppink_epochs", 50)
+                )
         except ImportError as err:
             log.warning(
-                "peer %s skipped: knockpy is not importable (%s); install the `baselines` "
+                "peer %s skipped: its package is not importable (%s); install the `baselines` "
                 "extra (pip install -e '.[baselines]') to score it",
                 peer,
                 err,
             )
+            continue
+        out[PEER_FILTER[peer]] = W
+        log.info("peer %s: %.1f s", peer, time.perf_counter() - start)
     return out
 
 
@@ -526,6 +609,41 @@ def fdr_check(
     part["bound"] = part["q"] + 2 * part["fdp_se"].fillna(0.0)
     part["holds"] = part["fdp_mean"] <= part["bound"] + 1e-12
     return part[["design", "filter", "q", "fdp_mean", "fdp_se", "bound", "holds"]]
+
+
+def fit_rows(
+    runs: Sequence[tuple[int, int, dict[str, np.ndarray]]], design: str, replicate: int
+) -> pd.DataFrame:
+    """Validation scores of every run of one replicate (dense fit, chosen λ, reference)."""
+    rows = [
+        {
+            "design": design,
+            "replicate": replicate,
+            "draw": d,
+            "seed": s,
+            "metric": str(a.get("metric", "")),
+            "dense": float(a.get("dense_score", np.nan)),
+            "chosen": float(a.get("chosen_score", np.nan)),
+            "reference": float(a.get("reference_score", np.nan)),
+        }
+        for d, s, a in runs
+    ]
+    return pd.DataFrame(rows, columns=FIT_COLUMNS)
+
+
+def fit_summary(fits: pd.DataFrame) -> pd.DataFrame:
+    """Per design: mean ± se over replicates (runs averaged within a replicate) of the
+    validation scores, and the mean gap to the gradient-boosting reference."""
+    per_rep = fits.groupby(["design", "replicate", "metric"], sort=False)[
+        ["dense", "chosen", "reference"]
+    ].mean()
+    per_rep["dense_gap"] = per_rep["dense"] - per_rep["reference"]
+    per_rep["chosen_gap"] = per_rep["chosen"] - per_rep["reference"]
+    grouped = per_rep.groupby(level=["design", "metric"], sort=False)
+    mean, count = grouped.mean(), grouped.count()
+    se = grouped.std(ddof=1) / np.sqrt(count)
+    out = mean.add_suffix("_mean").join(se.add_suffix("_se")).reset_index()
+    return out
 
 
 def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
@@ -598,6 +716,7 @@ def study_markdown(
     diagnostics: pd.DataFrame,
     designs: dict[str, Any],
     q: float,
+    fits: pd.DataFrame | None = None,
 ) -> str:
     """The study in Markdown, ready to paste into docs/validation.md: designs, the table at
     level q, the acceptance check over the whole q grid and the knockoff diagnostics."""
@@ -635,6 +754,31 @@ def study_markdown(
     ]
     if not failed.empty:
         parts += [markdown_table(failed), ""]
+    if fits is not None and len(fits):
+        fs = fit_summary(fits)
+        table = pd.DataFrame(
+            {
+                "design": fs["design"],
+                "metric": fs["metric"],
+                **{
+                    col: [
+                        f"{m:.3f} ± {e:.3f}"
+                        for m, e in zip(fs[f"{col}_mean"], fs[f"{col}_se"], strict=True)
+                    ]
+                    for col in ("dense", "chosen", "reference", "dense_gap", "chosen_gap")
+                },
+            }
+        )
+        parts += [
+            "### Did the network learn? Validation score (mean ± se over replicates)",
+            "",
+            "dense: the seed's network fitted without penalty; chosen: the λ the statistics "
+            "read; reference: histogram gradient boosting on the same training rows of [X, X~]; "
+            "gaps are network − reference.",
+            "",
+            markdown_table(table),
+            "",
+        ]
     diag = diagnostics_summary(diagnostics)
     parts += ["### Knockoff diagnostics (draws flagged by the exchangeability checks)", ""]
     parts += [markdown_table(diag), ""]

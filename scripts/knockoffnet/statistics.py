@@ -118,3 +118,29 @@ def multi_layer(
     g_knockoff = col[p:] * w[p:]
     W = g**2 - g_knockoff**2
     return g, g_knockoff, W, w
+
+
+PAIR_FORMS = ("difference", "signed_max", "squares")
+
+
+def pair_statistic(z: np.ndarray, z_knockoff: np.ndarray, form: str) -> np.ndarray:
+    """W from a feature's and its knockoff's importance, antisymmetric in the pair.
+
+    ``difference`` z − z~ (importance statistics: gradient, group norm); ``signed_max``
+    max(z, z~)·sign(z − z~) (the One Layer form, ties → 0); ``squares`` z² − z~² (the
+    Multiple Layers form). Each turns into −W when z and z~ trade places, so any importance
+    computed column by column gives a valid knockoff statistic.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    zk = np.asarray(z_knockoff, dtype=np.float64)
+    if z.shape != zk.shape or z.ndim != 1:
+        raise InputError(f"z and z_knockoff must be 1-D of equal length, got {z.shape}, {zk.shape}")
+    if not (np.isfinite(z).all() and np.isfinite(zk).all()):
+        raise InputError("importances must be finite")
+    if form == "difference":
+        return z - zk
+    if form == "signed_max":
+        return np.maximum(z, zk) * np.sign(z - zk)
+    if form == "squares":
+        return z**2 - zk**2
+    raise InputError(f"unknown statistic form {form!r}; choose one of {', '.join(PAIR_FORMS)}")

@@ -8,6 +8,8 @@ from snakemake.exceptions import WorkflowError
 COHORTS = list(config["cohorts"])
 DRAWS = list(range(config["knockoffs"]["draws"]))
 SEEDS = list(range(config["training"]["seeds"]))
+# Every (draw, seed) run, in the order get_runs lists their files.
+RUNS = [(d, s) for d in DRAWS for s in SEEDS]
 PATH_FILTERS = ["OL", "ML"]
 FIGURES = [
     "ol_scatter",

@@ -30,7 +30,6 @@ rule select_features:
         runtime=10,
     params:
         selection=config["selection"],
-        draws=DRAWS,
-        seeds=SEEDS,
+        runs=RUNS,
     script:
         "../../scripts/select_features.py"

@@ -47,6 +47,7 @@ if SIM is not None:
     SIM_SEEDS = range(config["training"]["seeds"])
     SIM_CONSTRAINT = "|".join(re.escape(d) for d in SIM_DESIGNS)
     SIM_SCORES = [f"results/simulation/scores/{d}/rep{r}.csv" for d, r in SIM_RUNS]
+    SIM_FITS = [f"results/simulation/scores/{d}/rep{r}_fit.csv" for d, r in SIM_RUNS]
     # The first `simulation.reports` replicates of each design get the full per-cohort report.
     SIM_REPORTS = [
         f"results/sim_{d}_{r}/report.html"
@@ -58,12 +59,14 @@ if SIM is not None:
         for d, r in SIM_RUNS
         for k in SIM_DRAWS
     ]
+    SIM_DIAGNOSTIC_IDS = [(d, r) for d, r in SIM_RUNS for _ in SIM_DRAWS]
 
     rule simulate_cohort:
         """One simulated cohort (CSV) and its truth (relevant features) from a named generator."""
         output:
             csv="results/simulation/cohorts/{design}/rep{replicate}.csv",
             truth="results/simulation/cohorts/{design}/rep{replicate}_truth.json",
+            latent="results/simulation/cohorts/{design}/rep{replicate}_latent.npy",
         log:
             "logs/simulation/cohorts/{design}/rep{replicate}.log",
         benchmark:
@@ -97,8 +100,10 @@ if SIM is not None:
             Xk="results/sim_{design}_{replicate}/knockoffs/draw0.npy",
             selected="results/sim_{design}_{replicate}/selected.tsv",
             truth="results/simulation/cohorts/{design}/rep{replicate}_truth.json",
+            latent="results/simulation/cohorts/{design}/rep{replicate}_latent.npy",
         output:
-            "results/simulation/scores/{design}/rep{replicate}.csv",
+            scores="results/simulation/scores/{design}/rep{replicate}.csv",
+            fit="results/simulation/scores/{design}/rep{replicate}_fit.csv",
         log:
             "logs/simulation/scores/{design}/rep{replicate}.log",
         benchmark:
@@ -116,6 +121,7 @@ if SIM is not None:
             selection=config["selection"],
             q_grid=SIM["q_grid"],
             peers=SIM["peers"],
+            runs=[(d, s) for d in SIM_DRAWS for s in SIM_SEEDS],
             options={"rf_trees": SIM["rf_trees"], "deeppink_epochs": SIM["deeppink_epochs"]},
             seed=config["seed"],
         script:
@@ -152,9 +158,11 @@ if SIM is not None:
         """Tidy replicate table, mean ± se per design/filter/q, acceptance check, plots."""
         input:
             scores=SIM_SCORES,
+            fits=SIM_FITS,
             diagnostics=SIM_DIAGNOSTICS,
         output:
             replicates="results/simulation/replicates.csv",
+            fit="results/simulation/fit.csv",
             summary="results/simulation/summary.csv",
             diagnostics="results/simulation/diagnostics.csv",
             check="results/simulation/fdr_check.csv",
@@ -178,6 +186,7 @@ if SIM is not None:
         params:
             designs={d: SIM["designs"][d] for d in SIM_DESIGNS},
             table_q=SIM["table_q"],
+            diagnostic_ids=SIM_DIAGNOSTIC_IDS,
         script:
             "../../scripts/simulate_summary.py"
 

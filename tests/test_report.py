@@ -311,3 +311,22 @@ def test_network_label_names_the_drawn_filter(tmp_path):
     assert f"Reduce Weight network for all features ({flt} selected none)" in out.read_text(
         encoding="utf-8"
     )
+
+
+def test_learning_table_lists_every_run_and_its_mean(page):
+    table = page.parser.tables["learning-table"]
+    stats = pd.read_csv(page.results / "statistics.tsv", sep="\t")
+    runs = stats.drop_duplicates(["draw", "seed"])
+    assert len(table) == 1 + len(runs) + 1  # header, one row per run, the mean
+    assert table[-1][0] == "mean"
+    assert table[-1][2] == report.fmt_num(runs["chosen_score"].mean())
+    assert "learned less than a simple model" not in page.text  # chosen ≈ reference here
+
+
+def test_learning_check_warns_when_the_network_lags_the_reference(tmp_path):
+    write_fake_results(tmp_path, task="binary", empty=False, n_seeds=2, p=6)
+    stats = pd.read_csv(tmp_path / "statistics.tsv", sep="\t")
+    stats["chosen_score"] = 0.55  # the reference stays at 0.82
+    stats.to_csv(tmp_path / "statistics.tsv", sep="\t", index=False)
+    check = report.learning_check(report.load_results(tmp_path))
+    assert "0.270 below the gradient-boosting reference" in check["warning"]

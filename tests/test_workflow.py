@@ -149,8 +149,17 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
         # lambda_per_job = 4 with 8 lambdas: two chunk jobs per (draw, seed)
         assert len(list((out / "path").glob("draw*_seed*/chunk*.npz"))) == 2 * 2 * 2
         with np.load(out / "z" / "draw1_seed1.npz") as z:
-            assert z["Z0"].shape == (16, 2 * p)
+            units = 4  # the default per-input units: 5 first-layer channels per input
+            assert z["Z0"].shape == (16, 2 * p * (units + 1))
+            assert z["Z0_input"].shape == (16, 2 * p)
             assert 0 < z["Z0"].max() <= z["lambdas"].max()
+            assert z["importance_ol"].shape == z["importance_ml"].shape == (2 * p,)
+        stats = pd.read_csv(out / "statistics.tsv", sep="\t")
+        scores = stats.drop_duplicates(["draw", "seed"])
+        assert len(scores) == 4 and scores["metric"].eq("accuracy").all()
+        for col in ("dense_score", "chosen_score", "reference_score"):
+            assert scores[col].between(0, 1).all(), col
+        assert {"filter", "run"} == set(thresholds["scope"])
         run = json.loads((out / "run.json").read_text())
         assert run["inputs"] and all(len(h) == 64 for h in run["inputs"].values())
         assert run["config"]["seed"] == 7 and "torch" in run["versions"]
@@ -162,6 +171,7 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
         )
         for name in selected["feature"]:
             assert name in page
+        assert 'id="learning-table"' in page
         assert (out / "pruning" / "prediction.tsv").exists()
         for log in (tmp_path / "logs" / cohort / "path").glob("*chunk*.log"):
             assert "SLURM_JOB_ID" in log.read_text()

@@ -49,9 +49,6 @@ AUTO_FULL_BATCH_MAX = 2048
 AUTO_BATCH_SIZE = 1024
 # learning_rate = None takes the step rule's default (docs/method.md, "Step rules").
 DEFAULT_LEARNING_RATE = {"adam": 3e-3, "fista": 0.3, "momentum": 0.3, "plain": 1.0}
-# An epoch counts as an improvement only if it lowers the best validation objective by this
-# fraction; otherwise proximal descent creeping down a plateau would never trigger patience.
-MIN_REL_IMPROVEMENT = 1e-3
 # λ-grid top check: try λ0·4^k, k = 0..GRID_TRIES-1, in one batched run.
 GRID_FACTOR = 4.0
 GRID_TRIES = 6
@@ -80,6 +77,7 @@ class TrainConfig:
     momentum: float = 0.9
     penalty: str = "group"
     start: str = "warm"
+    min_improvement: float = 1e-3
     device: str = "auto"
     threads: int = 1
 
@@ -113,6 +111,8 @@ class TrainConfig:
             raise InputError(f"learning_rate must be positive and finite, got {lr}")
         if not 0.0 <= self.momentum < 1.0:
             raise InputError(f"momentum must lie in [0, 1), got {self.momentum}")
+        if not 0.0 <= self.min_improvement < 1.0:
+            raise InputError(f"min_improvement must lie in [0, 1), got {self.min_improvement}")
         if not _DEVICE_RE.match(str(self.device)):
             raise InputError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
@@ -353,7 +353,9 @@ def _record_epoch(
 
     The score is the validation *penalised* objective, loss + (λ/2m)·P(θ): the bare loss of
     the dense start is often the best a large λ ever sees, which would keep (and count as
-    non-zero) weights the penalty is about to remove.
+    non-zero) weights the penalty is about to remove. An epoch improves only if it lowers
+    the best score by more than ``min_improvement`` (relative): proximal descent creeps down
+    plateaus by tiny amounts and would otherwise never trigger patience.
     """
     vl_t, va_t = evaluate(st.net, data.u_val, data.y_val, cfg.activation, cfg.task, st.work)
     obj_t = vl_t + st.pen * optim.penalty(st.net, cfg.penalty, data.d)
@@ -363,7 +365,7 @@ def _record_epoch(
     prev = rec.best_obj[gi]
     with np.errstate(invalid="ignore"):
         improved = np.isfinite(obj) & (
-            np.isinf(prev) | (obj < prev - MIN_REL_IMPROVEMENT * np.abs(prev))
+            np.isinf(prev) | (obj < prev - cfg.min_improvement * np.abs(prev))
         )
     if improved.any():
         rows = torch.from_numpy(improved).to(st.idx.device)

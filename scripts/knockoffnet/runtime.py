@@ -152,6 +152,7 @@ def training_inputs(smk: Any) -> tuple[np.ndarray, np.ndarray, Any, int, dict]:
         momentum=t["momentum"],
         penalty=t["penalty"],
         start=t["start"],
+        min_improvement=t["min_improvement"],
         device=t["device"],
         threads=int(smk.threads),
     )

@@ -11,9 +11,8 @@ configfile: "config/config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
 
 
-# simulate.smk first: with a `simulation` config it adds the simulated cohorts to `cohorts`.
-include: "workflow/rules/simulate.smk"
 include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/knockoffs.smk"
 include: "workflow/rules/train.smk"

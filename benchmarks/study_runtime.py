@@ -34,7 +34,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from knockoffnet.simulation import generate  # noqa: E402
+from knockoffnet.simulation.generators import generate  # noqa: E402
 
 # Threads each per-replicate rule reserves (workflow/rules/*.smk); the training rules take
 # training.threads from the config.

@@ -7,14 +7,14 @@ import pandas as pd
 
 from knockoffnet.errors import InputError
 from knockoffnet.knockoffs import make_knockoffs
-from knockoffnet.runtime import derive_seed, rule_context, save_npy, save_tsv
+from knockoffnet.runtime import rule_context, save_npy, save_tsv
 
 with rule_context(snakemake) as log:
     X = np.load(snakemake.input.X)
     meta = json.loads(open(snakemake.input.meta).read())
-    draw = int(snakemake.wildcards.draw)
+    draw = int(snakemake.params.draw)
     opts = snakemake.params.knockoffs
-    seed = derive_seed(snakemake.params.seed, "knockoffs", snakemake.wildcards.cohort, draw)
+    seed = int(snakemake.params.seed)
     try:
         Xk, s, diagnostics = make_knockoffs(
             X,

@@ -7,7 +7,7 @@ from knockoffnet.scores import reference_score
 
 with rule_context(snakemake) as log:
     U, y, cfg, seed, meta = training_inputs(snakemake)
-    spec = snakemake.params.train["training"]
+    spec = snakemake.params.training
     dense = dense_fit(U, y, cfg, seed, log=log.info)
     start = net_from_arrays(dense, 0) if cfg.start == "warm" else None
     grid = lambda_grid(

@@ -7,7 +7,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-from knockoffnet.runtime import derive_seed, rule_context, save_json
+from knockoffnet.runtime import rule_context, save_json
 
 PACKAGES = [
     "knockoffnet",
@@ -65,8 +65,6 @@ def git_commit() -> str | None:
 
 with rule_context(snakemake) as log:
     config = snakemake.params.config
-    master = config["seed"]
-    cohort = snakemake.params.cohort
     from knockoffnet import __version__
 
     versions = {name: version(name) for name in PACKAGES}
@@ -78,17 +76,7 @@ with rule_context(snakemake) as log:
         "versions": versions,
         "git_commit": git_commit(),
         "inputs": {snakemake.input.cohort: sha256(snakemake.input.cohort)},
-        "seeds": {
-            "master": master,
-            "knockoffs": {
-                str(d): derive_seed(master, "knockoffs", cohort, d) for d in snakemake.params.draws
-            },
-            "training": {
-                f"draw{d}_seed{s}": derive_seed(master, "train", cohort, d, s)
-                for d in snakemake.params.draws
-                for s in snakemake.params.seeds
-            },
-        },
+        "seeds": snakemake.params.seeds,
         "recommended_filter": config["selection"]["recommended"],
         "platform": platform.platform(),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

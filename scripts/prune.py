@@ -6,20 +6,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from knockoffnet.export import export_model
 from knockoffnet.pruning import (
-    METHOD_LABELS,
     compact,
-    compare_predictions,
-    export_model,
     prune_masks,
     remove_dead_neurons,
     restrict_inputs,
     structure_table,
     summary_counts,
-    train_network,
 )
-from knockoffnet.runtime import derive_seed, rule_context, save_npz, save_tsv
-from knockoffnet.selection import FILTERS
+from knockoffnet.retraining import METHOD_LABELS, compare_predictions, train_network
+from knockoffnet.runtime import rule_context, save_npz, save_tsv
+from knockoffnet.vocabulary import FILTERS
 
 with rule_context(snakemake) as log:
     opts = snakemake.params.pruning
@@ -31,12 +29,12 @@ with rule_context(snakemake) as log:
     n_classes = max(2, len(meta["classes"]))
     # Layer 0 per input (unit channels collapsed): the pruned network is the paper's MLP on
     # the selected features (docs/method.md, "Reduce Weight").
-    with np.load(snakemake.input.z[0]) as run:
+    with np.load(snakemake.input.z) as run:
         deeper = range(1, len(hidden) + 1)
         Z = [run["Z0_input"]] + [run[f"Z{layer}"] for layer in deeper]
         magnitude = [np.abs(run["W0_input"])] + [np.abs(run[f"W{layer}"]) for layer in deeper]
     selected = pd.read_csv(snakemake.input.selected, sep="\t")
-    seed = derive_seed(snakemake.params.seed, "prune", snakemake.wildcards.cohort)
+    seed = int(snakemake.params.seed)
 
     chosen = {f: selected.loc[selected["filter"] == f, "feature"].tolist() for f in FILTERS}
     chosen["all features"] = features.tolist()

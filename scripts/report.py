@@ -2,20 +2,37 @@
 
 from pathlib import Path
 
-from knockoffnet.report import render_report
+from knockoffnet.report import ResultFiles, render_report
 from knockoffnet.runtime import rule_context
 
 with rule_context(snakemake) as log:
-    results = Path(snakemake.input.run).parent
-    figures = {Path(f).stem: Path(f) for f in snakemake.input.figures}
+    inp = snakemake.input
+    files = ResultFiles(
+        statistics=Path(inp.statistics),
+        thresholds=Path(inp.thresholds),
+        selected=Path(inp.selected),
+        features=Path(inp.features),
+        meta=Path(inp.meta),
+        run=Path(inp.run),
+        labels=Path(inp.labels),
+        diagnostics=tuple(map(Path, inp.diagnostics)),
+        paths=tuple(
+            (d, s, Path(f)) for (d, s), f in zip(snakemake.params.runs, inp.paths, strict=True)
+        ),
+        structure=Path(inp.structure),
+        summary=Path(inp.summary),
+        prediction=Path(inp.prediction),
+        masks=Path(inp.masks),
+        benchmarks=tuple(map(Path, inp.benchmarks)),
+        benchmark_root=Path(snakemake.params.benchmark_root),
+    )
     # A simulated cohort's inputs add its truth and every replicate's scores of its design.
-    truth = getattr(snakemake.input, "truth", None)
+    truth = getattr(inp, "truth", None)
     render_report(
-        results,
-        figures,
+        files,
+        {Path(f).stem: Path(f) for f in inp.figures},
         Path(snakemake.output[0]),
-        benchmarks_dir=results / "benchmarks",
         truth=Path(truth) if truth else None,
-        scores=[Path(f) for f in getattr(snakemake.input, "scores", [])],
+        scores=[Path(f) for f in getattr(inp, "scores", [])],
     )
     log.info("report written to %s", snakemake.output[0])

@@ -2,14 +2,15 @@
 
 import numpy as np
 
-from knockoffnet.runtime import derive_seed, rule_context, save_json, save_npy
-from knockoffnet.simulation import generate, latent_score, write_csv
+from knockoffnet.runtime import rule_context, save_json, save_npy
+from knockoffnet.simulation.generators import generate, latent_score
+from knockoffnet.simulation.tables import write_csv
 
 with rule_context(snakemake) as log:
     design = snakemake.wildcards.design
     replicate = int(snakemake.wildcards.replicate)
     spec = dict(snakemake.params.spec)
-    seed = derive_seed(snakemake.params.seed, "simulate", design, replicate)
+    seed = int(snakemake.params.seed)
     frame, relevant = generate(spec["generator"], spec["n"], seed, dict(spec["params"]))
     y = frame["y"].to_numpy()
     counts = (

@@ -6,16 +6,15 @@ import json
 import numpy as np
 import pandas as pd
 
-from knockoffnet.runtime import derive_seed, rule_context
-from knockoffnet.simulation import (
+from knockoffnet.runtime import rule_context
+from knockoffnet.simulation.peers import peer_masks, peer_statistics
+from knockoffnet.simulation.scoring import (
     check_against_pipeline,
     fit_rows,
-    peer_masks,
-    peer_statistics,
     pipeline_masks,
     score_masks,
-    write_csv,
 )
+from knockoffnet.simulation.tables import write_csv
 
 with rule_context(snakemake) as log:
     design = snakemake.wildcards.design
@@ -43,7 +42,7 @@ with rule_context(snakemake) as log:
     Xk = np.load(snakemake.input.Xk).astype(np.float64)
     y = np.load(snakemake.input.y)
     options = {**snakemake.params.options, "threads": int(snakemake.threads)}
-    peer_seed = derive_seed(snakemake.params.seed, "peers", design, replicate)
+    peer_seed = int(snakemake.params.seed)
     latent = np.load(snakemake.input.latent)
     for name, W in peer_statistics(
         snakemake.params.peers, X, Xk, y, meta["task"], peer_seed, options, log, latent=latent

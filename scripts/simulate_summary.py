@@ -5,17 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from knockoffnet.report import fig_fdr_power
 from knockoffnet.runtime import rule_context
-from knockoffnet.simulation import (
-    REPLICATE_COLUMNS,
-    fdr_check,
-    fit_summary,
-    plot_power_minus_fdr,
-    study_markdown,
-    summarise,
-    write_csv,
-)
+from knockoffnet.simulation.plots import fig_fdr_power, plot_power_minus_fdr
+from knockoffnet.simulation.scoring import REPLICATE_COLUMNS, fdr_check, fit_summary, summarise
+from knockoffnet.simulation.tables import study_markdown, write_csv
 
 with rule_context(snakemake) as log:
     designs = dict(snakemake.params.designs)

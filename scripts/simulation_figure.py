@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from knockoffnet.report import fig_fdr_power
 from knockoffnet.runtime import rule_context
-from knockoffnet.simulation import REPLICATE_COLUMNS, summarise
+from knockoffnet.simulation.plots import fig_fdr_power
+from knockoffnet.simulation.scoring import REPLICATE_COLUMNS, summarise
 
 with rule_context(snakemake) as log:
     scores = pd.concat(map(pd.read_csv, snakemake.input.scores), ignore_index=True)

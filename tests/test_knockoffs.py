@@ -7,8 +7,26 @@ import numpy as np
 import pytest
 from scipy import optimize
 
+from knockoffnet import knockoff_diagnostics as kd
 from knockoffnet import knockoffs as kn
+from knockoffnet import s_solvers as sv
 from knockoffnet.errors import InputError
+
+
+def sdp_s_cvxpy(R: np.ndarray, solver: str = "CLARABEL") -> np.ndarray:
+    """Reference SDP solution from cvxpy (interior point; slow for p in the hundreds).
+
+    A test reference only: cvxpy and Clarabel are in the `dev` extra, not the workflow's envs.
+    """
+    import cvxpy as cp
+
+    p = R.shape[0]
+    s = cp.Variable(p)
+    cons = [s >= 0, s <= 1, 2 * R - cp.diag(s) >> 0]
+    cp.Problem(cp.Maximize(cp.sum(s)), cons).solve(solver=solver)
+    if s.value is None:
+        raise RuntimeError(f"cvxpy/{solver} found no solution")
+    return np.clip(np.asarray(s.value, dtype=np.float64), 0.0, 1.0)
 
 
 def _ar1(p: int, rho: float) -> np.ndarray:
@@ -46,7 +64,7 @@ def _joint_target(Sigma: np.ndarray, s: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------- fixed-X
 
 
-@pytest.mark.parametrize("s_method", kn.S_METHODS)
+@pytest.mark.parametrize("s_method", sv.S_METHODS)
 @pytest.mark.parametrize("n", [40, 41, 300])  # n = 2p (no room for the intercept), 2p+1, ≫ 2p
 def test_fixed_x_gram_identities(s_method: str, n: int) -> None:
     X = _standardise(_gaussian(n, _ar1(20, 0.6), seed=n))
@@ -103,7 +121,7 @@ HARD = {
 
 
 @pytest.mark.parametrize("name", HARD)
-@pytest.mark.parametrize("s_method", kn.S_METHODS)
+@pytest.mark.parametrize("s_method", sv.S_METHODS)
 def test_s_is_feasible(name: str, s_method: str) -> None:
     Sigma = HARD[name]
     s = kn.solve_s(Sigma, s_method)
@@ -131,7 +149,7 @@ def test_s_is_returned_on_the_covariance_scale() -> None:
 @pytest.mark.parametrize("name", ["ar0.5", "equi0.99", "factor"])
 def test_own_sdp_matches_cvxpy(name: str) -> None:
     R = HARD[name][:20, :20]
-    ours, ref = kn.solve_s(R, "sdp"), kn.sdp_s_cvxpy(R)
+    ours, ref = kn.solve_s(R, "sdp"), sdp_s_cvxpy(R)
     assert abs(ours.mean() - ref.mean()) <= 0.01 * ref.mean()
 
 
@@ -144,7 +162,7 @@ def _mvr_objective(s: np.ndarray, R: np.ndarray) -> float:
 
 @pytest.mark.parametrize("R", [_ar1(6, 0.8), _factor(6, seed=2)], ids=["ar0.8", "factor"])
 def test_mvr_matches_direct_minimisation(R: np.ndarray) -> None:
-    ours = kn.mvr_s(R)
+    ours = sv.mvr_s(R)
     start = np.full(6, np.linalg.eigvalsh(R).min())
     ref = optimize.minimize(
         _mvr_objective, start, args=(R,), method="L-BFGS-B", bounds=[(1e-9, 1.0)] * 6,
@@ -177,9 +195,9 @@ def _shuffled_block_diagonal() -> tuple[np.ndarray, list[set[int]]]:
 
 def test_feature_blocks_recover_true_blocks() -> None:
     Sigma, members = _shuffled_block_diagonal()
-    found = [set(b.tolist()) for b in kn.feature_blocks(Sigma, max_block=18)]
+    found = [set(b.tolist()) for b in sv.feature_blocks(Sigma, max_block=18)]
     assert sorted(found, key=min) == sorted(members, key=min)
-    assert all(len(b) <= 30 for b in kn.feature_blocks(Sigma, max_block=30))
+    assert all(len(b) <= 30 for b in sv.feature_blocks(Sigma, max_block=30))
 
 
 @pytest.mark.parametrize("s_method", ["sdp", "mvr"])
@@ -319,20 +337,20 @@ def test_diagnostics_flag_skewed_features(shape: float) -> None:
 def test_diagnostics_advice_fits_the_failed_check() -> None:
     """A swap-test failure with matching margins must not get the skewness advice."""
     n, calm = 1000, np.zeros(4)
-    flag, msg = kn._verdict(0.001, calm, calm, n)
+    flag, msg = kd._verdict(0.001, calm, calm, n)
     assert flag and "swap test p = 0.001" in msg
     assert "depend on each other" in msg and "draws > 1" in msg and "Yeo-Johnson" not in msg
     skewed = np.array([0.0, 2.5, 0.0, 0.0])
-    flag, msg = kn._verdict(0.5, skewed, calm, n, label=lambda j: f"x{j + 1}")
+    flag, msg = kd._verdict(0.5, skewed, calm, n, label=lambda j: f"x{j + 1}")
     assert flag and "column x2 is skewed" in msg and "Yeo-Johnson" in msg
     assert "depend on each other" not in msg
-    flag, msg = kn._verdict(0.001, skewed, calm, n)
+    flag, msg = kd._verdict(0.001, skewed, calm, n)
     assert flag and "swap test" in msg and "Yeo-Johnson" in msg
-    assert kn._verdict(0.5, calm, calm, n)[0] is False
+    assert kd._verdict(0.5, calm, calm, n)[0] is False
 
 
 def test_mmd_detects_shift_and_not_identity() -> None:
     rng = np.random.default_rng(0)
     A, B = rng.standard_normal((200, 4)), rng.standard_normal((200, 4))
-    assert kn.mmd_permutation_test(A, B, rng)[1] > 0.01
-    assert kn.mmd_permutation_test(A, B + 0.5, rng)[1] < 0.01
+    assert kd.mmd_permutation_test(A, B, rng)[1] > 0.01
+    assert kd.mmd_permutation_test(A, B + 0.5, rng)[1] < 0.01

@@ -1,5 +1,5 @@
-"""Reduce Weight: e_c with ties, masks, dead-neuron cascade, fixed-mask training, comparison,
-compaction and safetensors export."""
+"""Reduce Weight (pruning, retraining, export): e_c with ties, masks, dead-neuron cascade,
+fixed-mask training, comparison, compaction and safetensors export."""
 
 import json
 from itertools import pairwise
@@ -10,7 +10,9 @@ import pytest
 import safetensors.numpy
 import torch
 
+from knockoffnet import export as ex
 from knockoffnet import pruning as pr
+from knockoffnet import retraining as rt
 from knockoffnet.errors import InputError
 
 FAST = {"max_epochs": 40, "patience": 5, "batch_size": 32}
@@ -75,7 +77,7 @@ def test_empty_selection_is_a_clear_error():
     with pytest.raises(InputError, match="selected no features"):
         pr.restrict_inputs(_random_Z([8, 6, 1]), [])
     with pytest.raises(InputError, match="selected features"):
-        pr.train_network(np.zeros((10, 0)), np.zeros(10), (4,), "binary", 2, "general")
+        rt.train_network(np.zeros((10, 0)), np.zeros(10), (4,), "binary", 2, "general")
 
 
 def test_restrict_inputs_takes_first_layer_columns():
@@ -178,8 +180,8 @@ def test_compact_equals_masked_network(task, n_out, activation):
     assert sum(w.shape[0] for w in Wc[:-1]) == s["neurons_after"]
     assert sum(np.count_nonzero(w) for w in Wc) == s["weights_after"]
     assert 2 * sum(w.size for w in Wc) == s["dense_flops_after"]
-    masked = pr.predict([w * f for w, f in zip(W, final, strict=True)], b, X, activation, task)
-    np.testing.assert_allclose(pr.predict(Wc, bc, X, activation, task), masked, atol=1e-6)
+    masked = rt.predict([w * f for w, f in zip(W, final, strict=True)], b, X, activation, task)
+    np.testing.assert_allclose(rt.predict(Wc, bc, X, activation, task), masked, atol=1e-6)
 
 
 # ------------------------------------------------------------------ fixed-mask training
@@ -187,7 +189,7 @@ def test_compact_equals_masked_network(task, n_out, activation):
 
 def test_masked_gradients_are_zero():
     mask = pr.prune_masks(_random_Z([4, 6, 1], seed=5), 0.4)
-    net = pr.make_network([4, 6, 1], "relu", 0.0, mask)
+    net = rt.make_network([4, 6, 1], "relu", 0.0, mask)
     net(torch.randn(16, 4)).pow(2).sum().backward()
     for lin, m in zip(net.linears, mask, strict=True):
         assert (lin.weight.grad[torch.as_tensor(~m)] == 0).all()
@@ -198,7 +200,7 @@ def test_masked_gradients_are_zero():
 def test_reduce_weight_keeps_masked_weights_exactly_zero():
     X, y = _easy_binary(160)
     mask = pr.remove_dead_neurons(pr.prune_masks(_random_Z([4, 8, 1], seed=7), 0.3))
-    W, b, sec = pr.train_network(X, y, (8,), "binary", 2, "reduce_weight", mask=mask, **FAST)
+    W, b, sec = rt.train_network(X, y, (8,), "binary", 2, "reduce_weight", mask=mask, **FAST)
     assert sec > 0
     for w, m in zip(W, mask, strict=True):
         assert (w[~m] == 0.0).all()
@@ -206,13 +208,13 @@ def test_reduce_weight_keeps_masked_weights_exactly_zero():
     dead = ~mask[0].any(axis=1)
     assert (b[0][dead] == 0.0).all()
     with pytest.raises(InputError, match="mask"):
-        pr.train_network(X, y, (8,), "binary", 2, "reduce_weight", **FAST)
+        rt.train_network(X, y, (8,), "binary", 2, "reduce_weight", **FAST)
 
 
 def test_training_is_deterministic():
     X, y = _easy_binary(120)
-    a = pr.train_network(X, y, (6,), "binary", 2, "dropout", seed=3, **FAST)
-    b = pr.train_network(X, y, (6,), "binary", 2, "dropout", seed=3, **FAST)
+    a = rt.train_network(X, y, (6,), "binary", 2, "dropout", seed=3, **FAST)
+    b = rt.train_network(X, y, (6,), "binary", 2, "dropout", seed=3, **FAST)
     for u, v in zip(a[0] + a[1], b[0] + b[1], strict=True):
         assert np.array_equal(u, v)
 
@@ -223,7 +225,7 @@ def test_training_is_deterministic():
 def test_compare_predictions_easy_binary_and_deterministic():
     X, y = _easy_binary()
     mask = pr.prune_masks(_random_Z([4, 8, 1], seed=11), 0.3)
-    per, summ = pr.compare_predictions(X, y, "binary", 2, (8,), mask, repeats=2, seed=4, **FAST)
+    per, summ = rt.compare_predictions(X, y, "binary", 2, (8,), mask, repeats=2, seed=4, **FAST)
     assert list(per.columns) == [
         "repeat",
         "method",
@@ -234,16 +236,16 @@ def test_compare_predictions_easy_binary_and_deterministic():
         "r2",
         "seconds",
     ]
-    assert len(per) == 6 and set(per.method) == set(pr.MODES)
+    assert len(per) == 6 and set(per.method) == set(rt.MODES)
     assert (per.accuracy > 0.8).all() and (per.auc > 0.8).all() and per.rmse.isna().all()
-    assert summ.method.tolist() == list(pr.MODES) and (summ.n == 2).all()
+    assert summ.method.tolist() == list(rt.MODES) and (summ.n == 2).all()
     assert np.isclose(
         summ.set_index("method").loc["general", "accuracy_mean"],
         per[per.method == "general"].accuracy.mean(),
     )
-    again, _ = pr.compare_predictions(X, y, "binary", 2, (8,), mask, repeats=2, seed=4, **FAST)
+    again, _ = rt.compare_predictions(X, y, "binary", 2, (8,), mask, repeats=2, seed=4, **FAST)
     pd.testing.assert_frame_equal(per.drop(columns="seconds"), again.drop(columns="seconds"))
-    diff = pr.paired_differences(per)
+    diff = rt.paired_differences(per)
     assert set(diff.method) == {"dropout", "reduce_weight"} and (diff.n == 2).all()
 
 
@@ -251,12 +253,12 @@ def test_compare_predictions_multiclass_and_regression():
     rng = np.random.default_rng(2)
     X = rng.standard_normal((240, 3))
     y = np.digitize(X[:, 0] + 0.5 * X[:, 1], [-0.6, 0.6])
-    per, _ = pr.compare_predictions(X, y, "multiclass", 3, (8,), None, repeats=1, **FAST)
+    per, _ = rt.compare_predictions(X, y, "multiclass", 3, (8,), None, repeats=1, **FAST)
     assert set(per.method) == {"general", "dropout"}
     assert (per.accuracy > 0.7).all() and per.f1.notna().all() and per.auc.notna().all()
     yr = 2.0 * X[:, 0] - X[:, 1] + 0.1 * rng.standard_normal(240) + 5.0
     mask = pr.prune_masks(_random_Z([3, 8, 1], seed=1), 0.3)
-    per, _ = pr.compare_predictions(X, yr, "regression", 0, (8,), mask, repeats=1, **FAST)
+    per, _ = rt.compare_predictions(X, yr, "regression", 0, (8,), mask, repeats=1, **FAST)
     assert (per.r2 > 0.8).all() and per.accuracy.isna().all()
 
 
@@ -267,12 +269,12 @@ def test_export_load_roundtrip(tmp_path):
     rng = np.random.default_rng(0)
     X, y = _easy_binary(160)
     mask = pr.prune_masks(_random_Z([4, 8, 1], seed=7), 0.4)
-    W, b, _ = pr.train_network(X, y, (8,), "binary", 2, "reduce_weight", mask=mask, **FAST)
+    W, b, _ = rt.train_network(X, y, (8,), "binary", 2, "reduce_weight", mask=mask, **FAST)
     Wc, bc = pr.compact(W, b, mask)
     means, sds = rng.normal(size=4), rng.uniform(0.5, 2.0, size=4)
     feats = ["a", "b", "c", "d"]
     prefix = tmp_path / "net" / "VWA-OL.pruned"
-    pr.export_model(
+    ex.export_model(
         prefix,
         Wc,
         bc,
@@ -291,9 +293,9 @@ def test_export_load_roundtrip(tmp_path):
         "VWA-OL.pruned.json",
         "VWA-OL.pruned.safetensors",
     ]
-    model = pr.load_model(prefix)
+    model = ex.load_model(prefix)
     X_raw = X * sds + means
-    expect = pr.predict(W, b, X, "relu", "binary")
+    expect = rt.predict(W, b, X, "relu", "binary")
     np.testing.assert_allclose(model["predict"](X_raw), expect, atol=1e-9)
     frame = pd.DataFrame(X_raw, columns=feats)[feats[::-1]]
     np.testing.assert_allclose(model["predict"](frame), expect, atol=1e-9)
@@ -302,7 +304,7 @@ def test_export_load_roundtrip(tmp_path):
 def test_export_validation(tmp_path):
     W, b = [np.ones((3, 2)), np.ones((1, 3))], [np.zeros(3), np.zeros(1)]
     with pytest.raises(InputError, match="features"):
-        pr.export_model(
+        ex.export_model(
             tmp_path / "m",
             W,
             b,
@@ -312,7 +314,7 @@ def test_export_validation(tmp_path):
             features=["only-one"],
         )
     with pytest.raises(InputError, match="output units"):
-        pr.export_model(
+        ex.export_model(
             tmp_path / "m",
             W,
             b,
@@ -322,7 +324,7 @@ def test_export_validation(tmp_path):
             features=["f", "g"],
         )
     with pytest.raises(InputError, match="sds"):
-        pr.export_model(
+        ex.export_model(
             tmp_path / "m",
             W,
             b,
@@ -333,7 +335,7 @@ def test_export_validation(tmp_path):
             sds=[1.0, 0.0],
         )
     with pytest.raises(InputError, match="must both exist"):
-        pr.load_model(tmp_path / "absent")
+        ex.load_model(tmp_path / "absent")
 
 
 def test_tie_break_by_magnitude_deletes_exactly_the_fraction() -> None:

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from knockoffnet import report
-from knockoffnet.simulation import fdp_power, summarise
+from knockoffnet.simulation.plots import fig_fdr_power
+from knockoffnet.simulation.scoring import fdp_power, summarise
 
 from fixtures_report import write_fake_results, write_fake_simulation
 
@@ -102,13 +103,11 @@ def page(request, tmp_path_factory) -> SimpleNamespace:
         features = json.loads((results / "data" / "meta.json").read_text())["features"]
         truth, scores = write_fake_simulation(root / "simulation", features)
         table = pd.concat(map(pd.read_csv, scores), ignore_index=True)
-        figs["fdr_power"] = report.fig_fdr_power(
+        figs["fdr_power"] = fig_fdr_power(
             summarise(table), root / "figures" / "fdr_power.png", table[table["replicate"] == 0]
         )
     out = results / "report.html"
-    report.render_report(
-        results, figs, out, benchmarks_dir=results / "benchmarks", truth=truth, scores=scores
-    )
+    report.render_report(results, figs, out, truth=truth, scores=scores)
     html = out.read_text(encoding="utf-8")
     parser = PageParser()
     parser.feed(html)
@@ -304,6 +303,7 @@ def test_network_label_names_the_drawn_filter(tmp_path):
         mask0=masks[0],
         mask1=masks[1],
     )
+    res = report.load_results(tmp_path)  # the files are fixed when the results are loaded
     assert report.masks_label(res, flt) == f"all features ({flt} selected none)"
     figs = report.make_figures(tmp_path, tmp_path / "figures")
     out = tmp_path / "r.html"

@@ -16,24 +16,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from jsonschema import Draft7Validator
+from jsonschema import Draft202012Validator
 
 from knockoffnet.errors import InputError
 from knockoffnet.report import fmt_num
 from knockoffnet.selection import FILTERS
-from knockoffnet.simulation import (
-    GENERATORS,
+from knockoffnet.simulation.generators import GENERATORS, generate, latent_score
+from knockoffnet.simulation.peers import oracle_statistic, peer_masks, peer_statistics, rf_statistic
+from knockoffnet.simulation.scoring import (
     REPLICATE_COLUMNS,
     SUMMARY_COLUMNS,
     fdp_power,
     fdr_check,
-    generate,
-    latent_score,
-    oracle_statistic,
-    peer_masks,
-    peer_statistics,
     pipeline_masks,
-    rf_statistic,
     score_masks,
     summarise,
 )
@@ -318,7 +313,7 @@ def _schema() -> dict:
 def test_shipped_simulation_configs_are_valid(name: str) -> None:
     """Every design validates and its generator accepts its parameters (run at a tiny n)."""
     config = yaml.safe_load((REPO / "config" / name).read_text())
-    Draft7Validator(_schema()).validate(config["simulation"])
+    Draft202012Validator(_schema()).validate(config["simulation"])
     for design, spec in config["simulation"]["designs"].items():
         params = dict(spec.get("params", {}))
         fn = GENERATORS[spec["generator"]]

@@ -1,9 +1,11 @@
-"""Plumbing shared by the thin Snakemake entry scripts: logging, errors, threads.
+"""Plumbing shared by the thin Snakemake entry scripts: logging, errors, atomic writes.
 
 Every entry script does ``with rule_context(snakemake) as log: ...``. Inside, stderr and the
 ``logging`` module go to the rule's ``log:`` file; an :class:`InputError` is written to the log
 *and* to the terminal as one plain sentence (no traceback) and the job exits 1, so Snakemake
-removes the job's outputs and nothing half-finished is left behind.
+removes the job's outputs and nothing half-finished is left behind. Thread limits need nothing
+here: Snakemake sets OMP_NUM_THREADS, MKL_NUM_THREADS and the like to the rule's ``threads``
+in the job's environment before the script (and NumPy) starts.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import os
 import sys
 import tempfile
 import traceback
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,6 @@ def rule_context(smk: Any) -> Iterator[logging.Logger]:
     logger.addHandler(h)
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    threads = int(getattr(smk, "threads", 1) or 1)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     try:
         yield logger
     except InputError as err:
@@ -114,20 +113,13 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def derive_seed(master: int, *parts: str | int) -> int:
-    """A 32-bit seed for one job, from the master seed and the job's identity.
-
-    SeedSequence mixes the parts so neighbouring draws/seeds get unrelated streams, and the
-    result depends only on the config, never on job order or the machine.
-    """
-    words = [int(master)] + [
-        int(p) if isinstance(p, int) else zlib.crc32(str(p).encode()) for p in parts
-    ]
-    return int(np.random.SeedSequence(words).generate_state(1)[0])
-
-
 def training_inputs(smk: Any) -> tuple[np.ndarray, np.ndarray, Any, int, dict]:
-    """(U = [X, X~] float32, y, TrainConfig, torch seed, meta) for a training-family rule."""
+    """(U = [X, X~] float32, y, TrainConfig, run seed, meta) for a training-family rule.
+
+    ``params.network`` and ``params.training`` hold only the keys that change a fit (the
+    workflow leaves out seeds, draws, threads and job sizes, so adding a seed reruns nothing
+    else); ``params.seed`` is the run's seed, derived by the workflow.
+    """
     from knockoffnet.path import TrainConfig
 
     meta = json.loads(Path(smk.input.meta).read_text())
@@ -135,32 +127,30 @@ def training_inputs(smk: Any) -> tuple[np.ndarray, np.ndarray, Any, int, dict]:
     Xk = np.load(smk.input.Xk)
     y = np.load(smk.input.y)
     U = np.hstack([X.astype(np.float32), Xk.astype(np.float32)])
-    params = smk.params.train
-    t = params["training"]
+    net, t = smk.params.network, smk.params.training
     cfg = TrainConfig(
-        hidden=tuple(params["network"]["hidden"]),
-        activation=params["network"]["activation"],
-        units=int(params["network"]["units"]),
+        hidden=tuple(net["hidden"]),
+        activation=net["activation"],
+        units=int(net["units"]),
         task=meta["task"],
         n_classes=max(2, len(meta["classes"])),
-        val_fraction=t["val_fraction"],
-        patience=t["patience"],
-        max_epochs=t["max_epochs"],
-        batch_size=t["batch_size"],
-        learning_rate=t["learning_rate"],
-        optimizer=t["optimizer"],
-        momentum=t["momentum"],
-        penalty=t["penalty"],
-        start=t["start"],
-        min_improvement=t["min_improvement"],
-        device=t["device"],
         threads=int(smk.threads),
+        **{key: t[key] for key in FIT_KEYS},
     )
-    seed = derive_seed(
-        params["seed"],
-        "train",
-        smk.wildcards.cohort,
-        int(smk.wildcards.draw),
-        int(smk.wildcards.seed),
-    )
-    return U, y, cfg, seed, meta
+    return U, y, cfg, int(smk.params.seed), meta
+
+
+# The training keys that change a fitted path (and so are the training rules' params).
+FIT_KEYS = (
+    "val_fraction",
+    "patience",
+    "max_epochs",
+    "batch_size",
+    "learning_rate",
+    "optimizer",
+    "momentum",
+    "penalty",
+    "start",
+    "min_improvement",
+    "device",
+)

@@ -28,10 +28,29 @@ COMBINES = ("mean", "first")
 PATH_FILTERS = ("OL", "ML")
 FILTERS = ("OL", "ML", "VWA-OL", "VWA-ML", "VWA-OML", "ebh")
 FILTER_NAMES = {
-    "OL": "One Layer",
-    "ML": "Multiple Layers",
-    "VWA-OL": "VWA over One Layer runs",
-    "VWA-ML": "VWA over Multiple Layers runs",
-    "VWA-OML": "VWA over pooled OL and ML runs",
-    "ebh": "derandomised knockoffs (e-BH)",
+    "OL": "One Layer (OL)",
+    "ML": "Multiple Layers (ML)",
+    "VWA-OL": "Variable Weight Aggregation of OL (VWA-OL)",
+    "VWA-ML": "Variable Weight Aggregation of ML (VWA-ML)",
+    "VWA-OML": "Variable Weight Aggregation of OL and ML pooled (VWA-OML)",
+    "ebh": "e-BH over runs (derandomised knockoffs)",
 }
+GUARANTEE = {
+    "OL": "FDR ≤ q for knockoff draw 0 (knockoff+ on one statistic), given valid knockoffs.",
+    "ML": "FDR ≤ q for knockoff draw 0 (knockoff+ on one statistic), given valid knockoffs.",
+    "VWA-OL": "No formal FDR guarantee: a stability vote over runs.",
+    "VWA-ML": "No formal FDR guarantee: a stability vote over runs.",
+    "VWA-OML": "No formal FDR guarantee: a stability vote over runs.",
+    "ebh": "FDR ≤ q over all runs combined (e-BH on averaged knockoff e-values).",
+}
+
+# The report's figures (rule `figures`; the report embeds them by these names).
+FIGURES = (
+    "ol_scatter",
+    "ml_scatter",
+    "w_sorted",
+    "frequency_heatmap",
+    "lambda_path",
+    "effects",
+    "network",
+)

@@ -1,25 +1,63 @@
-# Input functions, wildcard constraints and target lists. Only Python; no rules here.
+# Input functions, parameters, wildcard constraints and target lists. Only Python; no rules.
 import math
 import os
 import re
+import sys
 
 from snakemake.exceptions import WorkflowError
 
-COHORTS = list(config["cohorts"])
+sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
+from knockoffnet.runtime import FIT_KEYS  # noqa: E402
+from knockoffnet.seeds import derive_seed  # noqa: E402
+from knockoffnet.vocabulary import FIGURES  # noqa: E402
+
 DRAWS = list(range(config["knockoffs"]["draws"]))
 SEEDS = list(range(config["training"]["seeds"]))
 # Every (draw, seed) run, in the order get_runs lists their files.
 RUNS = [(d, s) for d in DRAWS for s in SEEDS]
-PATH_FILTERS = ["OL", "ML"]
-FIGURES = [
-    "ol_scatter",
-    "ml_scatter",
-    "w_sorted",
-    "frequency_heatmap",
-    "lambda_path",
-    "effects",
-    "network",
-]
+# The run whose network Reduce Weight prunes and the report's plots show.
+REFERENCE_RUN = RUNS[0]
+
+# ---------------------------------------------------------------- simulated cohorts
+# With a `simulation` block every design x replicate is an ordinary cohort
+# sim_{design}_{replicate}; they are listed here, next to the user's cohorts, without
+# touching config["cohorts"].
+SIM = config.get("simulation")
+SIM_DESIGNS, SIM_REPLICATES, SIM_RUNS, SIM_COHORTS = [], {}, [], {}
+if SIM is not None:
+    validate(SIM, "../schemas/simulation.schema.yaml", set_default=True)
+    SIM_DESIGNS = [d for d, spec in SIM["designs"].items() if spec["run"]]
+    if not SIM_DESIGNS:
+        raise WorkflowError(
+            "config key simulation.designs: every design has `run: false`; enable at least one"
+        )
+    SIM_REPLICATES = {d: SIM["designs"][d]["replicates"] or SIM["replicates"] for d in SIM_DESIGNS}
+    SIM_RUNS = [(d, r) for d in SIM_DESIGNS for r in range(SIM_REPLICATES[d])]
+    SIM_COHORTS = {f"sim_{d}_{r}": (d, r) for d, r in SIM_RUNS}
+
+
+def simulated_cohort_spec(design, replicate):
+    """A simulated cohort's entry, every key filled as the schema would."""
+    return {
+        "path": f"results/simulation/cohorts/{design}/rep{replicate}.csv",
+        "label": "y",
+        "id": "id",
+        "features": None,
+        "exclude": [],
+        "task": "auto",
+        "positive": None,
+    }
+
+
+COHORT_SPECS = {
+    **config["cohorts"],
+    **{name: simulated_cohort_spec(*dr) for name, dr in SIM_COHORTS.items()},
+}
+COHORTS = list(COHORT_SPECS)
+
+
+def cohort_spec(cohort):
+    return COHORT_SPECS[cohort]
 
 
 wildcard_constraints:
@@ -48,9 +86,19 @@ def chunk_slice(chunk):
 
 def validate_semantics():
     """Checks a JSON schema cannot express; each names the key and the fix."""
-    if not config["cohorts"]:
+    if not COHORTS:
         raise WorkflowError(
             "config key `cohorts` is empty: add at least one cohort (see config/README.md)"
+        )
+    for name in SIM_COHORTS:
+        if name in config["cohorts"]:
+            raise WorkflowError(
+                f"config key cohorts.{name} clashes with a simulated cohort; rename it"
+            )
+    if SIM is not None and "simulation" in config["cohorts"]:
+        raise WorkflowError(
+            "config key cohorts.simulation: the name is reserved for results/simulation/; "
+            "rename that cohort"
         )
     for name, spec in config["cohorts"].items():
         path = spec["path"]
@@ -76,7 +124,7 @@ validate_semantics()
 
 
 def get_cohort_file(wildcards):
-    return config["cohorts"][wildcards.cohort]["path"]
+    return cohort_spec(wildcards.cohort)["path"]
 
 
 def get_chunks(wildcards):
@@ -115,8 +163,46 @@ def get_diagnostics(wildcards):
     )
 
 
+# Reduce Weight's masks of the recommended filter's network (rule prune), drawn by the report.
+MASKS_FILE = f"results/{{cohort}}/pruning/masks_{config['selection']['recommended']}.npz"
+
+
+def get_result_tables(wildcards):
+    """The selection tables, metadata and λ-path tables the figures and the report read."""
+    root = f"results/{wildcards.cohort}"
+    return {
+        "selected": f"{root}/selected.tsv",
+        "features": f"{root}/features.tsv",
+        "statistics": f"{root}/statistics.tsv",
+        "thresholds": f"{root}/thresholds.tsv",
+        "meta": f"{root}/data/meta.json",
+        "labels": f"{root}/labels.tsv",
+        "run": f"{root}/run.json",
+        "paths": get_run_paths(wildcards),
+    }
+
+
+def get_benchmarks(wildcards):
+    """The benchmark file of every job of a cohort upstream of its report (the report's
+    time-and-memory table)."""
+    root = f"results/{wildcards.cohort}/benchmarks"
+    files = [
+        f"{root}/{rule}.tsv" for rule in ("ingest", "provenance", "select", "prune", "figures")
+    ]
+    files += [f"{root}/knockoffs/draw{d}.tsv" for d in DRAWS]
+    for d, s in RUNS:
+        files += [
+            f"{root}/lambda_grid/draw{d}_seed{s}.tsv",
+            f"{root}/collect_z/draw{d}_seed{s}.tsv",
+        ]
+        files += [f"{root}/train/draw{d}_seed{s}_chunk{c}.tsv" for c in range(n_chunks())]
+    if wildcards.cohort in SIM_COHORTS:
+        files.append(f"{root}/simulation_figure.tsv")
+    return files
+
+
 def get_figures(wildcards):
-    names = FIGURES + (["fdr_power"] if wildcards.cohort in SIM_COHORTS else [])
+    names = [*FIGURES, *(["fdr_power"] if wildcards.cohort in SIM_COHORTS else [])]
     return expand("results/{cohort}/figures/{name}.png", cohort=wildcards.cohort, name=names)
 
 
@@ -147,16 +233,53 @@ def get_final_outputs():
 def cohort_config(cohort):
     """The config as it concerns one cohort (other cohorts left out, so adding one reruns nothing)."""
     resolved = {k: v for k, v in config.items() if k not in ("cohorts", "simulation")}
-    resolved["cohorts"] = {cohort: config["cohorts"][cohort]}
+    resolved["cohorts"] = {cohort: cohort_spec(cohort)}
     return resolved
 
 
-def training_params():
-    """The subset of the config that the training scripts need, as plain data."""
+# ---------------------------------------------------------------- parameters and seeds
+# Each job gets only what changes its output, so that e.g. one more training seed adds one
+# lambda_grid/train/collect_z chain and reruns nothing already trained.
+
+
+def run_seed(kind, *parts):
+    """The one derivation of every job seed from the master seed (knockoffnet.seeds)."""
+    return derive_seed(config["seed"], kind, *parts)
+
+
+def knockoff_seed(wildcards):
+    return run_seed("knockoffs", wildcards.cohort, int(wildcards.draw))
+
+
+def training_seed(wildcards):
+    return run_seed("train", wildcards.cohort, int(wildcards.draw), int(wildcards.seed))
+
+
+def knockoff_params():
+    """The knockoffs block without `draws`: how many draws there are changes no draw."""
+    return {k: v for k, v in config["knockoffs"].items() if k != "draws"}
+
+
+def network_params():
+    return {k: config["network"][k] for k in ("hidden", "activation", "units")}
+
+
+def fit_params(*extra):
+    """The training keys that change a fitted path (runtime.FIT_KEYS) and `extra` ones."""
+    return {k: config["training"][k] for k in (*FIT_KEYS, *extra)}
+
+
+def selection_params():
+    """The selection block without `recommended` (a report choice, not a selection one)."""
+    return {k: v for k, v in config["selection"].items() if k != "recommended"}
+
+
+def run_seeds(cohort):
+    """Every seed of a cohort's runs, for run.json."""
     return {
-        "network": config["network"],
-        "training": config["training"],
-        "seed": config["seed"],
+        "master": config["seed"],
+        "knockoffs": {str(d): run_seed("knockoffs", cohort, d) for d in DRAWS},
+        "training": {f"draw{d}_seed{s}": run_seed("train", cohort, d, s) for d, s in RUNS},
     }
 
 

@@ -18,7 +18,7 @@ rule ingest:
         mem_mb=mem_from_input(20),
         runtime=runtime_from_input(0.1),
     params:
-        spec=lambda wc: config["cohorts"][wc.cohort],
+        spec=lambda wc: cohort_spec(wc.cohort),
         preprocess=config["preprocess"],
         knockoff_method=config["knockoffs"]["method"],
         val_fraction=config["training"]["val_fraction"],
@@ -46,7 +46,6 @@ rule provenance:
     params:
         config=lambda wc: cohort_config(wc.cohort),
         cohort=lambda wc: wc.cohort,
-        draws=DRAWS,
-        seeds=SEEDS,
+        seeds=lambda wc: run_seeds(wc.cohort),
     script:
         "../../scripts/provenance.py"

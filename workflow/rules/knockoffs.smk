@@ -18,7 +18,8 @@ rule knockoffs:
         mem_mb=mem_from_input(30),
         runtime=runtime_from_input(0.5),
     params:
-        knockoffs=config["knockoffs"],
-        seed=config["seed"],
+        knockoffs=knockoff_params(),
+        draw=lambda wc: int(wc.draw),
+        seed=knockoff_seed,
     script:
         "../../scripts/knockoffs.py"

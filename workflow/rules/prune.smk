@@ -1,7 +1,9 @@
 rule prune:
     """Reduce Weight: prune by Z, drop dead neurons, compare General / Dropout / Reduce Weight."""
     input:
-        z=expand("results/{{cohort}}/z/draw{draw}_seed{seed}.npz", draw=DRAWS[0], seed=SEEDS[0]),
+        z="results/{{cohort}}/z/draw{draw}_seed{seed}.npz".format(
+            draw=REFERENCE_RUN[0], seed=REFERENCE_RUN[1]
+        ),
         selected="results/{cohort}/selected.tsv",
         X="results/{cohort}/data/X.npy",
         y="results/{cohort}/data/y.npy",
@@ -11,7 +13,7 @@ rule prune:
         summary="results/{cohort}/pruning/summary.tsv",
         prediction="results/{cohort}/pruning/prediction.tsv",
         repeats="results/{cohort}/pruning/prediction_repeats.tsv",
-        masks=f"results/{{cohort}}/pruning/masks_{config['selection']['recommended']}.npz",
+        masks=MASKS_FILE,
         models=directory("results/{cohort}/pruning/models"),
     log:
         "logs/{cohort}/prune.log",
@@ -25,8 +27,8 @@ rule prune:
         runtime=runtime_from_input(2, floor=30),
     params:
         pruning=config["pruning"],
-        network=config["network"],
-        seed=config["seed"],
+        network=network_params(),
+        seed=lambda wc: run_seed("prune", wc.cohort),
         recommended=config["selection"]["recommended"],
     script:
         "../../scripts/prune.py"

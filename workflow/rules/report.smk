@@ -1,12 +1,9 @@
 rule figures:
     """The report's plots, also marked for Snakemake's native report."""
     input:
-        selected="results/{cohort}/selected.tsv",
-        features="results/{cohort}/features.tsv",
-        statistics="results/{cohort}/statistics.tsv",
-        paths=get_run_paths,
+        unpack(get_result_tables),
         structure="results/{cohort}/pruning/structure.tsv",
-        run="results/{cohort}/run.json",
+        masks=MASKS_FILE,
     output:
         [
             report(
@@ -27,20 +24,24 @@ rule figures:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        runs=RUNS,
     script:
         "../../scripts/figures.py"
 
 
 rule report:
-    """One self-contained HTML report per cohort."""
+    """One self-contained HTML report per cohort; it reads only these inputs."""
     input:
         unpack(get_simulation_truth),
+        unpack(get_result_tables),
         figures=get_figures,
-        selected="results/{cohort}/selected.tsv",
-        features="results/{cohort}/features.tsv",
         diagnostics=get_diagnostics,
+        structure="results/{cohort}/pruning/structure.tsv",
+        summary="results/{cohort}/pruning/summary.tsv",
         prediction="results/{cohort}/pruning/prediction.tsv",
-        run="results/{cohort}/run.json",
+        masks=MASKS_FILE,
+        benchmarks=get_benchmarks,
     output:
         "results/{cohort}/report.html",
     log:
@@ -53,5 +54,8 @@ rule report:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        runs=RUNS,
+        benchmark_root=lambda wc: f"results/{wc.cohort}/benchmarks",
     script:
         "../../scripts/report.py"

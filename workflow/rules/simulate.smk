@@ -1,50 +1,8 @@
 # Simulation study (docs/validation.md). With a `simulation` block in the config, every
-# design x replicate becomes an ordinary cohort sim_{design}_{replicate} (added to
-# config["cohorts"] here, before common.smk builds COHORTS), so it runs the same rules as a
-# user's cohort; rule `simulate` then scores every filter and the peers against the truth.
-import re
-
-from snakemake.exceptions import WorkflowError
-
-SIM = config.get("simulation")
-SIM_RUNS = []
-SIM_COHORTS = {}  # simulated cohort name -> (design, replicate); read by common.smk
-
+# design x replicate is an ordinary cohort sim_{design}_{replicate} (listed by common.smk), so
+# it runs the same rules as a user's cohort; rule `simulate` then scores every filter and the
+# peers against the truth.
 if SIM is not None:
-
-    validate(SIM, "../schemas/simulation.schema.yaml", set_default=True)
-    SIM_DESIGNS = [d for d, spec in SIM["designs"].items() if spec["run"]]
-    if not SIM_DESIGNS:
-        raise WorkflowError(
-            "config key simulation.designs: every design has `run: false`; enable at least one"
-        )
-    if "simulation" in config["cohorts"]:
-        raise WorkflowError(
-            "config key cohorts.simulation: the name is reserved for results/simulation/; "
-            "rename that cohort"
-        )
-    SIM_REPLICATES = {d: SIM["designs"][d]["replicates"] or SIM["replicates"] for d in SIM_DESIGNS}
-    SIM_RUNS = [(d, r) for d in SIM_DESIGNS for r in range(SIM_REPLICATES[d])]
-    SIM_COHORTS = {f"sim_{d}_{r}": (d, r) for d, r in SIM_RUNS}
-    for design, replicate in SIM_RUNS:
-        if f"sim_{design}_{replicate}" in config["cohorts"]:
-            raise WorkflowError(
-                f"config key cohorts.sim_{design}_{replicate} clashes with a simulated cohort; "
-                "rename it"
-            )
-        # Every key of a cohort, defaults included: the schema filled them before this ran.
-        config["cohorts"][f"sim_{design}_{replicate}"] = {
-            "path": f"results/simulation/cohorts/{design}/rep{replicate}.csv",
-            "label": "y",
-            "id": "id",
-            "features": None,
-            "exclude": [],
-            "task": "auto",
-            "positive": None,
-        }
-    # Draws and seeds straight from the config: common.smk (DRAWS, SEEDS) is read after this.
-    SIM_DRAWS = range(config["knockoffs"]["draws"])
-    SIM_SEEDS = range(config["training"]["seeds"])
     SIM_CONSTRAINT = "|".join(re.escape(d) for d in SIM_DESIGNS)
     SIM_SCORES = [f"results/simulation/scores/{d}/rep{r}.csv" for d, r in SIM_RUNS]
     SIM_FITS = [f"results/simulation/scores/{d}/rep{r}_fit.csv" for d, r in SIM_RUNS]
@@ -55,11 +13,9 @@ if SIM is not None:
         for r in range(min(SIM["reports"], SIM_REPLICATES[d]))
     ]
     SIM_DIAGNOSTICS = [
-        f"results/sim_{d}_{r}/knockoffs/draw{k}_diagnostics.tsv"
-        for d, r in SIM_RUNS
-        for k in SIM_DRAWS
+        f"results/sim_{d}_{r}/knockoffs/draw{k}_diagnostics.tsv" for d, r in SIM_RUNS for k in DRAWS
     ]
-    SIM_DIAGNOSTIC_IDS = [(d, r) for d, r in SIM_RUNS for _ in SIM_DRAWS]
+    SIM_DIAGNOSTIC_IDS = [(d, r) for d, r in SIM_RUNS for _ in DRAWS]
 
     rule simulate_cohort:
         """One simulated cohort (CSV) and its truth (relevant features) from a named generator."""
@@ -82,7 +38,7 @@ if SIM is not None:
             runtime=10,
         params:
             spec=lambda wc: SIM["designs"][wc.design],
-            seed=config["seed"],
+            seed=lambda wc: run_seed("simulate", wc.design, int(wc.replicate)),
         script:
             "../../scripts/simulate_cohort.py"
 
@@ -91,8 +47,8 @@ if SIM is not None:
         input:
             runs=expand(
                 "results/sim_{{design}}_{{replicate}}/z/draw{draw}_seed{seed}.npz",
-                draw=SIM_DRAWS,
-                seed=SIM_SEEDS,
+                draw=DRAWS,
+                seed=SEEDS,
             ),
             meta="results/sim_{design}_{replicate}/data/meta.json",
             X="results/sim_{design}_{replicate}/data/X.npy",
@@ -118,12 +74,12 @@ if SIM is not None:
             mem_mb=lambda wc, input, attempt: int(max(2000, 10 * input.size_mb) * attempt),
             runtime=30,
         params:
-            selection=config["selection"],
+            selection=selection_params(),
             q_grid=SIM["q_grid"],
             peers=SIM["peers"],
-            runs=[(d, s) for d in SIM_DRAWS for s in SIM_SEEDS],
+            runs=RUNS,
             options={"rf_trees": SIM["rf_trees"], "deeppink_epochs": SIM["deeppink_epochs"]},
-            seed=config["seed"],
+            seed=lambda wc: run_seed("peers", wc.design, int(wc.replicate)),
         script:
             "../../scripts/simulate_score.py"
 

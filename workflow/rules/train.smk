@@ -20,7 +20,9 @@ rule lambda_grid:
         runtime=runtime_from_input(1, floor=15),
         gpu=1,
     params:
-        train=training_params(),
+        network=network_params(),
+        training=fit_params("lambdas", "reference"),
+        seed=training_seed,
     script:
         "../../scripts/lambda_grid.py"
 
@@ -48,7 +50,9 @@ rule train:
         runtime=runtime_from_input(2, floor=30),
         gpu=1,
     params:
-        train=training_params(),
+        network=network_params(),
+        training=fit_params(),
+        seed=training_seed,
         slice=lambda wc: chunk_slice(wc.chunk),
     script:
         "../../scripts/train.py"
@@ -78,6 +82,8 @@ rule collect_z:
         mem_mb=mem_from_input(4, floor=1000),
         runtime=runtime_from_input(0.2),
     params:
-        train=training_params(),
+        network=network_params(),
+        training=fit_params(),
+        seed=training_seed,
     script:
         "../../scripts/collect_z.py"

@@ -18,8 +18,6 @@ PACKAGES = [
     "scikit-learn",
     "torch",
     "snakemake",
-    "cvxpy",
-    "clarabel",
     "matplotlib",
     "seaborn",
     "jinja2",

@@ -354,3 +354,17 @@ def test_tie_break_by_magnitude_deletes_exactly_the_fraction() -> None:
         broken[0], np.array([[True, False, True, False], [False, True, True, True]])
     )
     assert broken[1].all()
+
+
+def test_reduce_weight_prunes_compares_and_compacts_one_selection():
+    X, y = _easy_binary(n=200, p=5, seed=3)
+    sizes = [10, 8, 1]  # the path network: 5 features + 5 knockoffs, 8 hidden units
+    Z = _random_Z(sizes, seed=4)
+    fit = rt.reduce_weight(
+        X, y, "binary", 2, (8,), Z, None, np.array([0, 1, 3]), 0.3, repeats=2, seed=0,
+        max_epochs=20,
+    )  # fmt: skip
+    assert [m.shape for m in fit.masks] == [(8, 3), (1, 8)]
+    assert set(fit.summary["method"]) == set(rt.MODES)
+    assert fit.per_repeat["repeat"].nunique() == 2
+    assert fit.weights[0].shape[1] == 3  # compacted to the selected inputs

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from itertools import pairwise
 from typing import Any
@@ -26,7 +27,10 @@ from knockoffnet.pruning import (
     _check_like,
     _keep_indices,
     _slice,
+    compact,
+    prune_masks,
     remove_dead_neurons,
+    restrict_inputs,
 )
 from knockoffnet.vocabulary import ACTIVATIONS, LEAKY_SLOPE, TASKS
 
@@ -414,3 +418,59 @@ def compare_predictions(
             )
     per_repeat = pd.DataFrame(rows, columns=["repeat", "method", *METRICS])
     return per_repeat, summarise(per_repeat)
+
+
+# ----------------------------------------------------------------------------- one filter
+
+
+@dataclass
+class FilterNetwork:
+    """Reduce Weight for one selection: masks, the comparison and the final compacted network."""
+
+    columns: np.ndarray
+    masks: list[np.ndarray]
+    per_repeat: pd.DataFrame
+    summary: pd.DataFrame
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+
+
+def reduce_weight(
+    X: np.ndarray,
+    y: np.ndarray,
+    task: str,
+    n_classes: int,
+    hidden: tuple[int, ...],
+    Z: list[np.ndarray],
+    magnitude: list[np.ndarray] | None,
+    columns: np.ndarray,
+    deletion_rate: float,
+    repeats: int,
+    seed: int,
+    activation: str = "relu",
+    dropout: float = 0.5,
+    max_epochs: int = 200,
+) -> FilterNetwork:
+    """Prune the network of the selected ``columns`` by Z, compare General / Dropout / Reduce
+    Weight over repeated splits and train the final Reduce Weight network on all rows.
+
+    ``magnitude`` (|θ| of the network whose Z it is) breaks ties in Z; None is the paper's rule.
+    """
+    masks = remove_dead_neurons(
+        prune_masks(
+            restrict_inputs(Z, columns),
+            deletion_rate,
+            magnitude=None if magnitude is None else restrict_inputs(magnitude, columns),
+        )
+    )
+    Xs = X[:, columns]
+    per_repeat, summary = compare_predictions(
+        Xs, y, task, n_classes, hidden, masks, repeats=repeats, seed=seed,
+        activation=activation, dropout=dropout, max_epochs=max_epochs,
+    )  # fmt: skip
+    weights, biases, _ = train_network(
+        Xs, y, hidden, task, n_classes, "reduce_weight", mask=masks, activation=activation,
+        seed=seed, max_epochs=max_epochs,
+    )  # fmt: skip
+    weights, biases = compact(weights, biases, masks)
+    return FilterNetwork(columns, masks, per_repeat, summary, weights, biases)

@@ -228,8 +228,7 @@ def test_pipeline_masks_cover_every_filter_and_grow_with_q() -> None:
         "offset": 1,
         "vwa_ratio": 0.5,
         "vwa_oml_ratio": 0.25,
-        "ebh_alpha": None,
-        "ebh_statistic": "OL",
+        "ebh": {"alpha_kn": None, "offset": 1, "statistic": "OL"},
     }
     grid = [0.1, 0.3, 0.5]
     masks = pipeline_masks(_fake_runs(p, 3, 0), meta, selection, grid)

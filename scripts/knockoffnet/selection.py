@@ -106,8 +106,9 @@ def combined_pair(
 def ebh_alpha(selection: dict[str, Any], n_draws: int) -> float:
     """α_kn of the e-values: the configured value, else q for one draw (e-BH is then the
     knockoff+ filter itself) and q/2 for several (Ren & Barber's default)."""
-    if selection.get("ebh_alpha") is not None:
-        return float(selection["ebh_alpha"])
+    alpha = selection["ebh"]["alpha_kn"]
+    if alpha is not None:
+        return float(alpha)
     return float(selection["q"]) if n_draws == 1 else float(selection["q"]) / 2
 
 
@@ -153,9 +154,11 @@ def build_tables(
         for d in draws
     }
     alpha = ebh_alpha(selection, len(draws))
-    ebh_stat = selection["ebh_statistic"]
-    e_draw = {d: knockoff_evalues(draw_W[(ebh_stat, d)], alpha, offset=1) for d in draws}
+    ebh_stat, ebh_offset = selection["ebh"]["statistic"], selection["ebh"]["offset"]
+    e_draw = {d: knockoff_evalues(draw_W[(ebh_stat, d)], alpha, ebh_offset) for d in draws}
     e_mean = np.mean([e_draw[d] for d in draws], axis=0)
+    # How often each feature passed its draw's threshold (its e-value was non-zero).
+    e_frequency = np.mean([e_draw[d] > 0 for d in draws], axis=0)
 
     sel = {f: np.stack([r.selected[f] for r in runs]) for f in PATH_FILTERS}
     freq = {f: sel[f].mean(axis=0) for f in PATH_FILTERS}
@@ -226,7 +229,9 @@ def build_tables(
                 f"{f}_qvalue": filters[f].qvalue,
             }
         )
-    table.update({"evalue": e_mean, "ebh_qvalue": filters["ebh"].qvalue})
+    table.update(
+        {"evalue": e_mean, "ebh_frequency": e_frequency, "ebh_qvalue": filters["ebh"].qvalue}
+    )
     for f in FILTERS:
         table[f"selected_{f}"] = filters[f].kept
     table.update(

@@ -250,7 +250,11 @@ def _method(res: Results) -> list[dict[str, str]]:
     net, tr = cfg.get("network", {}), cfg.get("training", {})
     hidden = net.get("hidden")
     n_lambda = int(res.paths.groupby(["draw", "seed"]).size().max()) if not res.paths.empty else 0
-    ebh_alpha = sel.get("ebh_alpha")
+    ebh_opts = sel.get("ebh") or {
+        "alpha_kn": sel.get("ebh_alpha"),
+        "statistic": sel.get("ebh_statistic"),
+    }
+    ebh_alpha = ebh_opts.get("alpha_kn")
     return [
         {"what": "Target FDR q", "value": f"{res.q:g}"},
         {
@@ -295,7 +299,7 @@ def _method(res: Results) -> list[dict[str, str]]:
         },
         {
             "what": "e-BH",
-            "value": f"e-values from {sel.get('ebh_statistic', 'OL')} at α = "
+            "value": f"e-values from {ebh_opts.get('statistic') or 'OL'} at α = "
             + (
                 f"{ebh_alpha:g}"
                 if ebh_alpha is not None

@@ -1,0 +1,74 @@
+"""From per-run importances to the published tables (knockoffnet.selection)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from knockoffnet.filters import knockoff_threshold
+from knockoffnet.selection import build_tables, run_statistics
+
+P = 40
+
+
+def _selection(**ebh) -> dict:
+    return {
+        "q": 0.2,
+        "offset": 1,
+        "vwa_ratio": 0.5,
+        "vwa_oml_ratio": 0.25,
+        "statistic": "importance",
+        "combine": "mean",
+        "ebh": {"alpha_kn": None, "offset": 1, "statistic": "ML", **ebh},
+    }
+
+
+def _runs(draws: int, seeds: int, seed: int = 0) -> list[tuple[int, int, dict]]:
+    """Importances where features 0-11 beat their knockoffs, noisily per run."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in range(draws):
+        for s in range(seeds):
+            imp = rng.exponential(size=(2, 2 * P))
+            imp[:, :12] += rng.uniform(1.5, 6.0, size=(2, 12))
+            out.append((d, s, {"importance_ol": imp[0], "importance_ml": imp[1],
+                               "effects": rng.standard_normal(P)}))  # fmt: skip
+    return out
+
+
+def _tables(runs, selection):
+    meta = {"features": [f"x{j}" for j in range(P)], "p": P, "task": "binary",
+            "means": [0.0] * P, "sds": [1.0] * P}  # fmt: skip
+    stats = [run_statistics(a, d, s, P, selection) for d, s, a in runs]
+    return build_tables(stats, meta, selection)
+
+
+def test_published_ml_is_the_seed_mean_of_draw_zero():
+    runs = _runs(draws=2, seeds=3)
+    features = _tables(runs, _selection())["features"]
+    mean = np.mean([a["importance_ml"] for d, _, a in runs if d == 0], axis=0)
+    np.testing.assert_allclose(features["ML_W"], mean[:P] - mean[P:])
+    T = knockoff_threshold(features["ML_W"].to_numpy(), 0.2, 1)
+    np.testing.assert_array_equal(features["selected_ML"], features["ML_W"] >= T)
+
+
+def test_ebh_with_one_draw_is_the_knockoff_plus_filter_of_its_statistic():
+    for seed in range(5):
+        features = _tables(_runs(draws=1, seeds=2, seed=seed), _selection())["features"]
+        np.testing.assert_array_equal(features["selected_ebh"], features["selected_ML"])
+        assert set(np.unique(features["ebh_frequency"])) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+def test_ebh_derandomises_over_draws(offset):
+    runs = _runs(draws=4, seeds=2, seed=3)
+    tables = _tables(runs, _selection(offset=offset, alpha_kn=0.1))
+    features = tables["features"]
+    # e-values are averaged over the 4 draws: a feature's pass frequency is a multiple of 1/4
+    assert np.allclose(features["ebh_frequency"] * 4, np.round(features["ebh_frequency"] * 4))
+    assert (features["evalue"] > 0).eq(features["ebh_frequency"] > 0).all()
+    picked = set(features.loc[features["selected_ebh"], "feature"])
+    if offset == 1:  # offset 0 passes more draws with smaller e-values (more negatives at T)
+        assert {f"x{j}" for j in range(12)} <= picked
+    row = tables["thresholds"].query("filter == 'ebh'")
+    assert row["n_selected"].item() == features["selected_ebh"].sum()

@@ -12,15 +12,17 @@ with rule_context(snakemake) as log:
         knockoff_method=snakemake.params.knockoff_method,
     )
     log.info(
-        "cohort %s: n=%d, p=%d, task=%s, classes=%s, dropped=%s",
+        "cohort %s: n=%d, p=%d, covariates=%s, task=%s, classes=%s, dropped=%s",
         cohort.name,
         cohort.X.shape[0],
         cohort.X.shape[1],
+        cohort.covariates,
         cohort.task,
         cohort.classes,
         cohort.dropped,
     )
     save_npy(snakemake.output.X, cohort.X)
     save_npy(snakemake.output.y, cohort.y)
+    save_npy(snakemake.output.C, cohort.C)
     save_tsv(snakemake.output.labels, cohort.labels_table())
     save_json(snakemake.output.meta, cohort.meta())

@@ -73,7 +73,7 @@ with rule_context(snakemake) as log:
         "config": config,
         "versions": versions,
         "git_commit": git_commit(),
-        "inputs": {snakemake.input.cohort: sha256(snakemake.input.cohort)},
+        "inputs": {str(f): sha256(f) for f in snakemake.input.cohort},
         "seeds": snakemake.params.seeds,
         "recommended_filter": config["selection"]["recommended"],
         "platform": platform.platform(),

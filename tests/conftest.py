@@ -65,6 +65,39 @@ def synthetic_cohort(
     return frame
 
 
+def write_plink(
+    directory: Path, n: int = 120, p: int = 12, seed: int = 0, missing: int = 0
+) -> tuple[Path, Path, np.ndarray]:
+    """A small PLINK fileset (0/1/2 dosages, `missing` NaN genotypes) and its phenotype table.
+
+    The phenotype table lists the samples in another order than the .fam and leaves the last
+    5 genotyped samples out; the outcome depends on variants rs0 and rs1 and on `age`.
+    """
+    rng = np.random.default_rng(seed)
+    G = rng.binomial(2, 0.3, size=(n, p)).astype(np.float32)
+    if missing:
+        G.flat[rng.choice(G.size, missing, replace=False)] = np.nan
+    prefix = directory / "geno"
+    iids = [f"id{i}" for i in range(n)]
+    from bed_reader import to_bed
+
+    to_bed(
+        f"{prefix}.bed", G,
+        properties={"iid": iids, "fid": iids, "sid": [f"rs{j}" for j in range(p)],
+                    "chromosome": ["1"] * (p // 2) + ["2"] * (p - p // 2),
+                    "bp_position": list(range(1000, 1000 + 100 * p, 100))},
+    )  # fmt: skip
+    age = rng.normal(50, 10, n)
+    score = np.nan_to_num(G[:, 0]) - np.nan_to_num(G[:, 1]) + 0.05 * (age - 50)
+    order = rng.permutation(n - 5)
+    pheno = pd.DataFrame(
+        {"IID": np.array(iids)[order], "case": (score > np.median(score)).astype(int)[order],
+         "age": age[order], "sex": rng.choice(["F", "M"], n)[order]}
+    )  # fmt: skip
+    pheno.to_csv(directory / "pheno.tsv", sep="\t", index=False)
+    return prefix, directory / "pheno.tsv", G
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path

@@ -383,3 +383,22 @@ def test_paper_configuration_still_trains():
     assert res["W0"].shape == (5, 16, U.shape[1]) and "unit_a" not in res
     assert res["nnz"][0].sum() == 0 or res["nnz"][0, 0] == 0
     assert res["val_accuracy"].max() > 0.7
+
+
+@pytest.mark.parametrize("penalty", ["group", "l1"])
+def test_covariates_are_never_penalised_or_counted(penalty):
+    """Trailing covariate inputs keep their weights at any λ and are not counted in use."""
+    U, y = _cohort(n=240, seed=13)
+    rng = np.random.default_rng(0)
+    C = rng.standard_normal((U.shape[0], 2))
+    UC = np.hstack([U, C])
+    cfg = _cfg(covariates=2, penalty=penalty, max_epochs=30)
+    res = P.train_path(UC, y, [1e6, 1.0], cfg, seed=1, log=_quiet)
+    groups = res["W0"].reshape(2, 16, UC.shape[1], cfg.units + 1)
+    assert (groups[0, :, : U.shape[1]] == 0).all()  # the huge λ removes every feature ...
+    assert (np.abs(groups[0, :, U.shape[1] :]).sum(axis=(0, 2)) > 0).all()  # ... no covariate
+    assert res["inputs_alive"][0] == 0 and res["inputs_alive"][1] <= U.shape[1]
+    grid = P.lambda_grid(UC, y, cfg, seed=1, count=3, ratio=0.1, log=_quiet)
+    assert np.isfinite(grid).all() and grid[0] > grid[-1]
+    with pytest.raises(InputError):
+        _cfg(covariates=-1)

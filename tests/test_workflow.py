@@ -17,7 +17,7 @@ import yaml
 
 from knockoffnet.vocabulary import FILTERS
 
-from conftest import REPO, snakemake, synthetic_cohort, write_config
+from conftest import REPO, snakemake, synthetic_cohort, write_config, write_plink
 
 
 def tiny_training(**extra) -> dict:
@@ -270,3 +270,37 @@ def test_global_null_selects_nothing_in_most_replicates(tmp_path: Path) -> None:
 def test_default_config_is_valid_yaml_with_bundled_cohort() -> None:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     assert (REPO / config["cohorts"]["wdbc"]["path"]).exists()
+
+
+@pytest.mark.slow
+def test_end_to_end_plink_cohort_with_covariates(tmp_path: Path) -> None:
+    """A PLINK fileset with a phenotype table runs every stage; covariates are never tested."""
+    prefix, pheno, _ = write_plink(tmp_path, n=200, p=10)
+    config = {
+        "cohorts": {
+            "geno": {
+                "plink": prefix.name,
+                "pheno": pheno.name,
+                "label": "case",
+                "covariates": ["age"],
+            }
+        },
+        "seed": 5,
+        "network": {"hidden": [8]},
+        "training": tiny_training(lambdas_per_job=0),
+        "selection": {"q": 0.3},
+        "pruning": {"repeats": 2, "max_epochs": 20},
+    }
+    write_config(tmp_path, config)
+    result = snakemake(tmp_path, "results/geno/report.html")
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = tmp_path / "results" / "geno"
+    meta = json.loads((out / "data" / "meta.json").read_text())
+    assert meta["covariates"] == ["age"] and meta["features"] == [f"rs{j}" for j in range(10)]
+    assert np.load(out / "data" / "C.npy").shape == (195, 1)
+    features = pd.read_csv(out / "features.tsv", sep="\t")
+    assert set(features["feature"]) == set(meta["features"])  # age is never a candidate
+    selected = pd.read_csv(out / "selected.tsv", sep="\t")
+    assert set(selected["feature"]) <= set(meta["features"])
+    run = json.loads((out / "run.json").read_text())
+    assert set(run["inputs"]) == {"geno.bed", "geno.bim", "geno.fam", "pheno.tsv"}

@@ -55,15 +55,19 @@ def group_z(z0: np.ndarray, n_inputs: int) -> np.ndarray:
 def run_importances(
     net: Net, z0: np.ndarray, U: np.ndarray, p: int, activation: str
 ) -> dict[str, np.ndarray]:
-    """Everything the selection and the report need from one run's chosen network."""
-    d = U.shape[1]
+    """Everything the selection and the report need from one run's chosen network.
+
+    ``U`` is [X, X~] followed by any covariates; only the 2p feature and knockoff columns are
+    summarised (covariates are adjusted for, never tested).
+    """
+    d, tested = U.shape[1], 2 * p
     grads = input_summaries(net, U, activation)
     ol = torch.linalg.vector_norm(group_view(net.ws[0].detach().double(), d), dim=(0, 2))
     return {
-        "importance_ol": ol.numpy(),
-        "importance_ml": grads["importance"],
+        "importance_ol": ol.numpy()[:tested],
+        "importance_ml": grads["importance"][:tested],
         "effects": grads["effects"][:p],
         "effect_magnitude": np.sqrt(grads["importance"][:p]),
-        "Z0_input": group_z(z0, d),
-        "W0_input": linearised_first_layer(net, U, activation),
+        "Z0_input": group_z(z0, d)[:, :tested],
+        "W0_input": linearised_first_layer(net, U, activation)[:, :tested],
     }

@@ -40,6 +40,9 @@ class Cohort:
     label: str
     source: str
     dropped: dict[str, Any] = field(default_factory=dict)
+    C: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (n, c) covariates
+    covariates: list[str] = field(default_factory=list)
+    variants: dict[str, list] | None = None  # PLINK: chromosome, position per feature
 
     def meta(self) -> dict[str, Any]:
         """The JSON-serialisable description later stages read (``data/meta.json``)."""
@@ -56,6 +59,8 @@ class Cohort:
             "p": int(self.X.shape[1]),
             "ids": self.ids,
             "dropped": self.dropped,
+            "covariates": self.covariates,
+            "variants": self.variants,
         }
 
     def labels_table(self) -> pd.DataFrame:
@@ -242,6 +247,21 @@ def _class_sort_key(text: str) -> tuple[int, float, str]:
         return (1, 0.0, text)
 
 
+@dataclass
+class _Raw:
+    """A cohort as read, before the missing-value policy, checks and standardisation."""
+
+    where: str
+    source: str
+    values: np.ndarray  # (n, p) raw features (NaN where missing)
+    names: list[str]
+    label: pd.Series
+    ids: list[str] | None
+    covariates: pd.DataFrame  # (n, c) raw covariates, already numeric
+    dropped: dict[str, Any]
+    variants: dict[str, list] | None = None  # PLINK: chromosome and position per feature
+
+
 def load_cohort(
     name: str,
     spec: dict[str, Any],
@@ -250,11 +270,69 @@ def load_cohort(
     min_per_class: int = 10,
     knockoff_method: str = "model-x",
 ) -> Cohort:
-    """Validate and standardise cohort `name` as described by its config entry `spec`.
+    """Validate and standardise cohort `name` as described by its config entry `spec`: a table
+    (``path``) or PLINK genotypes with a phenotype table (``plink`` + ``pheno``).
 
     ``knockoff_method`` sets the smallest sample size accepted (fixed-X needs n >= 2p);
     ``min_per_class`` is the smallest class that still splits into training and validation.
     """
+    if spec.get("plink"):
+        from knockoffnet.genotypes import read_plink_cohort
+
+        raw = read_plink_cohort(name, spec, preprocess)
+    else:
+        raw = _read_table_cohort(name, spec, preprocess)
+    return _finish(name, raw, spec, preprocess, min_per_class, knockoff_method)
+
+
+def _dropped(preprocess: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "constant": [],
+        "duplicate": [],
+        "rows_missing": 0,
+        "missing_policy": preprocess.get("missing", "error"),
+        "categorical_onehot": [],
+    }
+
+
+def numeric_columns(
+    frame: pd.DataFrame, where: str, what: str, preprocess: dict[str, Any], dropped: dict
+) -> pd.DataFrame:
+    """Non-numeric columns dummy-coded (``preprocess.categorical: onehot``) or refused."""
+    non_numeric = [c for c in frame if not pd.api.types.is_numeric_dtype(frame[c])]
+    if not non_numeric:
+        return frame
+    if preprocess.get("categorical", "error") == "error":
+        example = frame[non_numeric[0]].dropna().astype(str).iloc[:3].tolist()
+        raise InputError(
+            f"{where}: {what} column(s) {non_numeric} are not numeric (e.g. {example}); "
+            "fix the values, list the columns under `exclude`, or set "
+            "`preprocess.categorical: onehot`"
+        )
+    dummies = pd.get_dummies(
+        frame[non_numeric].astype("string"), prefix_sep="=", drop_first=True, dtype=float
+    )
+    # A missing category stays missing in every dummy, so the missing-value policy applies.
+    for c in non_numeric:
+        na = frame[c].isna()
+        cols = [d for d in dummies.columns if d.startswith(f"{c}=")]
+        dummies.loc[na, cols] = np.nan
+    dropped["categorical_onehot"] = dropped["categorical_onehot"] + non_numeric
+    return pd.concat([frame.drop(columns=non_numeric), dummies], axis=1)
+
+
+def unique_ids(values: pd.Series, where: str, column: str) -> list[str]:
+    ids = values.astype(str)
+    dup = ids[ids.duplicated(keep=False)]
+    if len(dup):
+        raise InputError(
+            f"{where}: id column {column!r} has duplicate values (e.g. {sorted(set(dup))[:5]}); "
+            "ids must identify rows uniquely - fix the file or drop `id` from the config"
+        )
+    return ids.tolist()
+
+
+def _read_table_cohort(name: str, spec: dict[str, Any], preprocess: dict[str, Any]) -> _Raw:
     path = Path(spec["path"])
     where = f"{path}"
     key = f"cohorts.{name}"
@@ -262,18 +340,26 @@ def load_cohort(
     id_col = spec.get("id")
     wanted = _as_list(spec.get("features"), f"{key}.features")
     exclude = _as_list(spec.get("exclude"), f"{key}.exclude")
+    covariates = _as_list(spec.get("covariates"), f"{key}.covariates")
 
     header = table_header(path)
-    missing_cols = [c for c in [label, id_col, *wanted, *exclude] if c and c not in header]
+    named = [label, id_col, *wanted, *exclude, *covariates]
+    missing_cols = [c for c in named if c and c not in header]
     if missing_cols:
         raise InputError(
             f"{where}: column(s) {missing_cols} named in `{key}` are not in the file; "
             f"available columns start with {header[:8]}"
         )
+    clash = sorted(set(covariates) & {label, id_col, *wanted})
+    if clash:
+        raise InputError(
+            f"{where}: column(s) {clash} are listed under `{key}.covariates` and as the label, "
+            "id or a feature; a covariate is adjusted for, never tested - list it once"
+        )
     if wanted:
         features = [c for c in wanted if c not in exclude]
     else:
-        features = [c for c in header if c not in {label, id_col, *exclude}]
+        features = [c for c in header if c not in {label, id_col, *exclude, *covariates}]
     if label in features:
         raise InputError(
             f"{where}: the label column {label!r} is also listed as a feature in `{key}.features`"
@@ -282,108 +368,108 @@ def load_cohort(
         raise InputError(
             f"{where}: no feature columns left after `{key}.exclude`; list some in `{key}.features`"
         )
-
-    table = read_table(path, [c for c in [id_col, label, *features] if c])
-    table = table[[c for c in [id_col, label, *features] if c]]
+    columns = [c for c in [id_col, label, *features, *covariates] if c]
+    table = read_table(path, columns)[columns]
     if len(table) == 0:
         raise InputError(f"{where}: the table has a header but no rows")
+    dropped = _dropped(preprocess)
+    ids = unique_ids(table[id_col], where, id_col) if id_col else None
+    features_df = numeric_columns(table[features], where, "feature", preprocess, dropped)
+    cov_df = numeric_columns(table[covariates], where, "covariate", preprocess, dropped)
+    return _Raw(
+        where=where,
+        source=str(path),
+        values=features_df.to_numpy(dtype=np.float64),
+        names=[str(c) for c in features_df.columns],
+        label=table[label],
+        ids=ids,
+        covariates=cov_df.astype(np.float64),
+        dropped=dropped,
+    )
 
-    dropped: dict[str, Any] = {
-        "constant": [],
-        "duplicate": [],
-        "rows_missing": 0,
-        "missing_policy": preprocess.get("missing", "error"),
-        "categorical_onehot": [],
-    }
 
-    ids = None
-    if id_col:
-        id_values = table[id_col].astype(str)
-        dup = id_values[id_values.duplicated(keep=False)]
-        if len(dup):
-            raise InputError(
-                f"{where}: id column {id_col!r} has duplicate values (e.g. {sorted(set(dup))[:5]}); "
-                "ids must identify rows uniquely - fix the file or drop `id` from the config"
-            )
-
-    # Categorical features.
-    features_df = table[features]
-    non_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(features_df[c])]
-    if non_numeric:
-        if preprocess.get("categorical", "error") == "error":
-            example = features_df[non_numeric[0]].dropna().astype(str).iloc[:3].tolist()
-            raise InputError(
-                f"{where}: feature column(s) {non_numeric} are not numeric (e.g. {example}); "
-                "fix the values, list the columns under `exclude`, or set "
-                "`preprocess.categorical: onehot`"
-            )
-        dummies = pd.get_dummies(
-            features_df[non_numeric].astype("string"), prefix_sep="=", drop_first=True, dtype=float
-        )
-        # A missing category stays missing in every dummy, so the missing-value policy applies.
-        for c in non_numeric:
-            na = features_df[c].isna()
-            cols = [d for d in dummies.columns if d.startswith(f"{c}=")]
-            dummies.loc[na, cols] = np.nan
-        features_df = pd.concat([features_df.drop(columns=non_numeric), dummies], axis=1)
-        dropped["categorical_onehot"] = non_numeric
-
-    label_series = table[label]
-    values = features_df.to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
-    label_missing = label_series.isna().to_numpy()
+def _apply_missing_policy(raw: _Raw, preprocess: dict[str, Any]) -> _Raw:
+    """Rows with a missing feature, covariate or label: refuse, drop or impute (features and
+    covariates only; a label is never imputed)."""
+    where, label = raw.where, raw.label
+    values, cov = raw.values, raw.covariates.to_numpy(dtype=np.float64)
+    bad, bad_cov = ~np.isfinite(values), ~np.isfinite(cov)
+    label_missing = label.isna().to_numpy()
     policy = preprocess.get("missing", "error")
-    if bad.any() or label_missing.any():
-        if label_missing.any() and policy != "drop-rows":
+    if not (bad.any() or bad_cov.any() or label_missing.any()):
+        return raw
+    if label_missing.any() and policy != "drop-rows":
+        raise InputError(
+            f"{where}: label column {label.name!r} has {int(label_missing.sum())} missing "
+            "value(s); remove those rows or set `preprocess.missing: drop-rows`"
+        )
+    if policy == "error" and (bad.any() or bad_cov.any()):
+        names = raw.names + list(raw.covariates.columns)
+        both = np.hstack([bad, bad_cov])
+        cols = [names[j] for j in np.flatnonzero(both.any(axis=0))]
+        rows = int(both.any(axis=1).sum())
+        raise InputError(
+            f"{where}: missing or infinite values in column(s) {cols[:10]} ({rows} row(s)); "
+            "set `preprocess.missing` to `drop-rows` or `impute-mean`, or fix the file"
+        )
+    if policy == "drop-rows":
+        keep = ~(bad.any(axis=1) | bad_cov.any(axis=1) | label_missing)
+        raw.dropped["rows_missing"] = int((~keep).sum())
+        raw.values, raw.label = values[keep], label[keep]
+        raw.covariates = raw.covariates.loc[keep]
+        raw.ids = None if raw.ids is None else [i for i, k in zip(raw.ids, keep, strict=True) if k]
+        return raw
+    for block, mask, names in ((values, bad, raw.names), (cov, bad_cov, list(raw.covariates))):
+        if not mask.any():
+            continue
+        col_mean = np.nanmean(np.where(mask, np.nan, block), axis=0)
+        if np.isnan(col_mean).any():
+            col = names[int(np.flatnonzero(np.isnan(col_mean))[0])]
             raise InputError(
-                f"{where}: label column {label!r} has {int(label_missing.sum())} missing value(s); "
-                "remove those rows or set `preprocess.missing: drop-rows`"
+                f"{where}: column {col!r} has no finite value to impute from; exclude it"
             )
-        if policy == "error" and bad.any():
-            cols = [features_df.columns[j] for j in np.flatnonzero(bad.any(axis=0))]
-            rows = int(bad.any(axis=1).sum())
-            raise InputError(
-                f"{where}: missing or infinite values in column(s) {cols[:10]} ({rows} row(s)); "
-                "set `preprocess.missing` to `drop-rows` or `impute-mean`, or fix the file"
-            )
-        if policy == "drop-rows":
-            keep = ~(bad.any(axis=1) | label_missing)
-            dropped["rows_missing"] = int((~keep).sum())
-            values, label_series = values[keep], label_series[keep]
-            table = table.loc[keep]
-        elif policy == "impute-mean":
-            finite = np.where(bad, np.nan, values)
-            col_mean = np.nanmean(finite, axis=0)
-            if np.isnan(col_mean).any():
-                col = features_df.columns[int(np.flatnonzero(np.isnan(col_mean))[0])]
-                raise InputError(
-                    f"{where}: column {col!r} has no finite value to impute from; exclude it"
-                )
-            values = np.where(bad, col_mean[None, :], values)
-            dropped["rows_imputed"] = int(bad.any(axis=1).sum())
+        np.copyto(block, col_mean[None, :], where=mask)
+    raw.values = values
+    raw.covariates = pd.DataFrame(cov, columns=raw.covariates.columns, index=raw.covariates.index)
+    raw.dropped["rows_imputed"] = int((bad.any(axis=1) | bad_cov.any(axis=1)).sum())
+    return raw
+
+
+def _finish(
+    name: str,
+    raw: _Raw,
+    spec: dict[str, Any],
+    preprocess: dict[str, Any],
+    min_per_class: int,
+    knockoff_method: str,
+) -> Cohort:
+    """The checks and standardisation every cohort goes through, whatever its file format."""
+    raw = _apply_missing_policy(raw, preprocess)
+    where, values, names, dropped = raw.where, raw.values, raw.names, raw.dropped
+    label_series = raw.label
     if values.shape[0] == 0:
         raise InputError(f"{where}: no rows left after dropping rows with missing values")
-    names = [str(c) for c in features_df.columns]
-    if id_col:
-        ids = table[id_col].astype(str).tolist()
+    positions = raw.variants
 
     # Constant columns carry no information and make the covariance singular.
     sd = values.std(axis=0)
     const = sd <= 1e-12 * np.maximum(1.0, np.abs(values).max(axis=0))
+    keep = ~const
     if const.any():
         const_names = [names[j] for j in np.flatnonzero(const)]
         if preprocess.get("constant", "drop") == "error":
             raise InputError(
-                f"{where}: constant feature column(s) {const_names}; remove them or set "
+                f"{where}: constant feature column(s) {const_names[:10]}; remove them or set "
                 "`preprocess.constant: drop`"
             )
         dropped["constant"] = const_names
-        values, names = values[:, ~const], [n for n, c in zip(names, const, strict=True) if not c]
-    if values.shape[1] == 0:
+    if not keep.any():
         raise InputError(f"{where}: every feature column is constant; nothing to select from")
+    values, names = values[:, keep], [n for n, k in zip(names, keep, strict=True) if k]
 
     # Identical columns: their knockoffs are not identifiable (x_j and x_k are exchangeable).
     dup_pairs = _identical_columns(values)
+    dup_keep = np.ones(len(names), bool)
     if dup_pairs:
         pairs = [(names[i], names[j]) for i, j in dup_pairs]
         if preprocess.get("duplicate", "error") == "error":
@@ -394,16 +480,18 @@ def load_cohort(
             )
         drop = sorted({j for _, j in dup_pairs})
         dropped["duplicate"] = [names[j] for j in drop]
-        keep = np.ones(len(names), bool)
-        keep[drop] = False
-        values, names = values[:, keep], [n for n, k in zip(names, keep, strict=True) if k]
+        dup_keep[drop] = False
+        values, names = values[:, dup_keep], [n for n, k in zip(names, dup_keep, strict=True) if k]
+    if positions is not None:
+        kept = np.flatnonzero(keep)[dup_keep]
+        positions = {k: [v[j] for j in kept] for k, v in positions.items()}
 
     n, p = values.shape
     task = infer_task(label_series, spec.get("task", "auto"))
     y, classes = encode_labels(
         label_series.reset_index(drop=True),
         task,
-        f"{where}: column {label!r}",
+        f"{where}: column {label_series.name!r}",
         spec.get("positive"),
     )
     if task != "regression":
@@ -411,9 +499,9 @@ def load_cohort(
         small = [(classes[k], int(c)) for k, c in enumerate(counts) if c < min_per_class]
         if small:
             raise InputError(
-                f"{where}: class(es) {small} in column {label!r} have fewer than {min_per_class} "
-                "rows, too few to split into training and validation; merge rare classes, "
-                "collect more samples, or raise `training.val_fraction`"
+                f"{where}: class(es) {small} in column {label_series.name!r} have fewer than "
+                f"{min_per_class} rows, too few to split into training and validation; merge "
+                "rare classes, collect more samples, or raise `training.val_fraction`"
             )
     min_rows = min_rows_for(knockoff_method, p)
     if n < min_rows:
@@ -422,23 +510,33 @@ def load_cohort(
             f"least {min_rows} rows (fixed-X needs n >= 2p). Use `knockoffs.method: model-x` or "
             "fewer features"
         )
+    C = raw.covariates.to_numpy(dtype=np.float64)
+    c_sd = C.std(axis=0)
+    if (c_sd <= 0).any():
+        col = raw.covariates.columns[int(np.flatnonzero(c_sd <= 0)[0])]
+        raise InputError(
+            f"{where}: covariate {col!r} is constant over the analysed rows; it cannot adjust "
+            f"anything - remove it from `cohorts.{name}.covariates`"
+        )
 
     means = values.mean(axis=0)
     sds = values.std(axis=0)
-    X = (values - means) / sds
     return Cohort(
         name=name,
-        X=X,
+        X=(values - means) / sds,
         y=y,
         features=names,
         means=means,
         sds=sds,
         task=task,
         classes=classes,
-        ids=ids,
-        label=label,
-        source=str(path),
+        ids=raw.ids,
+        label=str(label_series.name),
+        source=raw.source,
         dropped=dropped,
+        C=(C - C.mean(axis=0)) / c_sd if C.shape[1] else C,
+        covariates=[str(c) for c in raw.covariates.columns],
+        variants=positions,
     )
 
 

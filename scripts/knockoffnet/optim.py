@@ -61,11 +61,16 @@ def keep(st: State, rows: torch.Tensor) -> State:
     )
 
 
-def penalty(net: Net, kind: str, n_inputs: int) -> torch.Tensor:
-    """P(θ) per λ, float64: Σ|θ| over every weight (``l1``) or Σ_j ‖fan-out_j‖₂ (``group``)."""
+def penalty(net: Net, kind: str, n_inputs: int, free: int = 0) -> torch.Tensor:
+    """P(θ) per λ, float64: Σ|θ| over every weight (``l1``) or Σ_j ‖fan-out_j‖₂ (``group``).
+
+    The last ``free`` inputs (covariates: adjusted for, never tested) carry no penalty.
+    """
+    pen = n_inputs - free
     if kind == "l1":
-        return sum(per_lambda_sum(w.abs()) for w in net.ws)
-    v = group_view(net.ws[0], n_inputs)
+        w0 = group_view(net.ws[0], n_inputs)[..., :pen, :]
+        return per_lambda_sum(w0.abs()) + sum(per_lambda_sum(w.abs()) for w in net.ws[1:])
+    v = group_view(net.ws[0], n_inputs)[..., :pen, :]
     return per_lambda_sum(v.square().sum(-1, dtype=torch.float64).sum(-2).sqrt())
 
 
@@ -79,26 +84,38 @@ def _soft_threshold_(w: torch.Tensor, thr: torch.Tensor) -> torch.Tensor:
     return w.sub_(torch.clamp(w, -thr, thr))
 
 
-def group_threshold_(w0: torch.Tensor, thr: torch.Tensor, n_inputs: int) -> torch.Tensor:
+def group_threshold_(
+    w0: torch.Tensor, thr: torch.Tensor, n_inputs: int, free: int = 0
+) -> torch.Tensor:
     """Proximal map of thr·Σ_j‖fan-out_j‖₂ in place: each input's block shrinks towards 0 as
-    a whole and becomes exactly +0.0 when its norm is ≤ thr (thr broadcast to (Λ, 1, d, 1))."""
-    v = group_view(w0, n_inputs)
+    a whole and becomes exactly +0.0 when its norm is ≤ thr (thr broadcast to (Λ, 1, d, 1));
+    the last ``free`` inputs are left alone."""
+    v = group_view(w0, n_inputs)[..., : n_inputs - free, :]
+    thr = thr if thr.dim() < 3 or thr.shape[-2] == 1 else thr[..., : n_inputs - free, :]
     norm = v.square().sum(-1, keepdim=True).sum(-3, keepdim=True).sqrt_()
     scale = torch.where(norm > thr, 1.0 - thr / norm.clamp(min=1e-30), torch.zeros_like(norm))
     v.mul_(scale).add_(0.0)  # -0.0 + 0.0 = +0.0: zeros are +0.0 as with soft_threshold
     return w0
 
 
-def _prox_(net: Net, thr: torch.Tensor, kind: str, n_inputs: int, scale=None) -> None:
+def _prox_(
+    net: Net, thr: torch.Tensor, kind: str, n_inputs: int, scale=None, free: int = 0
+) -> None:
     """Penalty prox on the weights in place; ``thr`` (Λa,) = step·λ/2m; ``scale`` the Adam
-    preconditioner of each weight (l1) or of θ⁽⁰⁾'s groups (group), dividing the threshold."""
+    preconditioner of each weight (l1) or of θ⁽⁰⁾'s groups (group), dividing the threshold;
+    the last ``free`` inputs' first-layer weights are not penalised."""
     if kind == "group":
         t = thr.view(-1, 1, 1, 1)
-        _ = group_threshold_(net.ws[0], t if scale is None else t / scale[0], n_inputs)
+        group_threshold_(net.ws[0], t if scale is None else t / scale[0], n_inputs, free)
         return
     for i, w in enumerate(net.ws):
         t = thr.view(-1, 1, 1)
-        _soft_threshold_(w, t if scale is None else t / scale[i])
+        t = t if scale is None else t / scale[i]
+        if i == 0 and free:
+            cols = w.shape[-1] - free * (w.shape[-1] // n_inputs)
+            _soft_threshold_(w[..., :cols], t if t.shape[-1] == 1 else t[..., :cols])
+            continue
+        _soft_threshold_(w, t)
 
 
 def step(
@@ -109,12 +126,13 @@ def step(
     momentum: float,
     kind: str,
     n_inputs: int,
+    free: int = 0,
 ) -> None:
     """One proximal step on every active λ (in place). FISTA computes its own gradient."""
     thr = (lr * st.pen).to(st.net.ws[0].dtype)
     params, gs = st.net.tensors(), grads.tensors()
     if optimizer == "adam":
-        _adam_step(st, gs, lr, thr, kind, n_inputs)
+        _adam_step(st, gs, lr, thr, kind, n_inputs, free)
         return
     moms: list[torch.Tensor | None] = [None] * len(params)
     if optimizer == "momentum":
@@ -129,11 +147,17 @@ def step(
         t.sub_(g, alpha=lr)
         if mo is not None:
             t.add_(mo)
-    _prox_(st.net, thr, kind, n_inputs)
+    _prox_(st.net, thr, kind, n_inputs, free=free)
 
 
 def _adam_step(
-    st: State, gs: list[torch.Tensor], lr: float, thr: torch.Tensor, kind: str, n_inputs: int
+    st: State,
+    gs: list[torch.Tensor],
+    lr: float,
+    thr: torch.Tensor,
+    kind: str,
+    n_inputs: int,
+    free: int = 0,
 ) -> None:
     b1, b2 = ADAM_BETAS
     st.t += 1
@@ -161,7 +185,7 @@ def _adam_step(
             p.sub_(m.div(d).mul_(lr / c1))
         if first <= i < first + len(st.net.ws):
             scales.append(d)
-    _prox_(st.net, thr, kind, n_inputs, scale=scales)
+    _prox_(st.net, thr, kind, n_inputs, scale=scales, free=free)
 
 
 def _group_mean(t: torch.Tensor, n_inputs: int) -> torch.Tensor:
@@ -176,6 +200,7 @@ def fista_step(
     lr: float,
     kind: str,
     n_inputs: int,
+    free: int = 0,
 ) -> None:
     """FISTA: gradient at the extrapolated point, prox, gradient-mapping adaptive restart.
 
@@ -193,7 +218,7 @@ def fista_step(
     ynet = st.net.replace(ys)
     g = grad_at(ynet).tensors()
     new = st.net.replace([yv.sub(gv, alpha=lr) for yv, gv in zip(ys, g, strict=True)])
-    _prox_(new, thr, kind, n_inputs)
+    _prox_(new, thr, kind, n_inputs, free=free)
     news = new.tensors()
     # ⟨y - x⁺, x⁺ - x⟩ > 0 means the step opposes the momentum: restart that λ.
     dot = torch.zeros(st.k.shape, dtype=torch.float64, device=st.k.device)

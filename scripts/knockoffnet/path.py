@@ -78,6 +78,7 @@ class TrainConfig:
     penalty: str = "group"
     start: str = "warm"
     min_improvement: float = 1e-3
+    covariates: int = 0
     device: str = "auto"
     threads: int = 1
 
@@ -111,6 +112,8 @@ class TrainConfig:
             raise InputError(f"learning_rate must be positive and finite, got {lr}")
         if not 0.0 <= self.momentum < 1.0:
             raise InputError(f"momentum must lie in [0, 1), got {self.momentum}")
+        if isinstance(self.covariates, bool) or int(self.covariates) < 0:
+            raise InputError(f"covariates must be a count >= 0, got {self.covariates!r}")
         if not 0.0 <= self.min_improvement < 1.0:
             raise InputError(f"min_improvement must lie in [0, 1), got {self.min_improvement}")
         if not _DEVICE_RE.match(str(self.device)):
@@ -325,14 +328,19 @@ def _new_records(net: Net, max_epochs: int) -> _Records:
 
 
 def _one_step(st: optim.State, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig) -> None:
-    act, task, d = cfg.activation, cfg.task, x.shape[1]
+    act, task, d, free = cfg.activation, cfg.task, x.shape[1], cfg.covariates
     if cfg.optimizer == "fista":
         optim.fista_step(
-            st, lambda net: gradients(net, x, y, act, task, st.work), cfg.lr, cfg.penalty, d
+            st,
+            lambda net: gradients(net, x, y, act, task, st.work),
+            cfg.lr,
+            cfg.penalty,
+            d,
+            free,
         )
         return
     grads = gradients(st.net, x, y, act, task, st.work)
-    optim.step(st, grads, cfg.optimizer, cfg.lr, cfg.momentum, cfg.penalty, d)
+    optim.step(st, grads, cfg.optimizer, cfg.lr, cfg.momentum, cfg.penalty, d, free)
 
 
 def _run_epoch(st: optim.State, data: _Data, cfg: TrainConfig, gen: torch.Generator) -> None:
@@ -358,7 +366,7 @@ def _record_epoch(
     plateaus by tiny amounts and would otherwise never trigger patience.
     """
     vl_t, va_t = evaluate(st.net, data.u_val, data.y_val, cfg.activation, cfg.task, st.work)
-    obj_t = vl_t + st.pen * optim.penalty(st.net, cfg.penalty, data.d)
+    obj_t = vl_t + st.pen * optim.penalty(st.net, cfg.penalty, data.d, cfg.covariates)
     gi = st.idx.cpu().numpy()
     vl, va, obj = vl_t.cpu().numpy(), va_t.cpu().numpy(), obj_t.cpu().numpy()
     rec.curve[gi, epoch - 1] = vl
@@ -429,7 +437,11 @@ def _results(
         val_accuracy=rec.val_acc,
         train_loss=tl.cpu().numpy(),
         nnz=np.stack(nnz, 1).astype(np.int64),
-        inputs_alive=(group_norms(best.ws[0], data.d) > 0).sum(1).cpu().numpy().astype(np.int64),
+        inputs_alive=(group_norms(best.ws[0], data.d)[:, : data.d - cfg.covariates] > 0)
+        .sum(1)
+        .cpu()
+        .numpy()
+        .astype(np.int64),
         curve_val_loss=rec.curve,
     )
     return out
@@ -549,9 +561,11 @@ def _lambda_zero(data: _Data, cfg: TrainConfig, start: Net) -> float:
         part = [t * (u.shape[0] / m) for t in g.ws]
         total = part if total is None else [a + b for a, b in zip(total, part, strict=True)]
     assert total is not None
+    tested = data.d - cfg.covariates  # covariates are never penalised
+    first = group_view(total[0], data.d)[..., :tested, :]
     if cfg.penalty == "group":
-        return 2.0 * m * float(group_norms(total[0], data.d).max())
-    return 2.0 * m * max(float(t.abs().max()) for t in total)
+        return 2.0 * m * float(group_norms(first.reshape(*first.shape[:-2], -1), tested).max())
+    return 2.0 * m * max(float(t.abs().max()) for t in [first, *total[1:]])
 
 
 def _smallest_zeroing(

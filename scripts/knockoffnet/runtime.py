@@ -126,7 +126,8 @@ def training_inputs(smk: Any) -> tuple[np.ndarray, np.ndarray, Any, int, dict]:
     X = np.load(smk.input.X)
     Xk = np.load(smk.input.Xk)
     y = np.load(smk.input.y)
-    U = np.hstack([X.astype(np.float32), Xk.astype(np.float32)])
+    C = np.load(smk.input.C)  # covariates: adjusted for (unpenalised inputs), never tested
+    U = np.hstack([X.astype(np.float32), Xk.astype(np.float32), C.astype(np.float32)])
     net, t = smk.params.network, smk.params.training
     cfg = TrainConfig(
         hidden=tuple(net["hidden"]),
@@ -135,6 +136,7 @@ def training_inputs(smk: Any) -> tuple[np.ndarray, np.ndarray, Any, int, dict]:
         task=meta["task"],
         n_classes=max(2, len(meta["classes"])),
         threads=int(smk.threads),
+        covariates=int(C.shape[1]),
         **{key: t[key] for key in FIT_KEYS},
     )
     return U, y, cfg, int(smk.params.seed), meta

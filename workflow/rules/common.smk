@@ -84,6 +84,13 @@ def chunk_slice(chunk):
     return start, min(start + per_job, n_lambdas())
 
 
+def cohort_files(spec):
+    """The input files of a cohort: its table, or its PLINK fileset and phenotype table."""
+    if spec.get("plink"):
+        return [f"{spec['plink']}{suffix}" for suffix in (".bed", ".bim", ".fam")] + [spec["pheno"]]
+    return [spec["path"]]
+
+
 def validate_semantics():
     """Checks a JSON schema cannot express; each names the key and the fix."""
     if not COHORTS:
@@ -101,13 +108,24 @@ def validate_semantics():
             "rename that cohort"
         )
     for name, spec in config["cohorts"].items():
-        path = spec["path"]
-        if not path.startswith("results/") and not os.path.exists(path):
+        if bool(spec.get("path")) == bool(spec.get("plink")):
             raise WorkflowError(
-                f"config key cohorts.{name}.path: {path} not found (relative paths are read from "
-                f"{os.getcwd()}); fix the path or run snakemake from the right directory"
+                f"config key cohorts.{name}: give either `path` (a table) or `plink` (the prefix "
+                "of a .bed/.bim/.fam fileset, with `pheno`), not both and not neither"
             )
-        for key in ("features", "exclude"):
+        if spec.get("plink") and not spec.get("pheno"):
+            raise WorkflowError(
+                f"config key cohorts.{name}.pheno: a PLINK cohort needs the phenotype table "
+                "(columns IID, the label and any covariates)"
+            )
+        key = "path" if spec.get("path") else "plink"
+        for path in cohort_files(spec):
+            if not path.startswith("results/") and not os.path.exists(path):
+                raise WorkflowError(
+                    f"config key cohorts.{name}.{key}: {path} not found (relative paths are read "
+                    f"from {os.getcwd()}); fix the path or run snakemake from the right directory"
+                )
+        for key in ("features", "exclude", "covariates"):
             values = spec.get(key) or []
             if len(set(values)) != len(values):
                 raise WorkflowError(
@@ -124,7 +142,7 @@ validate_semantics()
 
 
 def get_cohort_file(wildcards):
-    return cohort_spec(wildcards.cohort)["path"]
+    return cohort_files(cohort_spec(wildcards.cohort))
 
 
 def get_chunks(wildcards):

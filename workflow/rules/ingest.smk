@@ -5,6 +5,7 @@ rule ingest:
     output:
         X="results/{cohort}/data/X.npy",
         y="results/{cohort}/data/y.npy",
+        C="results/{cohort}/data/C.npy",
         meta="results/{cohort}/data/meta.json",
         labels="results/{cohort}/labels.tsv",
     log:

@@ -3,6 +3,7 @@ rule lambda_grid:
     input:
         X="results/{cohort}/data/X.npy",
         y="results/{cohort}/data/y.npy",
+        C="results/{cohort}/data/C.npy",
         meta="results/{cohort}/data/meta.json",
         Xk="results/{cohort}/knockoffs/draw{draw}.npy",
     output:
@@ -32,6 +33,7 @@ rule train:
     input:
         X="results/{cohort}/data/X.npy",
         y="results/{cohort}/data/y.npy",
+        C="results/{cohort}/data/C.npy",
         meta="results/{cohort}/data/meta.json",
         Xk="results/{cohort}/knockoffs/draw{draw}.npy",
         grid="results/{cohort}/path/draw{draw}_seed{seed}/grid.npy",
@@ -66,6 +68,7 @@ rule collect_z:
         dense="results/{cohort}/path/draw{draw}_seed{seed}/dense.npz",
         X="results/{cohort}/data/X.npy",
         y="results/{cohort}/data/y.npy",
+        C="results/{cohort}/data/C.npy",
         meta="results/{cohort}/data/meta.json",
         Xk="results/{cohort}/knockoffs/draw{draw}.npy",
     output:

@@ -330,3 +330,23 @@ def test_learning_check_warns_when_the_network_lags_the_reference(tmp_path):
     stats.to_csv(tmp_path / "statistics.tsv", sep="\t", index=False)
     check = report.learning_check(report.load_results(tmp_path))
     assert "0.270 below the gradient-boosting reference" in check["warning"]
+
+
+def test_manhattan_plot_for_genotype_cohorts(tmp_path):
+    write_fake_results(tmp_path, task="binary", n_seeds=1, p=6)
+    meta_path = tmp_path / "data" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    assert report.load_results(tmp_path).meta.get("variants") is None
+    other = report.make_figures(tmp_path, tmp_path / "figures")["manhattan"]
+    assert other.read_bytes()[:8] == PNG  # a placeholder: the page does not show it
+    report.render_report(tmp_path, {"manhattan": other}, tmp_path / "plain.html")
+    assert 'id="fig-manhattan"' not in (tmp_path / "plain.html").read_text(encoding="utf-8")
+    meta["variants"] = {
+        "chromosome": ["1", "1", "2", "2", "10", "X"],
+        "position": [5, 9, 1, 4, 7, 2],
+    }
+    meta_path.write_text(json.dumps(meta))
+    figs = report.make_figures(tmp_path, tmp_path / "figures")
+    assert figs["manhattan"].read_bytes()[:8] == PNG
+    report.render_report(tmp_path, figs, tmp_path / "geno.html")
+    assert 'id="fig-manhattan"' in (tmp_path / "geno.html").read_text(encoding="utf-8")

@@ -304,3 +304,5 @@ def test_end_to_end_plink_cohort_with_covariates(tmp_path: Path) -> None:
     assert set(selected["feature"]) <= set(meta["features"])
     run = json.loads((out / "run.json").read_text())
     assert set(run["inputs"]) == {"geno.bed", "geno.bim", "geno.fam", "pheno.tsv"}
+    assert meta["variants"]["chromosome"][0] == "1"
+    assert 'id="fig-manhattan"' in (out / "report.html").read_text()

@@ -53,4 +53,5 @@ FIGURES = (
     "lambda_path",
     "effects",
     "network",
+    "manhattan",
 )

@@ -25,7 +25,7 @@ from knockoffnet.plotting import (
     placeholder,
     save_figure,
 )
-from knockoffnet.report.format import MINUS, _as_bool, fmt_num
+from knockoffnet.report.format import MINUS, _as_bool, _as_float, fmt_num
 from knockoffnet.report.network_figure import fig_network
 from knockoffnet.report.results import (
     ResultFiles,
@@ -427,6 +427,58 @@ def fig_effects(res: Results, path: Path) -> Path:
         return save_figure(fig, path)
 
 
+# The q-value column of features.tsv that each filter's selection is read from.
+_QVALUE_COLUMN = {"OL": "OL_qvalue", "ML": "ML_qvalue", "ebh": "ebh_qvalue"}
+
+
+def _chromosome_key(name: str) -> tuple[int, int | str]:
+    """Natural order: 1, 2, …, 22, then X, Y, MT and the rest by name."""
+    return (0, int(name)) if str(name).isdigit() else (1, str(name))
+
+
+def fig_manhattan(res: Results, path: Path) -> Path:
+    """Genotype cohorts: −log10 q of the recommended filter along the genome (chromosome,
+    position from the .bim file), the q line dashed, selected variants highlighted and the
+    strongest labelled. Other cohorts get a placeholder (the report does not show it)."""
+    variants = res.meta.get("variants")
+    if not variants:
+        return placeholder(path, "Not a genotype cohort: no chromosome positions.")
+    f = res.features.copy()
+    pos = dict(zip(res.meta["features"], variants["position"], strict=True))
+    chrom = dict(zip(res.meta["features"], variants["chromosome"], strict=True))
+    f["chrom"], f["pos"] = f["feature"].map(chrom).astype(str), f["feature"].map(pos)
+    col = _QVALUE_COLUMN.get(res.recommended, "ML_qvalue")
+    f["y"] = -np.log10(np.clip(_as_float(f[col]), 1e-300, 1.0))
+    f["sel"] = f.get(f"selected_{res.recommended}", pd.Series(False, index=f.index))
+    order = sorted(f["chrom"].unique(), key=_chromosome_key)
+    offset, ticks, x = 0.0, [], pd.Series(0.0, index=f.index)
+    for i, c in enumerate(order):
+        part = f["chrom"] == c
+        span = float(f.loc[part, "pos"].max() - f.loc[part, "pos"].min()) or 1.0
+        x[part] = offset + f.loc[part, "pos"] - f.loc[part, "pos"].min()
+        ticks.append((offset + span / 2, c, i))
+        offset += span * 1.05
+    f["x"] = x
+    with matplotlib.rc_context(STYLE):
+        fig = new_figure((7.6, 3.4))
+        ax = fig.add_subplot()
+        for _, name, i in ticks:
+            part = (f["chrom"] == name) & ~f["sel"]
+            ax.scatter(f.loc[part, "x"], f.loc[part, "y"], s=6, lw=0,
+                       color=NULL if i % 2 else "#5d6d7e")  # fmt: skip
+        ax.scatter(f.loc[f["sel"], "x"], f.loc[f["sel"], "y"], s=16, color=SEL,
+                   label=f"selected by {res.recommended}", zorder=3)  # fmt: skip
+        ax.axhline(-np.log10(res.q), color=KO, ls="--", lw=0.9, label=f"q = {res.q:g}")
+        for _, r in f[f["sel"]].nlargest(12, "y").iterrows():
+            ax.annotate(r["feature"], (r["x"], r["y"]), fontsize=6.5, xytext=(2, 2),
+                        textcoords="offset points")  # fmt: skip
+        ax.set_xticks([t for t, _, _ in ticks], [c for _, c, _ in ticks], fontsize=7)
+        ax.set_xlabel("chromosome")
+        ax.set_ylabel(f"−log10 q ({res.recommended})")
+        ax.legend(fontsize=8, frameon=False, loc="upper right")
+        return save_figure(fig, path)
+
+
 def make_figures(files: ResultFiles | Path, out_dir: Path) -> dict[str, Path]:
     """Write every report PNG into out_dir; missing inputs give a labelled placeholder PNG."""
     res = load_results(files)
@@ -439,5 +491,6 @@ def make_figures(files: ResultFiles | Path, out_dir: Path) -> dict[str, Path]:
         "lambda_path": fig_lambda_path,
         "effects": fig_effects,
         "network": fig_network,
+        "manhattan": fig_manhattan,
     }
     return {name: make(res, out / f"{name}.png") for name, make in makers.items()}

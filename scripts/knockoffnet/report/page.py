@@ -87,6 +87,8 @@ def build_context(
         "n_runs": len(res.runs),
         "selection": _selection_context(res),
         "all_features": _all_features(res),
+        "n_features": len(res.features),
+        "genotypes": bool(res.meta.get("variants")),
         "effect_label": effect_axis_label(res),
         "diagnostics": _diagnostics(res),
         "pruning": _pruning(res),

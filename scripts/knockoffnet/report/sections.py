@@ -180,8 +180,15 @@ def _selection_context(res: Results) -> list[dict[str, Any]]:
     return out
 
 
+# The page lists at most this many features (selected ones first); features.tsv has all.
+MAX_FEATURE_ROWS = 500
+
+
 def _all_features(res: Results) -> list[dict[str, str]]:
-    f = res.features.sort_values(["OL_frequency", "OL_W"], ascending=False)
+    f = res.features.assign(
+        _any=res.features[[c for c in res.features if c.startswith("selected_")]].any(axis=1)
+    ).sort_values(["_any", "ML_W", "OL_W"], ascending=False)
+    f = f.head(MAX_FEATURE_ROWS)
     rows = []
     for _, r in f.iterrows():
         by = [flt for flt in FILTERS if bool(r.get(f"selected_{flt}", False))]

@@ -12,7 +12,7 @@ import pandas as pd
 
 from knockoffnet.export import export_model
 from knockoffnet.pruning import structure_table, summary_counts
-from knockoffnet.retraining import METHOD_LABELS, reduce_weight
+from knockoffnet.retraining import METHOD_LABELS, comparison_rows, reduce_weight
 from knockoffnet.runtime import rule_context, save_npz, save_tsv
 from knockoffnet.vocabulary import FILTERS
 
@@ -20,6 +20,10 @@ with rule_context(snakemake) as log:
     opts, net = snakemake.params.pruning, snakemake.params.network
     meta = json.loads(Path(snakemake.input.meta).read_text())
     X, y = np.load(snakemake.input.X), np.load(snakemake.input.y)
+    rows = comparison_rows(y, meta["task"], opts["max_rows"], int(snakemake.params.seed))
+    if rows.size < y.size:
+        log.info("comparison on %d of %d rows (pruning.max_rows)", rows.size, y.size)
+        X, y = X[rows], y[rows]
     features = np.asarray(meta["features"])
     # Layer 0 per input (unit channels collapsed): the pruned network is the paper's MLP on
     # the selected features (docs/method.md, "Reduce Weight").
@@ -55,7 +59,8 @@ with rule_context(snakemake) as log:
         first, fit = done[key]
         note = "" if first == name else f"same features as {first}: its computation reused"
         tables["structure"].append(structure_table(fit.masks).assign(filter=name))
-        tables["summary"].append({"filter": name, **summary_counts(fit.masks), "note": note})
+        counts = summary_counts(fit.masks)
+        tables["summary"].append({"filter": name, **counts, "rows": rows.size, "note": note})
         for part, frame in (("repeats", fit.per_repeat), ("prediction", fit.summary)):
             frame = frame.assign(method=frame["method"].map(METHOD_LABELS))
             frame.insert(0, "filter", name)

@@ -368,3 +368,13 @@ def test_reduce_weight_prunes_compares_and_compacts_one_selection():
     assert set(fit.summary["method"]) == set(rt.MODES)
     assert fit.per_repeat["repeat"].nunique() == 2
     assert fit.weights[0].shape[1] == 3  # compacted to the selected inputs
+
+
+def test_comparison_rows_subsample_large_cohorts_by_class():
+    y = np.array([0] * 80 + [1] * 20)
+    assert np.array_equal(rt.comparison_rows(y, "binary", 500, seed=1), np.arange(100))
+    rows = rt.comparison_rows(y, "binary", 40, seed=1)
+    assert rows.size == 40 and np.all(np.diff(rows) > 0)
+    assert (y[rows] == 1).sum() == 8  # the class balance is kept
+    assert np.array_equal(rows, rt.comparison_rows(y, "binary", 40, seed=1))
+    assert rt.comparison_rows(np.linspace(0, 1, 100), "regression", 30, seed=2).size == 30

@@ -289,7 +289,7 @@ def test_end_to_end_plink_cohort_with_covariates(tmp_path: Path) -> None:
         "network": {"hidden": [8]},
         "training": tiny_training(lambdas_per_job=0),
         "selection": {"q": 0.3},
-        "pruning": {"repeats": 2, "max_epochs": 20},
+        "pruning": {"repeats": 2, "max_epochs": 20, "max_rows": 100},
     }
     write_config(tmp_path, config)
     result = snakemake(tmp_path, "results/geno/report.html")
@@ -305,4 +305,8 @@ def test_end_to_end_plink_cohort_with_covariates(tmp_path: Path) -> None:
     run = json.loads((out / "run.json").read_text())
     assert set(run["inputs"]) == {"geno.bed", "geno.bim", "geno.fam", "pheno.tsv"}
     assert meta["variants"]["chromosome"][0] == "1"
-    assert 'id="fig-manhattan"' in (out / "report.html").read_text()
+    page = (out / "report.html").read_text()
+    assert 'id="fig-manhattan"' in page
+    summary = pd.read_csv(out / "pruning" / "summary.tsv", sep="\t")
+    assert summary["rows"].dropna().eq(100).all()  # pruning.max_rows: a subsample of 195
+    assert "stratified random 100 of the 195 rows" in page

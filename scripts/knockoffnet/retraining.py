@@ -423,6 +423,22 @@ def compare_predictions(
 # ----------------------------------------------------------------------------- one filter
 
 
+def comparison_rows(y: np.ndarray, task: str, max_rows: int, seed: int) -> np.ndarray:
+    """All row indices, or a (class-stratified) random subsample of ``max_rows`` of them.
+
+    The comparison trains 3 networks × repeats per selection; past a few ten thousand rows
+    its precision no longer needs more rows, while its cost grows with them.
+    """
+    n = len(y)
+    if n <= max_rows:
+        return np.arange(n)
+    strata = None if task == "regression" else y
+    rows, _ = train_test_split(
+        np.arange(n), train_size=int(max_rows), stratify=strata, random_state=int(seed) % 2**32
+    )
+    return np.sort(rows)
+
+
 @dataclass
 class FilterNetwork:
     """Reduce Weight for one selection: masks, the comparison and the final compacted network."""

@@ -486,6 +486,14 @@ def _pruning(res: Results) -> dict[str, Any] | None:
         out["structure"], out["detail"] = _pruning_structure(res.structure, res.recommended)
     if res.prediction is not None:
         out["prediction"] = _prediction_rows(res.prediction)
+    n = res.meta.get("n")
+    used = res.summary["rows"].dropna() if res.summary is not None and "rows" in res.summary else []
+    out["rows_note"] = ""
+    if len(used) and n and int(used.max()) < int(n):
+        out["rows_note"] = (
+            f"The comparison and the exported networks used a stratified random {int(used.max()):,} "
+            f"of the {int(n):,} rows (pruning.max_rows): more rows would cost time, not precision."
+        )
     return out
 
 

@@ -182,3 +182,17 @@ def test_evalues_bad_inputs(W: np.ndarray, alpha: float) -> None:
         knockoff_evalues(W, alpha)
     with pytest.raises(InputError):
         knockoff_evalues(W_HAND, 0.1, offset=3)
+
+
+def test_ebh_of_one_draw_at_alpha_q_equals_knockoff_plus_at_exact_ties() -> None:
+    """(1 + V)/k = q exactly (here 3/10 at q = 0.3) must pass in both procedures."""
+    p = 50
+    W = np.zeros(p)
+    W[:10] = np.arange(10, 20)  # 10 positives above T ...
+    W[10:12] = -np.array([30.0, 31.0])  # ... and 2 negatives beyond -T: (1 + 2)/10 = 0.3
+    from knockoffnet.filters import knockoff_select
+
+    e = knockoff_evalues(W, 0.3)
+    assert knockoff_select(W, 0.3).sum() == 10
+    np.testing.assert_array_equal(ebh(e, 0.3), knockoff_select(W, 0.3))
+    assert (ebh_qvalues(e)[:10] <= 0.3).all()

@@ -61,6 +61,13 @@ def _check_e(e: object) -> np.ndarray:
     return e
 
 
+# Relative slack on r_k: a knockoff e-value p/(1 + V) makes r_k = (1 + V)/k only up to rounding
+# (50/(10·(50/3)) is 0.30000000000000004), which would reject at q = 0.3 a set the knockoff+
+# filter accepts at exactly (1 + V)/k = q. The same slack in ebh and ebh_qvalues keeps them
+# consistent.
+_EBH_SLACK = 1e-12
+
+
 def _ebh_curve(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """e sorted descending and r_k = p / (k · e_(k)) (inf where e_(k) = 0).
 
@@ -70,7 +77,7 @@ def _ebh_curve(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     es = np.sort(e)[::-1]
     k = np.arange(1, e.size + 1, dtype=np.float64)
     with np.errstate(divide="ignore"):
-        r = e.size / (k * es)
+        r = e.size / (k * es) * (1.0 - _EBH_SLACK)
     return es, r
 
 

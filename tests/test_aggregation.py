@@ -185,14 +185,15 @@ def test_evalues_bad_inputs(W: np.ndarray, alpha: float) -> None:
 
 
 def test_ebh_of_one_draw_at_alpha_q_equals_knockoff_plus_at_exact_ties() -> None:
-    """(1 + V)/k = q exactly (here 3/10 at q = 0.3) must pass in both procedures."""
-    p = 50
-    W = np.zeros(p)
-    W[:10] = np.arange(10, 20)  # 10 positives above T ...
-    W[10:12] = -np.array([30.0, 31.0])  # ... and 2 negatives beyond -T: (1 + 2)/10 = 0.3
+    """(1 + V)/k = q exactly (9/30 at q = 0.3, where 50/(30·(50/9)) rounds above 0.3) must
+    pass in both procedures."""
     from knockoffnet.filters import knockoff_select
 
+    p = 50
+    W = np.zeros(p)
+    W[:30] = np.arange(10, 40)  # 30 positives above T ...
+    W[30:38] = -np.arange(50.0, 58.0)  # ... and 8 negatives beyond -T: (1 + 8)/30 = 0.3
     e = knockoff_evalues(W, 0.3)
-    assert knockoff_select(W, 0.3).sum() == 10
+    assert knockoff_select(W, 0.3).sum() == 30
     np.testing.assert_array_equal(ebh(e, 0.3), knockoff_select(W, 0.3))
-    assert (ebh_qvalues(e)[:10] <= 0.3).all()
+    assert (ebh_qvalues(e)[:30] <= 0.3).all()

@@ -62,7 +62,7 @@ def _check_e(e: object) -> np.ndarray:
 
 
 # Relative slack on r_k: a knockoff e-value p/(1 + V) makes r_k = (1 + V)/k only up to rounding
-# (50/(10·(50/3)) is 0.30000000000000004), which would reject at q = 0.3 a set the knockoff+
+# (50/(30·(50/9)) is 0.30000000000000004), which would reject at q = 0.3 a set the knockoff+
 # filter accepts at exactly (1 + V)/k = q. The same slack in ebh and ebh_qvalues keeps them
 # consistent.
 _EBH_SLACK = 1e-12

@@ -7,25 +7,7 @@ from knockoffnet.runtime import rule_context
 
 with rule_context(snakemake) as log:
     inp = snakemake.input
-    files = ResultFiles(
-        statistics=Path(inp.statistics),
-        thresholds=Path(inp.thresholds),
-        selected=Path(inp.selected),
-        features=Path(inp.features),
-        meta=Path(inp.meta),
-        run=Path(inp.run),
-        labels=Path(inp.labels),
-        diagnostics=tuple(map(Path, inp.diagnostics)),
-        paths=tuple(
-            (d, s, Path(f)) for (d, s), f in zip(snakemake.params.runs, inp.paths, strict=True)
-        ),
-        structure=Path(inp.structure),
-        summary=Path(inp.summary),
-        prediction=Path(inp.prediction),
-        masks=Path(inp.masks),
-        benchmarks=tuple(map(Path, inp.benchmarks)),
-        benchmark_root=Path(snakemake.params.benchmark_root),
-    )
+    files = ResultFiles.from_inputs(inp, snakemake.params.runs, snakemake.params.benchmark_root)
     # A simulated cohort's inputs add its truth and every replicate's scores of its design.
     truth = getattr(inp, "truth", None)
     render_report(

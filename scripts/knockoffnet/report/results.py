@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -41,6 +42,41 @@ class ResultFiles:
     masks: Path | None = None
     benchmarks: tuple[Path, ...] = ()
     benchmark_root: Path | None = None
+
+    @classmethod
+    def from_inputs(
+        cls, inputs: Any, runs: list[tuple[int, int]], benchmark_root: str | None = None
+    ) -> ResultFiles:
+        """From a rule's declared inputs (attribute access by name, e.g. ``snakemake.input``);
+        ``runs`` pairs the ``paths`` inputs with their (draw, seed), in order."""
+
+        def one(name: str) -> Path | None:
+            value = getattr(inputs, name, None)
+            return None if value is None else Path(value)
+
+        def many(name: str) -> tuple[Path, ...]:
+            return tuple(Path(f) for f in getattr(inputs, name, None) or ())
+
+        paths = many("paths")
+        if len(paths) != len(runs):
+            raise ValueError(f"{len(paths)} λ-path tables for {len(runs)} runs")
+        return cls(
+            statistics=Path(inputs.statistics),
+            thresholds=Path(inputs.thresholds),
+            selected=Path(inputs.selected),
+            features=Path(inputs.features),
+            meta=Path(inputs.meta),
+            run=one("run"),
+            labels=one("labels"),
+            diagnostics=many("diagnostics"),
+            paths=tuple((int(d), int(s), f) for (d, s), f in zip(runs, paths, strict=True)),
+            structure=one("structure"),
+            summary=one("summary"),
+            prediction=one("prediction"),
+            masks=one("masks"),
+            benchmarks=many("benchmarks"),
+            benchmark_root=Path(benchmark_root) if benchmark_root else None,
+        )
 
     @classmethod
     def from_dir(cls, root: Path | str, masks: str | None = None) -> ResultFiles:

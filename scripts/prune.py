@@ -54,7 +54,7 @@ with rule_context(snakemake) as log:
                 magnitude if opts["tie_break"] == "magnitude" else None, columns,
                 opts["deletion_rate"], opts["repeats"], int(snakemake.params.seed),
                 activation=net["activation"], dropout=opts["dropout"],
-                max_epochs=opts["max_epochs"],
+                max_epochs=opts["max_epochs"], workers=snakemake.threads,
             ))  # fmt: skip
         first, fit = done[key]
         note = "" if first == name else f"same features as {first}: its computation reused"

@@ -356,6 +356,19 @@ def test_tie_break_by_magnitude_deletes_exactly_the_fraction() -> None:
     assert broken[1].all()
 
 
+def test_compare_predictions_same_rows_with_two_workers():
+    """Each fit is seeded by its repeat alone: spreading the fits over processes (the prune
+    rule's threads) changes nothing but the timings."""
+    X, y = _easy_binary()
+    mask = pr.prune_masks(_random_Z([4, 8, 1], seed=11), 0.3)
+    args = (X, y, "binary", 2, (8,), mask)
+    one, _ = rt.compare_predictions(*args, repeats=3, seed=4, workers=1, **FAST)
+    two, summ = rt.compare_predictions(*args, repeats=3, seed=4, workers=2, **FAST)
+    assert len(two) == 9 and list(two.repeat) == list(one.repeat)
+    pd.testing.assert_frame_equal(one.drop(columns="seconds"), two.drop(columns="seconds"))
+    assert (two.seconds > 0).all() and set(summ["method"]) == set(rt.MODES)
+
+
 def test_reduce_weight_prunes_compares_and_compacts_one_selection():
     X, y = _easy_binary(n=200, p=5, seed=3)
     sizes = [10, 8, 1]  # the path network: 5 features + 5 knockoffs, 8 hidden units

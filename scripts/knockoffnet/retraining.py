@@ -7,8 +7,10 @@ Unlike the paper's notebooks, the Reduce Weight mask is held at zero for the who
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from itertools import pairwise
@@ -357,6 +359,26 @@ def paired_differences(per_repeat: pd.DataFrame, reference: str = "general") -> 
     return pd.DataFrame(rows)
 
 
+def _warm_up(fit, X: np.ndarray, y: np.ndarray, modes: Sequence[str], seed: int) -> None:
+    """One untimed epoch per method, so torch's one-off start-up cost hits no timed fit."""
+    for mode in modes:
+        fit(X, y, mode=mode, seed=seed, max_epochs=1)
+
+
+def _worker_init(fit, X: np.ndarray, y: np.ndarray, modes: Sequence[str], seed: int) -> None:
+    torch.set_num_threads(1)
+    _warm_up(fit, X, y, modes, seed)
+
+
+def _one_fit(fit, X, y, splits, seed: int, activation: str, task: str, n_classes: int, t):
+    """One (repeat, method) cell of the comparison: train on the split, score on its test rows."""
+    r, mode = t
+    tr, te = splits[r]
+    W, b, sec = fit(X[tr], y[tr], mode=mode, seed=seed + r)
+    pred = predict(W, b, X[te], activation, task)
+    return {"repeat": r, "method": mode, **_metrics(y[te], pred, task, n_classes), "seconds": sec}
+
+
 def compare_predictions(
     X: np.ndarray,
     y: np.ndarray,
@@ -369,12 +391,14 @@ def compare_predictions(
     activation: str = "relu",
     dropout: float = 0.5,
     test_fraction: float = 0.25,
+    workers: int = 1,
     **train_kw: Any,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """General vs Dropout vs Reduce Weight over ``repeats`` (stratified) train/test splits.
 
     All methods see the same splits and seed ``seed + repeat`` (same inner validation split).
-    ``mask=None`` drops Reduce Weight (e.g. for an all-features baseline).  Returns the tidy
+    ``mask=None`` drops Reduce Weight (e.g. for an all-features baseline). ``workers`` > 1
+    spreads the fits over that many processes (the rule's threads) with the same rows.  Returns the tidy
     per-repeat table (repeat, method, accuracy, auc, f1, rmse, r2, seconds) and
     :func:`summarise` of it.
     """
@@ -400,22 +424,23 @@ def compare_predictions(
         mask=mask,
         dropout=dropout,
         activation=activation,
+        **train_kw,
     )
-    for mode in modes:  # untimed warm-up, so torch's one-off start-up cost hits no method
-        fit(X[splits[0][0]], y[splits[0][0]], mode=mode, seed=seed, **{**train_kw, "max_epochs": 1})
-    rows = []
-    for r, (tr, te) in enumerate(splits):
-        for mode in modes:
-            W, b, sec = fit(X[tr], y[tr], mode=mode, seed=seed + r, **train_kw)
-            pred = predict(W, b, X[te], activation, task)
-            rows.append(
-                {
-                    "repeat": r,
-                    "method": mode,
-                    **_metrics(y[te], pred, task, n_classes),
-                    "seconds": sec,
-                }
-            )
+    tasks = [(r, mode) for r in range(len(splits)) for mode in modes]
+    job = partial(_one_fit, fit, X, y, splits, seed, activation, task, n_classes)
+    workers = max(1, min(int(workers), len(tasks)))
+    if workers == 1:
+        _warm_up(fit, X[splits[0][0]], y[splits[0][0]], modes, seed)
+        rows = [job(t) for t in tasks]
+    else:
+        # Every fit is seeded by its (repeat, method) alone, so the rows do not depend on
+        # how many workers share them. Forked workers (no re-import of the rule script, which
+        # spawn would run again) with one torch thread each, warmed up like the serial path.
+        context = multiprocessing.get_context("fork")
+        init = (fit, X[splits[0][0]], y[splits[0][0]], modes, seed)
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                                 initargs=init) as pool:  # fmt: skip
+            rows = list(pool.map(job, tasks))
     per_repeat = pd.DataFrame(rows, columns=["repeat", "method", *METRICS])
     return per_repeat, summarise(per_repeat)
 
@@ -466,11 +491,13 @@ def reduce_weight(
     activation: str = "relu",
     dropout: float = 0.5,
     max_epochs: int = 200,
+    workers: int = 1,
 ) -> FilterNetwork:
     """Prune the network of the selected ``columns`` by Z, compare General / Dropout / Reduce
     Weight over repeated splits and train the final Reduce Weight network on all rows.
 
     ``magnitude`` (|θ| of the network whose Z it is) breaks ties in Z; None is the paper's rule.
+    ``workers``: processes for the comparison's fits (results do not depend on it).
     """
     masks = remove_dead_neurons(
         prune_masks(
@@ -482,7 +509,7 @@ def reduce_weight(
     Xs = X[:, columns]
     per_repeat, summary = compare_predictions(
         Xs, y, task, n_classes, hidden, masks, repeats=repeats, seed=seed,
-        activation=activation, dropout=dropout, max_epochs=max_epochs,
+        activation=activation, dropout=dropout, max_epochs=max_epochs, workers=workers,
     )  # fmt: skip
     weights, biases, _ = train_network(
         Xs, y, hidden, task, n_classes, "reduce_weight", mask=masks, activation=activation,

@@ -91,8 +91,9 @@ def run_wdbc(method: str) -> dict:
     configs = [work / "config" / "config.yaml"] + ([PAPER] if method == "paper" else [])
     wall = _snakemake(work, configs, ["results/wdbc/report.html"])
     cpu = _core_seconds(work / "results")
+    prune = pd.read_csv(work / "results/wdbc/benchmarks/prune.tsv", sep="\t").iloc[-1]["s"]
     shutil.rmtree(work)
-    return {"part": "wdbc", "method": method, "wall_s": wall, "cpu_s": cpu}
+    return {"part": "wdbc", "method": method, "wall_s": wall, "cpu_s": cpu, "prune_s": prune}
 
 
 def run_study(method: str) -> list[dict]:
@@ -145,6 +146,11 @@ def main() -> None:
         wall = (f"{dw:.1f}", f"{pw:.1f}") if pd.notna(dw) else ("–", "–")
         lines.append(f"| {part} | {wall[0]} | {wall[1]} | {dc:.0f} | {pc:.0f} | {dc / pc:.2f} |")
     text = "\n".join(lines)
+    if "prune_s" in frame:
+        prune = frame.groupby("method")["prune_s"].min()
+        text += "\n\nwdbc prune rule wall (s, best): " + ", ".join(
+            f"{m} {v:.1f}" for m, v in prune.items()
+        )
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

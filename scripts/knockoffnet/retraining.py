@@ -365,9 +365,19 @@ def _warm_up(fit, X: np.ndarray, y: np.ndarray, modes: Sequence[str], seed: int)
         fit(X, y, mode=mode, seed=seed, max_epochs=1)
 
 
-def _worker_init(fit, X: np.ndarray, y: np.ndarray, modes: Sequence[str], seed: int) -> None:
+_WORKER_JOB = None  # a forked worker's comparison cell function, set once by _worker_init
+
+
+def _worker_init(job, fit, X: np.ndarray, y: np.ndarray, modes: Sequence[str], seed: int) -> None:
+    """Runs once per forked worker: the data arrive with the fork, not pickled with each task."""
+    global _WORKER_JOB
+    _WORKER_JOB = job
     torch.set_num_threads(1)
     _warm_up(fit, X, y, modes, seed)
+
+
+def _worker_fit(t: tuple[int, str]) -> dict:
+    return _WORKER_JOB(t)
 
 
 def _one_fit(fit, X, y, splits, seed: int, activation: str, task: str, n_classes: int, t):
@@ -437,10 +447,10 @@ def compare_predictions(
         # how many workers share them. Forked workers (no re-import of the rule script, which
         # spawn would run again) with one torch thread each, warmed up like the serial path.
         context = multiprocessing.get_context("fork")
-        init = (fit, X[splits[0][0]], y[splits[0][0]], modes, seed)
+        init = (job, fit, X[splits[0][0]], y[splits[0][0]], modes, seed)
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
                                  initargs=init) as pool:  # fmt: skip
-            rows = list(pool.map(job, tasks))
+            rows = list(pool.map(_worker_fit, tasks))
     per_repeat = pd.DataFrame(rows, columns=["repeat", "method", *METRICS])
     return per_repeat, summarise(per_repeat)
 

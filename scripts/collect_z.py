@@ -41,7 +41,7 @@ with rule_context(snakemake) as log:
         metric_name(cfg.task),
         *scores.values(),
     )
-    summary = run_importances(net, Z[0], U, meta["p"], cfg.activation)
+    summary = run_importances(net, Z[0], U, meta["p"], cfg.activation, cfg.covariates)
     save_npz(
         snakemake.output.z,
         lambdas=grid,

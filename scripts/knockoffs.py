@@ -24,6 +24,7 @@ with rule_context(snakemake) as log:
             max_block=opts["max_block"],
             seed=seed,
             names=meta["features"],
+            copies=opts["copies"],
         )
     except InputError as err:
         raise InputError(f"cohort {meta['cohort']} ({meta['source']}): {err}") from err

@@ -39,7 +39,8 @@ with rule_context(snakemake) as log:
     masks = {key: mask for key, mask in masks.items() if key[1] in q_grid}
 
     X = np.load(snakemake.input.X)
-    Xk = np.load(snakemake.input.Xk).astype(np.float64)
+    # Peers see the first knockoff copy: they are single-knockoff filters.
+    Xk = np.load(snakemake.input.Xk)[:, : X.shape[1]].astype(np.float64)
     y = np.load(snakemake.input.y)
     options = {**snakemake.params.options, "threads": int(snakemake.threads)}
     peer_seed = int(snakemake.params.seed)

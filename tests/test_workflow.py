@@ -91,6 +91,8 @@ def test_lint_and_dry_run_of_default_config(tmp_path: Path) -> None:
         ({"trainng": {"seeds": 2}}, "trainng"),
         ({"training": {"lambdas": {"count": 1}}}, "count"),
         ({"knockoffs": {"method": "second-order"}}, "second-order"),
+        ({"knockoffs": {"copies": 2, "method": "fixed-x"}}, "knockoffs.copies"),
+        ({"knockoffs": {"copies": 2}, "selection": {"statistic": "paper"}}, "knockoffs.copies"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, patch: dict, fragment: str) -> None:
@@ -286,6 +288,8 @@ def test_end_to_end_plink_cohort_with_covariates(tmp_path: Path) -> None:
             }
         },
         "seed": 5,
+        # three knockoff copies (issue 15): [X, X~1, X~2, X~3] and the covariate enter the net
+        "knockoffs": {"copies": 3},
         "network": {"hidden": [8]},
         "training": tiny_training(lambdas_per_job=0),
         "selection": {"q": 0.3},
@@ -298,6 +302,10 @@ def test_end_to_end_plink_cohort_with_covariates(tmp_path: Path) -> None:
     meta = json.loads((out / "data" / "meta.json").read_text())
     assert meta["covariates"] == ["age"] and meta["features"] == [f"rs{j}" for j in range(10)]
     assert np.load(out / "data" / "C.npy").shape == (195, 1)
+    assert np.load(out / "knockoffs" / "draw0.npy").shape == (195, 3 * 10)
+    with np.load(out / "z" / "draw0_seed0.npz") as z:
+        assert z["importance_ol"].shape == z["importance_ml"].shape == (4 * 10,)
+        assert z["effects"].shape[0] == 10
     features = pd.read_csv(out / "features.tsv", sep="\t")
     assert set(features["feature"]) == set(meta["features"])  # age is never a candidate
     selected = pd.read_csv(out / "selected.tsv", sep="\t")
@@ -307,6 +315,7 @@ def test_end_to_end_plink_cohort_with_covariates(tmp_path: Path) -> None:
     assert meta["variants"]["chromosome"][0] == "1"
     page = (out / "report.html").read_text()
     assert 'id="fig-manhattan"' in page
+    assert "3 copies per draw" in page
     summary = pd.read_csv(out / "pruning" / "summary.tsv", sep="\t")
     assert summary["rows"].dropna().eq(100).all()  # pruning.max_rows: a subsample of 195
     assert "stratified random 100 of the 195 rows" in page

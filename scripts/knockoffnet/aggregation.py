@@ -36,7 +36,7 @@ def vwa(selected: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
     return kept, count / n
 
 
-def knockoff_evalues(W: np.ndarray, alpha: float, offset: int = 1) -> np.ndarray:
+def knockoff_evalues(W: np.ndarray, alpha: float, offset: int = 1, copies: int = 1) -> np.ndarray:
     """Knockoff e-values e_j = p · 1{W_j ≥ T} / (1 + #{k : W_k ≤ −T}), T the threshold at alpha.
 
     Ren & Barber's construction with T the knockoff+ threshold (offset 1, the default); it
@@ -44,14 +44,19 @@ def knockoff_evalues(W: np.ndarray, alpha: float, offset: int = 1) -> np.ndarray
     always 1 + #{W ≤ −T}: that +1 is what the optional-stopping bound needs, for any
     stopping time T, so offset 0 only changes T (a denominator of 0 would give e = ∞).
     All zeros when T = ∞. α_kn = q/2 is Ren & Barber's suggested default.
+
+    With κ knockoff copies (W the signed multi-knockoff statistic) a null W_j is positive
+    with probability 1/(κ+1), so E[#null positives / (1 + #null negatives)] ≤ 1/κ and
+    e_j = κ p · 1{W_j ≥ T} / (1 + #{W ≤ −T}) keeps Σ_null E[e_j] ≤ p.
     """
     W = _as_finite(W, "W")
     alpha = _check_level(alpha, "alpha")
-    T = knockoff_threshold(W, alpha, offset)
+    T = knockoff_threshold(W, alpha, offset, copies)
     if not np.isfinite(T):
         return np.zeros(W.shape, dtype=np.float64)
     n_neg = np.count_nonzero(W <= -T)
-    return np.where(W >= T, W.size / (1.0 + n_neg), 0.0)
+    scale = W.size if copies == 1 else copies * W.size
+    return np.where(W >= T, scale / (1.0 + n_neg), 0.0)
 
 
 def _check_e(e: object) -> np.ndarray:

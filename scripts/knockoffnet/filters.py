@@ -6,6 +6,11 @@ to be ±|W_j|, so the negatives estimate the false positives among the positives
 ``offset=1`` (knockoff+) controls the FDR; ``offset=0`` (knockoff, what the paper's code
 uses) controls only the modified FDR E[V / (R + 1/q)].
 
+With κ knockoff copies (``copies``, Gimenez & Zou 2019) W is the signed multi-knockoff
+statistic (:func:`knockoffnet.statistics.multi_statistic`): a null W_j is negative κ times
+as often as positive, so the negatives are divided by κ: fdp̂(t) = (offset + #{W ≤ −t}) /
+(κ · #{W ≥ t}), and the smallest selection falls from ⌈1/q⌉ to about ⌈1/(κq)⌉.
+
 Everything is computed from one sorted FDP curve (:func:`_fdp_curve`) so that the
 threshold, the selection and the q-values agree bit for bit.
 """
@@ -52,7 +57,13 @@ def _check_offset(offset: object) -> int:
     return int(offset)  # type: ignore[call-overload]
 
 
-def _fdp_curve(W: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
+def _check_copies(copies: object) -> int:
+    if isinstance(copies, bool) or not isinstance(copies, int | np.integer) or copies < 1:
+        raise InputError(f"copies must be an integer >= 1, got {copies!r}")
+    return int(copies)
+
+
+def _fdp_curve(W: np.ndarray, offset: int, copies: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Candidate thresholds t (distinct non-zero |W|, ascending) and the estimated FDP at each.
 
     t = 0 is excluded: it would select features with W = 0, i.e. features that never beat
@@ -64,13 +75,15 @@ def _fdp_curve(W: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
     n_pos = pos.size - np.searchsorted(pos, ts, side="left")  # #{W ≥ t}
     n_neg = neg.size - np.searchsorted(neg, ts, side="left")  # #{W ≤ −t}
     fdp = (offset + n_neg) / np.maximum(1, n_pos)
+    if copies > 1:
+        fdp /= copies
     # A t above every positive W selects nothing; marking it unusable changes no selection
     # (a smaller qualifying t would win anyway) but keeps "T finite ⇔ something selected".
     fdp[n_pos == 0] = np.inf
     return ts, fdp
 
 
-def knockoff_threshold(W: np.ndarray, q: float, offset: int = 1) -> float:
+def knockoff_threshold(W: np.ndarray, q: float, offset: int = 1, copies: int = 1) -> float:
     """T = min{t ∈ {|W_j| > 0} : (offset + #{W ≤ −t}) / max(1, #{W ≥ t}) ≤ q}; inf if none.
 
     Only t with #{W ≥ t} ≥ 1 count, so T = inf exactly when nothing is selected (this only
@@ -79,18 +92,18 @@ def knockoff_threshold(W: np.ndarray, q: float, offset: int = 1) -> float:
     """
     W = _as_finite(W, "W")
     q = _check_level(q)
-    ts, fdp = _fdp_curve(W, _check_offset(offset))
+    ts, fdp = _fdp_curve(W, _check_offset(offset), _check_copies(copies))
     ok = np.flatnonzero(fdp <= q)
     return float(ts[ok[0]]) if ok.size else math.inf
 
 
-def knockoff_select(W: np.ndarray, q: float, offset: int = 1) -> np.ndarray:
+def knockoff_select(W: np.ndarray, q: float, offset: int = 1, copies: int = 1) -> np.ndarray:
     """Boolean mask W_j ≥ T (all False when T = inf)."""
     W = _as_finite(W, "W")
-    return W >= knockoff_threshold(W, q, offset)
+    return W >= knockoff_threshold(W, q, offset, copies)
 
 
-def knockoff_qvalues(W: np.ndarray, offset: int = 1) -> np.ndarray:
+def knockoff_qvalues(W: np.ndarray, offset: int = 1, copies: int = 1) -> np.ndarray:
     """Smallest q at which each feature is selected, so that users can change q without rerunning.
 
     For W_j > 0 it is min{fdp̂(t) : t ∈ {|W_k| > 0}, t ≤ W_j}, capped at 1; 1.0 for W_j ≤ 0.
@@ -99,7 +112,7 @@ def knockoff_qvalues(W: np.ndarray, offset: int = 1) -> np.ndarray:
     q-value 1.0 but is still not selected at q = 1 (neither is any W_j ≤ 0).
     """
     W = _as_finite(W, "W")
-    ts, fdp = _fdp_curve(W, _check_offset(offset))
+    ts, fdp = _fdp_curve(W, _check_offset(offset), _check_copies(copies))
     qv = np.ones(W.shape, dtype=np.float64)
     pos = W > 0
     if ts.size:
@@ -109,17 +122,21 @@ def knockoff_qvalues(W: np.ndarray, offset: int = 1) -> np.ndarray:
     return qv
 
 
-def _min_selectable(q: float) -> int:
-    """Smallest k with 1/k ≤ q, evaluated with the same float division as the FDP curve."""
-    k = max(1, math.ceil(1.0 / q))
-    while k > 1 and 1.0 / (k - 1) <= q:
+def _min_selectable(q: float, copies: int = 1) -> int:
+    """Smallest k with 1/(κk) ≤ q, evaluated with the same float division as the FDP curve."""
+
+    def fdp(k: int) -> float:
+        return 1.0 / k if copies == 1 else 1.0 / k / copies
+
+    k = max(1, math.ceil(1.0 / (q * copies)))
+    while k > 1 and fdp(k - 1) <= q:
         k -= 1
-    while 1.0 / k > q:
+    while fdp(k) > q:
         k += 1
     return k
 
 
-def no_selection_message(W: np.ndarray, q: float, offset: int = 1) -> str:
+def no_selection_message(W: np.ndarray, q: float, offset: int = 1, copies: int = 1) -> str:
     """Plain-language reason why nothing is selected at level q ("" when something is).
 
     Empty selections are the most common surprise with knockoff+ on small p; the message
@@ -128,7 +145,8 @@ def no_selection_message(W: np.ndarray, q: float, offset: int = 1) -> str:
     W = _as_finite(W, "W")
     q = _check_level(q)
     offset = _check_offset(offset)
-    _, fdp = _fdp_curve(W, offset)
+    copies = _check_copies(copies)
+    _, fdp = _fdp_curve(W, offset, copies)
     if np.any(fdp <= q):
         return ""
     n_pos = int(np.count_nonzero(W > 0))
@@ -144,16 +162,25 @@ def no_selection_message(W: np.ndarray, q: float, offset: int = 1) -> str:
     best = float(fdp.min())
     needed = f"the smallest q at which {name} would select anything is {best:.3g}"
     if offset == 1:
-        k = _min_selectable(q)
+        k = _min_selectable(q, copies)
         if n_pos < k:
+            bound, rule, fix = (
+                ("1/k", "⌈1/q⌉", "Raise q, add features, draw several knockoff copies "
+                 "(knockoffs.copies)")
+                if copies == 1
+                else (f"1/({copies}k)", f"⌈1/({copies}q)⌉", "Raise q, add features, raise "
+                      "knockoffs.copies")
+            )  # fmt: skip
             return (
                 f"No feature selected at q = {q:g}: knockoff+ counts one extra false discovery, "
-                f"so a selection of k features has estimated FDP at least 1/k; with q = {q:g} "
-                f"the smallest possible selection has {k} features (⌈1/q⌉), and only {n_pos} "
-                f"features have W > 0 ({counts}); {needed}. Raise q, add features, or use "
-                "offset 0 (knockoff, modified FDR only)."
+                f"so a selection of k features has estimated FDP at least {bound}; with "
+                f"q = {q:g} the smallest possible selection has {k} features ({rule}), and only "
+                f"{n_pos} features have W > 0 ({counts}); {needed}. {fix}, or use offset 0 "
+                "(knockoff, modified FDR only)."
             )
     fdp_text = "(1 + #{W ≤ −t}) / #{W ≥ t}" if offset else "#{W ≤ −t} / #{W ≥ t}"
+    if copies > 1:
+        fdp_text = f"{fdp_text} / {copies}"
     return (
         f"No feature selected at q = {q:g}: at every threshold t the estimated FDP "
         f"{fdp_text} exceeds q, because too many features lost to their knockoffs by a "

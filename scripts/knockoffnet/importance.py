@@ -53,14 +53,18 @@ def group_z(z0: np.ndarray, n_inputs: int) -> np.ndarray:
 
 
 def run_importances(
-    net: Net, z0: np.ndarray, U: np.ndarray, p: int, activation: str
+    net: Net, z0: np.ndarray, U: np.ndarray, p: int, activation: str, covariates: int = 0
 ) -> dict[str, np.ndarray]:
     """Everything the selection and the report need from one run's chosen network.
 
-    ``U`` is [X, X~] followed by any covariates; only the 2p feature and knockoff columns are
-    summarised (covariates are adjusted for, never tested).
+    ``U`` is [X, X~¹, …, X~ᵏ] (κ knockoff copies, usually one) followed by ``covariates``
+    columns; only the (κ+1)p feature and knockoff columns are summarised (covariates are
+    adjusted for, never tested).
     """
-    d, tested = U.shape[1], 2 * p
+    d = U.shape[1]
+    tested = d - covariates
+    if tested < 2 * p or tested % p:
+        raise ValueError(f"U has {d} columns: not (κ+1)·{p} tested columns + {covariates}")
     grads = input_summaries(net, U, activation)
     ol = torch.linalg.vector_norm(group_view(net.ws[0].detach().double(), d), dim=(0, 2))
     return {

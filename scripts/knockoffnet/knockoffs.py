@@ -33,6 +33,7 @@ from knockoffnet.s_solvers import (
     _check_max_block,
     _choice,
     _validate_sigma,
+    check_copies,
     solve_s,
     to_correlation,
 )
@@ -152,11 +153,23 @@ def _psd_factor(V: np.ndarray) -> np.ndarray:
 
 
 def sample_model_x(
-    X: np.ndarray, mu: np.ndarray, Sigma: np.ndarray, s: np.ndarray, rng: np.random.Generator
+    X: np.ndarray,
+    mu: np.ndarray,
+    Sigma: np.ndarray,
+    s: np.ndarray,
+    rng: np.random.Generator,
+    copies: int = 1,
 ) -> np.ndarray:
     """Draw X~ | X ~ N(μ + (X − μ)(I − Σ⁻¹S), 2S − SΣ⁻¹S), row by row, vectorised.
 
     This is the Gaussian conditional that makes [X, X~] ~ N([μ, μ], [[Σ, Σ−S], [Σ−S, Σ]]).
+
+    κ = ``copies`` > 1 returns [X~¹, …, X~ᵏ] (n, κp), jointly exchangeable with X (Gimenez &
+    Zou 2019): every pair of the κ+1 blocks has cross-covariance Σ − S. Given X the copies
+    share the mean above and have covariance I⊗S + J⊗(S − SΣ⁻¹S), drawn as a common part
+    N(0, (κ+1)/κ·S − SΣ⁻¹S) (the first random numbers, as for one copy) plus κ independent
+    N(0, S) draws centred over the copies (covariance (I − J/κ)⊗S). s must satisfy
+    (κ+1)/κ·Σ − S ⪰ 0 (:func:`knockoffnet.s_solvers.solve_s` with the same ``copies``).
     """
     X = np.asarray(X, dtype=np.float64)
     Sigma = _validate_sigma(Sigma)
@@ -167,11 +180,18 @@ def sample_model_x(
         raise InputError(
             f"shapes disagree: X {X.shape}, mu {mu.shape}, Sigma {Sigma.shape}, s {s.shape}"
         )
+    copies = check_copies(copies)
     SinvS = linalg.cho_solve(linalg.cho_factor(Sigma), np.diag(s))  # Σ⁻¹S
-    V = 2.0 * np.diag(s) - s[:, None] * SinvS
+    c = 2.0 if copies == 1 else (copies + 1) / copies
+    V = c * np.diag(s) - s[:, None] * SinvS
     C = _psd_factor(V)
     Z = rng.standard_normal(X.shape)
-    return X - (X - mu) @ SinvS + Z @ C.T
+    mean = X - (X - mu) @ SinvS + Z @ C.T
+    if copies == 1:
+        return mean
+    E = rng.standard_normal((copies, *X.shape)) * np.sqrt(s)
+    E -= E.mean(axis=0)
+    return np.hstack([mean + e for e in E])
 
 
 def _orthonormal_complement(B: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -239,32 +259,42 @@ def make_knockoffs(
     max_block: int = DEFAULT_MAX_BLOCK,
     seed: int = 0,
     names: Sequence[str] | None = None,
+    copies: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float | bool | str]]:
-    """One knockoff draw: (X~ as float32 (n, p), s float64 (p,), diagnostics).
+    """One knockoff draw: (X~ as float32 (n, κp), s float64 (p,), diagnostics).
 
     The same seed gives identical output: every random number comes from PCG64(seed).
     ``covariance`` is used by model-x only (fixed-x uses the data's own Gram matrix).
+    κ = ``copies`` > 1 (model-x only) stacks κ jointly exchangeable copies side by side; the
+    diagnostics describe the first copy (every copy has the same distribution given X).
     """
     method = _choice(method, METHODS, "knockoffs.method")
     covariance = _choice(covariance, COVARIANCES, "knockoffs.covariance")
     s_method = _choice(s_method, S_METHODS, "knockoffs.s_method")
     max_block = _check_max_block(max_block)
+    copies = check_copies(copies)
+    if copies > 1 and method != "model-x":
+        raise InputError(
+            f"knockoffs.copies: {copies} needs knockoffs.method: model-x (fixed-x knockoffs "
+            "exist for one copy only); set copies: 1 or method: model-x"
+        )
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise InputError(f"knockoffs.seed must be a non-negative integer; got {seed!r}")
     X = validate_X(X)
     rng = np.random.Generator(np.random.PCG64(int(seed)))
     if method == "model-x":
         mu, Sigma = _estimate_covariance(X, covariance)
-        s = solve_s(Sigma, s_method, max_block)
-        Xk = sample_model_x(X, mu, Sigma, s, rng)
+        s = solve_s(Sigma, s_method, max_block, copies)
+        Xk = sample_model_x(X, mu, Sigma, s, rng, copies)
     else:
         Xk, s = _fixed_x(X, s_method, rng, max_block)
         Sigma = to_correlation(np.cov(X, rowvar=False).reshape(X.shape[1], X.shape[1]))
-    diag = diagnostics(X, Xk, Sigma, s, rng, names=names)
+    diag = diagnostics(X, Xk[:, : X.shape[1]], Sigma, s, rng, names=names)
     info: dict[str, float | bool | str] = {
         "method": method,
         "covariance": covariance if method == "model-x" else "gram",
         "s_method": s_method,
+        "copies": copies,
     }
     info.update(diag)
     Xk, sd = standardise_columns(Xk)

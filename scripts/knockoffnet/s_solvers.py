@@ -11,7 +11,6 @@ Large p is solved block by block after correlation clustering, then shrunk to fe
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 from scipy import linalg
@@ -119,18 +118,21 @@ def equicorrelated_s(R: np.ndarray) -> np.ndarray:
     return np.full(R.shape[0], min(2.0 * _min_eig(R), 1.0))
 
 
-def _mvr_step(s: float, c: float, b: float) -> float:
-    """Exact minimiser over s_j of tr((2R − diag(s))⁻¹) + Σ 1/s_j, the others fixed.
+def _mvr_step(s: float, c: float, b: float, root_w: float = 1.0) -> float:
+    """Exact minimiser over s_j of tr((2R − diag(s))⁻¹) + w Σ 1/s_j, the others fixed.
 
     With δ = t − s_j, c = A_jj and b = ‖A e_j‖² (A = (2R − S)⁻¹), Sherman–Morrison gives the
-    change δb/(1 − δc) + 1/t; its zero derivative is √b · t = 1 − δc, i.e.
-    t = (1 + c s_j)/(√b + c) > 0, which keeps 1 − δc > 0 (M stays PD). The objective is
-    convex, so clipping to t ≤ 1 gives the box-constrained optimum.
+    change δb/(1 − δc) + w/t; its zero derivative is √b · t = √w (1 − δc), i.e.
+    t = (1 + c s_j)/(√b/√w + c) > 0, which keeps 1 − δc > 0 (M stays PD). The objective is
+    convex, so clipping to t ≤ 1 gives the box-constrained optimum. w = 1 for one knockoff
+    copy, κ² for κ copies (:func:`mvr_s`).
     """
-    return min((1.0 + c * s) / (math.sqrt(b) + c), 1.0)
+    return min((1.0 + c * s) / (math.sqrt(b) / root_w + c), 1.0)
 
 
-def _mvr_sweeps(R: np.ndarray, s: np.ndarray, tol: float, max_sweeps: int) -> np.ndarray:
+def _mvr_sweeps(
+    R: np.ndarray, s: np.ndarray, tol: float, max_sweeps: int, root_w: float = 1.0
+) -> np.ndarray:
     """Cyclic coordinate descent with A = (2R − diag(s))⁻¹ kept current.
 
     A change of s_j is a rank-one change of M = 2R − S, so the column of A the next
@@ -149,7 +151,7 @@ def _mvr_sweeps(R: np.ndarray, s: np.ndarray, tol: float, max_sweeps: int) -> np
         for j in range(p):
             col = A[j] + (w[:k] * V[:k, j]) @ V[:k] if k else A[j].copy()
             c = float(col[j])
-            d = _mvr_step(float(s[j]), c, float(col @ col)) - s[j]
+            d = _mvr_step(float(s[j]), c, float(col @ col), root_w) - s[j]
             if d == 0.0:
                 continue
             s[j] += d
@@ -165,7 +167,7 @@ def _mvr_sweeps(R: np.ndarray, s: np.ndarray, tol: float, max_sweeps: int) -> np
     return s
 
 
-def mvr_s(R: np.ndarray, tol: float = 1e-5, max_sweeps: int = 200) -> np.ndarray:
+def mvr_s(R: np.ndarray, tol: float = 1e-5, max_sweeps: int = 200, copies: int = 1) -> np.ndarray:
     """MVR s: minimise tr(G_s⁻¹) = tr((2R − diag(s))⁻¹) + Σ 1/s_j over 0 < s ≤ 1.
 
     G_s = [[R, R − S], [R − S, R]] is block-diagonalised by (1/√2)[[I, I], [I, −I]] into
@@ -174,10 +176,14 @@ def mvr_s(R: np.ndarray, tol: float = 1e-5, max_sweeps: int = 200) -> np.ndarray
     1/λ_min(2R − S), so iterates stay safely PD. BLAS is single-threaded here: the
     per-coordinate products are too small for threads, and OpenBLAS thread wake-ups made a
     sweep ~10x slower on a busy 2-core machine.
+
+    With κ = ``copies`` knockoff copies (R already scaled by (κ+1)/(2κ), :func:`solve_s`) the
+    joint covariance of the κ+1 blocks splits into (κ+1)R − κS once and S κ times, so
+    tr(G_s⁻¹) ∝ tr((2R − S)⁻¹) + κ² Σ 1/s_j: the same descent with weight κ² on Σ 1/s_j.
     """
     s0 = np.full(R.shape[0], min(_min_eig(R), 0.5))
     with threadpool_limits(limits=1, user_api="blas"):
-        return _mvr_sweeps(R, s0, tol, max_sweeps)
+        return _mvr_sweeps(R, s0, tol, max_sweeps, float(copies))
 
 
 def _sdp_barrier(R: np.ndarray, s: np.ndarray, mu: float) -> tuple[float, np.ndarray | None]:
@@ -283,11 +289,18 @@ def feasible_scale(R: np.ndarray, s: np.ndarray) -> float:
     return math.inf if top <= 0 else float(1.0 / top)
 
 
-_SOLVERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"sdp": sdp_s, "mvr": mvr_s}
+def check_copies(copies: object) -> int:
+    """κ, the number of knockoff copies: an integer from 1 (the usual knockoffs) up."""
+    if isinstance(copies, bool) or not isinstance(copies, int | np.integer) or copies < 1:
+        raise InputError(f"knockoffs.copies must be an integer >= 1; got {copies!r}")
+    return int(copies)
 
 
 def solve_s(
-    Sigma: np.ndarray, method: str = DEFAULT_S_METHOD, max_block: int = DEFAULT_MAX_BLOCK
+    Sigma: np.ndarray,
+    method: str = DEFAULT_S_METHOD,
+    max_block: int = DEFAULT_MAX_BLOCK,
+    copies: int = 1,
 ) -> np.ndarray:
     """The knockoff s vector for covariance Sigma, always feasible.
 
@@ -298,24 +311,34 @@ def solve_s(
     or past the boundary, so the conditional covariance 2S − SΣ⁻¹S is PSD in floating point.
     With s ≥ 0 this makes the 2p joint covariance [[Σ, Σ−S], [Σ−S, Σ]] PSD: it is congruent
     to diag(2Σ − S, S).
+
+    κ = ``copies`` > 1 (Gimenez & Zou 2019): the (κ+1)p joint covariance, Σ on the diagonal
+    blocks and Σ − S off them, is PSD iff (κ+1)/κ · Σ − S ⪰ 0 (and S ⪰ 0). Every solver
+    works on R scaled by (κ+1)/(2κ), which turns that constraint into its usual 2R − S ⪰ 0
+    form; MVR also weights its Σ 1/s_j term by κ² (:func:`mvr_s`).
     """
     method = _choice(method, S_METHODS, "knockoffs.s_method")
     max_block = _check_max_block(max_block)
+    copies = check_copies(copies)
     S = _validate_sigma(Sigma)
     var = np.diag(S).copy()
     R = to_correlation(S)
+    Rc = R if copies == 1 else R * ((copies + 1) / (2 * copies))
     if method == "equicorrelated":
-        s = equicorrelated_s(R)
+        s = equicorrelated_s(Rc)
     else:
         s = np.empty(R.shape[0])
         for idx in feature_blocks(R, max_block):
-            block = R[np.ix_(idx, idx)]
+            block = Rc[np.ix_(idx, idx)]
             try:
-                s[idx] = _SOLVERS[method](block)
+                if method == "mvr":
+                    s[idx] = mvr_s(block, copies=copies)
+                else:
+                    s[idx] = sdp_s(block)
             except linalg.LinAlgError:  # 2R − λ_min·I not PD in floating point: R is
                 s[idx] = equicorrelated_s(block)  # near-singular and any s is ≈ 0 anyway
     s = np.clip(s, 0.0, 1.0)
-    gamma = feasible_scale(R, s)
+    gamma = feasible_scale(Rc, s)
     if gamma < 1.0 + FEASIBILITY_MARGIN:
         s *= min(gamma, 1.0) * (1.0 - FEASIBILITY_MARGIN)
     return s * var

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from knockoffnet.aggregation import ebh, ebh_qvalues, knockoff_evalues, vwa
+from knockoffnet.errors import InputError
 from knockoffnet.filters import knockoff_qvalues, knockoff_threshold, no_selection_message
 from knockoffnet.statistics import multi_layer, one_layer, pair_statistic
 from knockoffnet.vocabulary import FILTERS, PATH_FILTERS
@@ -43,6 +44,7 @@ class RunStats:
     magnitude: np.ndarray  # (p,) root mean squared d(output)/dx per SD
     scores: dict[str, float]
     metric: str
+    copies: int = 1  # κ, knockoff copies the run was trained with
 
 
 def _form(selection: dict[str, Any], flt: str) -> str:
@@ -51,13 +53,41 @@ def _form(selection: dict[str, Any], flt: str) -> str:
     return "signed_max" if flt == "OL" else "squares"
 
 
+def _split(importance: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """(z of the p features, z~): (p,) for one knockoff copy, (κ, p) for κ > 1 copies."""
+    a = np.asarray(importance)
+    if a.ndim != 1 or a.size % p or a.size < 2 * p:
+        raise InputError(
+            f"a run's importances have {a.size} entries, not a multiple >= 2 of p = {p} "
+            "([X, X~1..X~k]); rerun collect_z"
+        )
+    copies = a.size // p - 1
+    return a[:p], a[p:] if copies == 1 else a[p:].reshape(copies, p)
+
+
+def copies_of(pair: tuple[np.ndarray, np.ndarray]) -> int:
+    """κ, the number of knockoff copies behind an importance pair."""
+    return 1 if np.ndim(pair[1]) == 1 else int(np.shape(pair[1])[0])
+
+
+def strongest_knockoff(zk: np.ndarray) -> np.ndarray:
+    """The knockoff importance a feature is compared with in the tables: its copy's, or the
+    largest of its κ copies' (the one it had to beat)."""
+    return zk if np.ndim(zk) == 1 else np.max(zk, axis=0)
+
+
 def run_importances(run: dict[str, np.ndarray], p: int, statistic: str) -> dict[str, tuple]:
-    """(z, z~) per filter from a run's z/*.npz arrays."""
+    """(z, z~) per filter from a run's z/*.npz arrays (z~ is (κ, p) with κ > 1 copies)."""
     if statistic == "importance":
         return {
-            "OL": (run["importance_ol"][:p], run["importance_ol"][p:]),
-            "ML": (run["importance_ml"][:p], run["importance_ml"][p:]),
+            "OL": _split(run["importance_ol"], p),
+            "ML": _split(run["importance_ml"], p),
         }
+    if np.asarray(run["importance_ol"]).size != 2 * p:
+        raise InputError(
+            "selection.statistic: paper is defined for one knockoff copy; with "
+            "knockoffs.copies > 1 use selection.statistic: importance"
+        )
     z0 = run["Z0_input"]
     n_layers = sum(1 for k in run if k.startswith("W") and k[1:].isdigit())
     weights = [run["W0_input"]] + [run[f"W{layer}"] for layer in range(1, n_layers)]
@@ -72,8 +102,9 @@ def run_statistics(
     """W, threshold, selection and q-values of both statistics for one trained path."""
     pairs = run_importances(run, p, selection.get("statistic", "importance"))
     q, offset = selection["q"], selection["offset"]
+    copies = copies_of(pairs["OL"])
     W = {f: pair_statistic(*pairs[f], _form(selection, f)) for f in PATH_FILTERS}
-    T = {f: knockoff_threshold(W[f], q, offset) for f in PATH_FILTERS}
+    T = {f: knockoff_threshold(W[f], q, offset, copies) for f in PATH_FILTERS}
     effects = np.asarray(run["effects"], dtype=float).reshape(p, -1)
     magnitude = run.get("effect_magnitude")
     return RunStats(
@@ -83,11 +114,12 @@ def run_statistics(
         W=W,
         T=T,
         selected={f: W[f] >= T[f] for f in PATH_FILTERS},
-        qvalue={f: knockoff_qvalues(W[f], offset) for f in PATH_FILTERS},
+        qvalue={f: knockoff_qvalues(W[f], offset, copies) for f in PATH_FILTERS},
         effects=effects,
         magnitude=np.abs(effects).max(axis=1) if magnitude is None else np.asarray(magnitude),
         scores={k: float(run[k]) if k in run else float("nan") for k in SCORE_KEYS},
         metric=str(run["metric"]) if "metric" in run else "",
+        copies=copies,
     )
 
 
@@ -155,7 +187,8 @@ def build_tables(
     }
     alpha = ebh_alpha(selection, len(draws))
     ebh_stat, ebh_offset = selection["ebh"]["statistic"], selection["ebh"]["offset"]
-    e_draw = {d: knockoff_evalues(draw_W[(ebh_stat, d)], alpha, ebh_offset) for d in draws}
+    copies = runs[0].copies
+    e_draw = {d: knockoff_evalues(draw_W[(ebh_stat, d)], alpha, ebh_offset, copies) for d in draws}
     e_mean = np.mean([e_draw[d] for d in draws], axis=0)
     # How often each feature passed its draw's threshold (its e-value was non-zero).
     e_frequency = np.mean([e_draw[d] > 0 for d in draws], axis=0)
@@ -166,11 +199,11 @@ def build_tables(
     threshold_rows = []
     for f in PATH_FILTERS:
         W = draw_W[(f, first_draw)]
-        T = knockoff_threshold(W, q, offset)
-        filters[f] = _Filter(W >= T, W, freq[f], knockoff_qvalues(W, offset))
+        T = knockoff_threshold(W, q, offset, copies)
+        filters[f] = _Filter(W >= T, W, freq[f], knockoff_qvalues(W, offset, copies))
         threshold_rows.append(
             _threshold_row(f, "filter", first_draw, None, q, offset, T, W >= T)
-            | {"note": no_selection_message(W, q, offset) if np.isinf(T) else ""}
+            | {"note": no_selection_message(W, q, offset, copies) if np.isinf(T) else ""}
         )
     ratio = selection["vwa_ratio"]
     for f in PATH_FILTERS:
@@ -189,7 +222,8 @@ def build_tables(
     for r in runs:
         for f in PATH_FILTERS:
             row = _threshold_row(f, "run", r.draw, r.seed, q, offset, r.T[f], r.selected[f])
-            row["note"] = no_selection_message(r.W[f], q, offset) if np.isinf(r.T[f]) else ""
+            if np.isinf(r.T[f]):
+                row["note"] = no_selection_message(r.W[f], q, offset, r.copies)
             threshold_rows.append(row)
     threshold_rows += _aggregate_threshold_rows(runs, filters, selection, p, alpha)
 
@@ -223,7 +257,7 @@ def build_tables(
         table.update(
             {
                 names[f][0]: z,
-                names[f][1]: zk,
+                names[f][1]: strongest_knockoff(zk),
                 f"{f}_W": filters[f].W,
                 f"{f}_frequency": freq[f],
                 f"{f}_qvalue": filters[f].qvalue,
@@ -279,7 +313,7 @@ def _statistics_table(
                     "filter": f,
                     "feature": features,
                     "z": orig,
-                    "z_knockoff": knock,
+                    "z_knockoff": strongest_knockoff(knock),
                     "W": r.W[f],
                     "qvalue": r.qvalue[f],
                     "evalue": e_draw[r.draw] if f == ebh_stat else np.nan,

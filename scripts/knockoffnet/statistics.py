@@ -130,9 +130,21 @@ def pair_statistic(z: np.ndarray, z_knockoff: np.ndarray, form: str) -> np.ndarr
     max(z, z~)·sign(z − z~) (the One Layer form, ties → 0); ``squares`` z² − z~² (the
     Multiple Layers form). Each turns into −W when z and z~ trade places, so any importance
     computed column by column gives a valid knockoff statistic.
+
+    With κ > 1 knockoff copies ``z_knockoff`` is (κ, p) and only ``difference`` applies:
+    see :func:`multi_statistic`.
     """
     z = np.asarray(z, dtype=np.float64)
     zk = np.asarray(z_knockoff, dtype=np.float64)
+    if zk.ndim == 2 and zk.shape[0] == 1:
+        zk = zk[0]
+    if zk.ndim == 2:
+        if form != "difference":
+            raise InputError(
+                f"the {form} statistic is defined for one knockoff copy; with knockoffs.copies "
+                "> 1 use selection.statistic: importance"
+            )
+        return multi_statistic(z, zk)
     if z.shape != zk.shape or z.ndim != 1:
         raise InputError(f"z and z_knockoff must be 1-D of equal length, got {z.shape}, {zk.shape}")
     if not (np.isfinite(z).all() and np.isfinite(zk).all()):
@@ -144,3 +156,31 @@ def pair_statistic(z: np.ndarray, z_knockoff: np.ndarray, form: str) -> np.ndarr
     if form == "squares":
         return z**2 - zk**2
     raise InputError(f"unknown statistic form {form!r}; choose one of {', '.join(PAIR_FORMS)}")
+
+
+def multi_statistic(z: np.ndarray, z_knockoffs: np.ndarray) -> np.ndarray:
+    """Signed multi-knockoff statistic: W_j = ±τ_j, + when the feature beats all its copies.
+
+    Gimenez & Zou (2019): among the κ+1 importances of feature j and its κ copies, κ_j is the
+    index of the largest (0 = the feature) and τ_j = largest − median. W_j = τ_j if κ_j = 0,
+    −τ_j otherwise, and 0 when the largest is shared (no winner: counting a tie for the
+    feature would bias it, as for the One Layer ties). Under the null the κ+1 importances
+    are exchangeable, so a null W_j is positive with probability 1/(κ+1) and negative with
+    κ/(κ+1) whatever |W_j|: the filter counts negatives ÷ κ (``copies`` in
+    :mod:`knockoffnet.filters`). For κ = 1 this is (z − z~)/2, the ``difference`` form
+    halved, which selects the same features.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    zk = np.asarray(z_knockoffs, dtype=np.float64)
+    if z.ndim != 1 or zk.ndim != 2 or zk.shape[1] != z.shape[0]:
+        raise InputError(
+            f"z must be (p,) and the copies' importances (κ, p); got {z.shape}, {zk.shape}"
+        )
+    if not (np.isfinite(z).all() and np.isfinite(zk).all()):
+        raise InputError("importances must be finite")
+    every = np.vstack([z, zk])  # (κ+1, p)
+    top = every.max(axis=0)
+    tau = top - np.median(every, axis=0)
+    winner = (z == top) & ((zk == top).sum(axis=0) == 0)
+    loser = z < top
+    return np.where(winner, tau, np.where(loser, -tau, 0.0))

@@ -97,6 +97,17 @@ def validate_semantics():
         raise WorkflowError(
             "config key `cohorts` is empty: add at least one cohort (see config/README.md)"
         )
+    copies = config["knockoffs"]["copies"]
+    if copies > 1 and config["knockoffs"]["method"] != "model-x":
+        raise WorkflowError(
+            f"config key knockoffs.copies: {copies} copies need knockoffs.method: model-x "
+            "(fixed-x knockoffs exist for one copy only); set copies: 1 or method: model-x"
+        )
+    if copies > 1 and config["selection"]["statistic"] != "importance":
+        raise WorkflowError(
+            f"config key knockoffs.copies: {copies} copies need selection.statistic: "
+            "importance (the paper's statistics compare a feature with one knockoff)"
+        )
     for name in SIM_COHORTS:
         if name in config["cohorts"]:
             raise WorkflowError(

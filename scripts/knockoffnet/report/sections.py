@@ -146,10 +146,18 @@ def _empty_text(res: Results, flt: str) -> str:
         f"No threshold T brought the estimated false discovery proportion down to "
         f"q = {q:g}, so T = ∞ and nothing is selected."
     )
-    if res.offset == 1:
+    copies = int(res.config.get("knockoffs", {}).get("copies", 1))
+    if res.offset == 1 and copies == 1:
         base += (
             f" With knockoff+ at least ⌈1/q⌉ = {math.ceil(1 / q)} features must clearly beat "
-            "their knockoffs before any can be selected."
+            "their knockoffs before any can be selected; several knockoff copies "
+            "(knockoffs.copies) lower that to about 1/(κq)."
+        )
+    elif res.offset == 1:
+        base += (
+            f" With {copies} knockoff copies at least about 1/(κq) = "
+            f"{math.ceil(1 / (copies * q) - 1e-9)} features must beat all their copies before "
+            "any can be selected."
         )
     return base
 
@@ -273,7 +281,13 @@ def _method(res: Results) -> list[dict[str, str]]:
         {
             "what": "Knockoffs",
             "value": f"{ko.get('method', DASH)}, S by {ko.get('s_method', DASH)}"
-            f", covariance {ko.get('covariance', DASH)}",
+            f", covariance {ko.get('covariance', DASH)}"
+            + (
+                f"; {ko['copies']} copies per draw (multiple knockoffs: a feature must beat "
+                "every copy)"
+                if int(ko.get("copies", 1)) > 1
+                else ""
+            ),
         },
         {
             "what": "Runs",

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from knockoffnet.errors import InputError
+from knockoffnet.groups import index_from_table
 from knockoffnet.knockoffs import make_knockoffs
 from knockoffnet.runtime import rule_context, save_npy, save_tsv
 
@@ -15,6 +16,8 @@ with rule_context(snakemake) as log:
     draw = int(snakemake.params.draw)
     opts = snakemake.params.knockoffs
     seed = int(snakemake.params.seed)
+    groups = pd.read_csv(snakemake.input.groups, sep="\t", dtype={"feature": str, "group": str})
+    labels = index_from_table(groups, meta["features"])
     try:
         Xk, s, diagnostics = make_knockoffs(
             X,
@@ -25,6 +28,7 @@ with rule_context(snakemake) as log:
             seed=seed,
             names=meta["features"],
             copies=opts["copies"],
+            groups=labels,
         )
     except InputError as err:
         raise InputError(f"cohort {meta['cohort']} ({meta['source']}): {err}") from err

@@ -3,18 +3,22 @@
 import json
 
 import numpy as np
+import pandas as pd
 
 from knockoffnet.runtime import rule_context, save_tsv
-from knockoffnet.selection import build_tables, run_statistics
+from knockoffnet.selection import build_tables, group_labels, run_statistics
 
 with rule_context(snakemake) as log:
     meta = json.loads(open(snakemake.input.meta).read())
     selection = dict(snakemake.params.selection)
+    groups = pd.read_csv(snakemake.input.groups, sep="\t", dtype={"feature": str, "group": str})
+    labels = group_labels(groups, meta["features"])
     runs = []
     for path, (draw, seed) in zip(snakemake.input.runs, snakemake.params.runs, strict=True):
         with np.load(path) as arrays:
-            runs.append(run_statistics(dict(arrays), draw, seed, meta["p"], selection))
-    tables = build_tables(runs, meta, selection)
+            stats = run_statistics(dict(arrays), draw, seed, meta["p"], selection, labels)
+            runs.append(stats)
+    tables = build_tables(runs, meta, selection, groups)
     for name, table in tables.items():
         save_tsv(snakemake.output[name], table)
     counts = tables["selected"].groupby("filter").size().to_dict()

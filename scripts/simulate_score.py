@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from knockoffnet.runtime import rule_context
+from knockoffnet.selection import group_labels
 from knockoffnet.simulation.peers import peer_masks, peer_statistics
 from knockoffnet.simulation.scoring import (
     check_against_pipeline,
@@ -28,7 +29,10 @@ with rule_context(snakemake) as log:
     for path, (draw, seed) in zip(snakemake.input.runs, snakemake.params.runs, strict=True):
         with np.load(path) as arrays:
             runs.append((draw, seed, dict(arrays)))
-    masks = pipeline_masks(runs, meta, selection, sorted({*q_grid, float(selection["q"])}))
+    groups = pd.read_csv(snakemake.input.groups, sep="\t", dtype={"feature": str, "group": str})
+    grouped = group_labels(groups, meta["features"]) is not None
+    q_all = sorted({*q_grid, float(selection["q"])})
+    masks = pipeline_masks(runs, meta, selection, q_all, groups if grouped else None)
     selected = pd.read_csv(snakemake.input.selected, sep="\t")
     differ = check_against_pipeline(masks, meta["features"], selected, selection["q"])
     if differ:
@@ -50,7 +54,11 @@ with rule_context(snakemake) as log:
     ).items():
         masks.update(peer_masks(W, name, q_grid, offset=1))
 
-    scores = score_masks(masks, meta["features"], truth["relevant"])
+    # Grouped runs are scored per group (docs/method.md, "Group knockoffs").
+    by_feature = groups.set_index("feature").loc[meta["features"], "group"]
+    scores = score_masks(
+        masks, meta["features"], truth["relevant"], by_feature.tolist() if grouped else None
+    )
     scores.insert(0, "replicate", replicate)
     scores.insert(0, "design", design)
     write_csv(snakemake.output.scores, scores)

@@ -39,6 +39,7 @@ SMALL = {
     "teacher": ({"p": 12, "s": 4, "hidden": [16]}, 4),
     "notebook": ({"p": 12, "s": 4, "hidden": 16}, 4),
     "ar1": ({"p": 12, "s": 3}, 3),
+    "blocks": ({"p": 12, "block": 3, "s": 2, "nonlinear": True}, 2),
     "global_null": ({"p": 12}, 0),
     "deeplink": ({"p": 30, "s": 5}, 5),
     "xor": ({"p": 12}, 3),
@@ -117,6 +118,18 @@ def test_ar1_features_have_the_requested_correlation() -> None:
     lag1 = np.mean([np.corrcoef(X[:, j], X[:, j + 1])[0, 1] for j in range(7)])
     assert abs(lag1 - 0.5) < 0.05
     assert relevant == ["x1", "x8"]
+
+
+def test_blocks_are_correlated_within_and_one_member_is_relevant() -> None:
+    frame, relevant = generate("blocks", 5000, 4, {"p": 12, "block": 4, "r": 0.8, "s": 2})
+    R = np.corrcoef(frame.iloc[:, 2:].to_numpy(), rowvar=False)
+    block = np.equal.outer(np.arange(12) // 4, np.arange(12) // 4)
+    same = block & ~np.eye(12, dtype=bool)
+    assert abs(R[same].mean() - 0.8) < 0.03 and abs(R[~block].mean()) < 0.03
+    blocks = sorted((int(name[1:]) - 1) // 4 for name in relevant)
+    assert blocks == [0, 1]  # one member of each of the first s blocks
+    with pytest.raises(InputError, match="multiple"):
+        generate("blocks", 50, 0, {"p": 10, "block": 4, "s": 1})
 
 
 def test_skewed_laws_are_skewed() -> None:
@@ -307,7 +320,15 @@ def _schema() -> dict:
 
 @pytest.mark.parametrize(
     "name",
-    ["simulation.yaml", "simulation_reduced.yaml", "simulation_check.yaml", "simulation_ci.yaml"],
+    [
+        "simulation.yaml",
+        "simulation_reduced.yaml",
+        "simulation_check.yaml",
+        "simulation_ci.yaml",
+        "simulation_power.yaml",
+        "simulation_copies.yaml",
+        "simulation_groups.yaml",
+    ],
 )
 def test_shipped_simulation_configs_are_valid(name: str) -> None:
     """Every design validates and its generator accepts its parameters (run at a tiny n)."""

@@ -141,7 +141,7 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
     for cohort, p, classes in (("bin", 8, 2), ("multi", 6, 3)):
         out = tmp_path / "results" / cohort
         selected = pd.read_csv(out / "selected.tsv", sep="\t")
-        assert list(selected.columns) == ["filter", "feature", "W", "frequency", "qvalue"]
+        assert list(selected.columns) == ["filter", "feature", "W", "frequency", "qvalue", "group"]
         assert set(selected["filter"]) <= set(FILTERS)
         features = pd.read_csv(out / "features.tsv", sep="\t")
         assert len(features) == p and set(features["feature"]) == {f"f{j}" for j in range(p)}
@@ -278,6 +278,7 @@ def test_default_config_is_valid_yaml_with_bundled_cohort() -> None:
 def test_end_to_end_plink_cohort_with_covariates(tmp_path: Path) -> None:
     """A PLINK fileset with a phenotype table runs every stage; covariates are never tested."""
     prefix, pheno, _ = write_plink(tmp_path, n=200, p=10)
+    (tmp_path / "blocks.tsv").write_text("feature\tgroup\nrs0\tA\nrs1\tA\nrs2\tA\nrs3\tB\nrs4\tB\n")
     config = {
         "cohorts": {
             "geno": {
@@ -288,8 +289,9 @@ def test_end_to_end_plink_cohort_with_covariates(tmp_path: Path) -> None:
             }
         },
         "seed": 5,
-        # three knockoff copies (issue 15): [X, X~1, X~2, X~3] and the covariate enter the net
-        "knockoffs": {"copies": 3},
+        # three knockoff copies of group knockoffs (issue 15): [X, X~1, X~2, X~3] and the
+        # covariate enter the net; rs0-rs2 and rs3-rs4 are tested as groups
+        "knockoffs": {"copies": 3, "groups": "blocks.tsv"},
         "network": {"hidden": [8]},
         "training": tiny_training(lambdas_per_job=0),
         "selection": {"q": 0.3},
@@ -303,6 +305,11 @@ def test_end_to_end_plink_cohort_with_covariates(tmp_path: Path) -> None:
     assert meta["covariates"] == ["age"] and meta["features"] == [f"rs{j}" for j in range(10)]
     assert np.load(out / "data" / "C.npy").shape == (195, 1)
     assert np.load(out / "knockoffs" / "draw0.npy").shape == (195, 3 * 10)
+    groups = pd.read_csv(out / "groups.tsv", sep="\t")
+    assert groups["group"].tolist()[:5] == ["A"] * 3 + ["B"] * 2
+    assert groups["group_size"].tolist() == [3, 3, 3, 2, 2] + [1] * 5
+    diag = pd.read_csv(out / "knockoffs" / "draw0_diagnostics.tsv", sep="\t")
+    assert diag.loc[0, "groups"] == 7 and diag.loc[0, "copies"] == 3
     with np.load(out / "z" / "draw0_seed0.npz") as z:
         assert z["importance_ol"].shape == z["importance_ml"].shape == (4 * 10,)
         assert z["effects"].shape[0] == 10
@@ -310,12 +317,16 @@ def test_end_to_end_plink_cohort_with_covariates(tmp_path: Path) -> None:
     assert set(features["feature"]) == set(meta["features"])  # age is never a candidate
     selected = pd.read_csv(out / "selected.tsv", sep="\t")
     assert set(selected["feature"]) <= set(meta["features"])
+    # a group is selected whole or not at all
+    for (_flt, group), rows in selected.groupby(["filter", "group"]):
+        assert len(rows) == (groups["group"] == group).sum()
+    assert features.groupby("group")["OL_W"].nunique().max() == 1
     run = json.loads((out / "run.json").read_text())
     assert set(run["inputs"]) == {"geno.bed", "geno.bim", "geno.fam", "pheno.tsv"}
     assert meta["variants"]["chromosome"][0] == "1"
     page = (out / "report.html").read_text()
     assert 'id="fig-manhattan"' in page
-    assert "3 copies per draw" in page
+    assert "3 copies per draw" in page and "group knockoffs (table blocks.tsv)" in page
     summary = pd.read_csv(out / "pruning" / "summary.tsv", sep="\t")
     assert summary["rows"].dropna().eq(100).all()  # pruning.max_rows: a subsample of 195
     assert "stratified random 100 of the 195 rows" in page

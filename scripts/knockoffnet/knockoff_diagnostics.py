@@ -62,6 +62,7 @@ def diagnostics(
     max_rows: int = 1000,
     n_perm: int = 200,
     names: Sequence[str] | None = None,
+    groups: np.ndarray | None = None,
 ) -> dict[str, float | bool | str]:
     """One row of checks that the draw behaves like a knockoff.
 
@@ -73,13 +74,18 @@ def diagnostics(
     exchangeability they cannot. Gaussian knockoffs copy only means and covariances, so the
     largest per-feature gap in skewness and excess kurtosis between x_j and x~_j is reported
     too; strongly skewed features gave FDR above q in the knockoffnet paper.
+
+    Group knockoffs (``groups``, a label per feature; ``s`` the block-diagonal S) are only
+    exchangeable group by group, so the swap test then exchanges whole groups.
     """
     X = np.asarray(X, dtype=np.float64)
     Xk = np.asarray(Xk, dtype=np.float64)
     Sigma = np.asarray(Sigma, dtype=np.float64)
-    s = np.asarray(s, dtype=np.float64).reshape(-1)
+    S = np.asarray(s, dtype=np.float64)
+    S = np.diag(S.reshape(-1)) if S.ndim != 2 else S
+    s = np.diag(S).copy()
     n, p = X.shape
-    if Xk.shape != (n, p) or Sigma.shape != (p, p) or s.shape != (p,):
+    if Xk.shape != (n, p) or Sigma.shape != (p, p) or S.shape != (p, p):
         raise InputError(
             f"shapes disagree: X {X.shape}, Xk {Xk.shape}, Sigma {Sigma.shape}, s {s.shape}"
         )
@@ -87,8 +93,14 @@ def diagnostics(
     Cxx, Ckk, Cxk = (Xc.T @ Xc) / (n - 1), (Kc.T @ Kc) / (n - 1), (Xc.T @ Kc) / (n - 1)
     pair_corr = np.diag(Cxk) / np.sqrt(np.diag(Cxx) * np.diag(Ckk))
 
-    swap = np.zeros(p, dtype=bool)
-    swap[rng.choice(p, max(1, p // 2), replace=False)] = True
+    if groups is None:
+        swap = np.zeros(p, dtype=bool)
+        swap[rng.choice(p, max(1, p // 2), replace=False)] = True
+    else:
+        labels = np.asarray(groups, dtype=np.int64)
+        chosen = np.zeros(int(labels.max()) + 1, dtype=bool)
+        chosen[rng.choice(chosen.size, max(1, chosen.size // 2), replace=False)] = True
+        swap = chosen[labels]
     sxx, skk, sxk = _swap_blocks(Cxx, Ckk, Cxk, swap)
     cov_gap = max(np.abs(sxx - Cxx).max(), np.abs(skk - Ckk).max(), np.abs(sxk - Cxk).max())
 
@@ -106,7 +118,7 @@ def diagnostics(
         "min_s": float(s.min()),
         "max_dev_xx": float(np.abs(Cxx - Sigma).max()),
         "max_dev_kk": float(np.abs(Ckk - Sigma).max()),
-        "max_dev_xk": float(np.abs(Cxk - (Sigma - np.diag(s))).max()),
+        "max_dev_xk": float(np.abs(Cxk - (Sigma - S)).max()),
         "mean_abs_pair_corr": float(np.abs(pair_corr).mean()),
         "swap_stat": swap_stat,
         "swap_pvalue": swap_p,

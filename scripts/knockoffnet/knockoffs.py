@@ -34,6 +34,7 @@ from knockoffnet.s_solvers import (
     _choice,
     _validate_sigma,
     check_copies,
+    solve_group_s,
     solve_s,
     to_correlation,
 )
@@ -170,26 +171,34 @@ def sample_model_x(
     N(0, (κ+1)/κ·S − SΣ⁻¹S) (the first random numbers, as for one copy) plus κ independent
     N(0, S) draws centred over the copies (covariance (I − J/κ)⊗S). s must satisfy
     (κ+1)/κ·Σ − S ⪰ 0 (:func:`knockoffnet.s_solvers.solve_s` with the same ``copies``).
+    ``s`` is the diagonal of S, or for group knockoffs the block-diagonal (p, p) S itself.
     """
     X = np.asarray(X, dtype=np.float64)
     Sigma = _validate_sigma(Sigma)
     p = Sigma.shape[0]
     mu = np.asarray(mu, dtype=np.float64).reshape(-1)
-    s = np.asarray(s, dtype=np.float64).reshape(-1)
-    if X.ndim != 2 or X.shape[1] != p or mu.shape != (p,) or s.shape != (p,):
+    s = np.asarray(s, dtype=np.float64)
+    if s.ndim != 2:
+        s = s.reshape(-1)
+    if X.ndim != 2 or X.shape[1] != p or mu.shape != (p,) or s.shape not in ((p,), (p, p)):
         raise InputError(
             f"shapes disagree: X {X.shape}, mu {mu.shape}, Sigma {Sigma.shape}, s {s.shape}"
         )
     copies = check_copies(copies)
-    SinvS = linalg.cho_solve(linalg.cho_factor(Sigma), np.diag(s))  # Σ⁻¹S
     c = 2.0 if copies == 1 else (copies + 1) / copies
-    V = c * np.diag(s) - s[:, None] * SinvS
+    if s.ndim == 1:
+        SinvS = linalg.cho_solve(linalg.cho_factor(Sigma), np.diag(s))  # Σ⁻¹S
+        V = c * np.diag(s) - s[:, None] * SinvS
+    else:  # a block-diagonal group S
+        SinvS = linalg.cho_solve(linalg.cho_factor(Sigma), s)
+        V = c * s - s @ SinvS
     C = _psd_factor(V)
     Z = rng.standard_normal(X.shape)
     mean = X - (X - mu) @ SinvS + Z @ C.T
     if copies == 1:
         return mean
-    E = rng.standard_normal((copies, *X.shape)) * np.sqrt(s)
+    E = rng.standard_normal((copies, *X.shape))
+    E = E * np.sqrt(s) if s.ndim == 1 else E @ _psd_factor(s).T
     E -= E.mean(axis=0)
     return np.hstack([mean + e for e in E])
 
@@ -260,6 +269,7 @@ def make_knockoffs(
     seed: int = 0,
     names: Sequence[str] | None = None,
     copies: int = 1,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float | bool | str]]:
     """One knockoff draw: (X~ as float32 (n, κp), s float64 (p,), diagnostics).
 
@@ -267,6 +277,9 @@ def make_knockoffs(
     ``covariance`` is used by model-x only (fixed-x uses the data's own Gram matrix).
     κ = ``copies`` > 1 (model-x only) stacks κ jointly exchangeable copies side by side; the
     diagnostics describe the first copy (every copy has the same distribution given X).
+    ``groups`` (a label 0..G−1 per feature, :mod:`knockoffnet.groups`) makes group knockoffs
+    (model-x only): S is block-diagonal by group (:func:`solve_group_s`), a group is
+    exchangeable with its knockoffs as a whole, and the returned s is S's diagonal.
     """
     method = _choice(method, METHODS, "knockoffs.method")
     covariance = _choice(covariance, COVARIANCES, "knockoffs.covariance")
@@ -278,23 +291,43 @@ def make_knockoffs(
             f"knockoffs.copies: {copies} needs knockoffs.method: model-x (fixed-x knockoffs "
             "exist for one copy only); set copies: 1 or method: model-x"
         )
+    grouped = groups is not None and np.bincount(np.asarray(groups, dtype=np.int64)).max() > 1
+    if grouped and method != "model-x":
+        raise InputError(
+            "knockoffs.groups needs knockoffs.method: model-x (fixed-x group knockoffs are not "
+            "implemented); set method: model-x or groups: none"
+        )
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise InputError(f"knockoffs.seed must be a non-negative integer; got {seed!r}")
     X = validate_X(X)
     rng = np.random.Generator(np.random.PCG64(int(seed)))
     if method == "model-x":
         mu, Sigma = _estimate_covariance(X, covariance)
-        s = solve_s(Sigma, s_method, max_block, copies)
-        Xk = sample_model_x(X, mu, Sigma, s, rng, copies)
+        if grouped:
+            S = solve_group_s(Sigma, groups, s_method, max_block, copies)
+            Xk = sample_model_x(X, mu, Sigma, S, rng, copies)
+            s = np.diag(S).copy()
+        else:
+            s = solve_s(Sigma, s_method, max_block, copies)
+            Xk = sample_model_x(X, mu, Sigma, s, rng, copies)
     else:
         Xk, s = _fixed_x(X, s_method, rng, max_block)
         Sigma = to_correlation(np.cov(X, rowvar=False).reshape(X.shape[1], X.shape[1]))
-    diag = diagnostics(X, Xk[:, : X.shape[1]], Sigma, s, rng, names=names)
+    diag = diagnostics(
+        X,
+        Xk[:, : X.shape[1]],
+        Sigma,
+        S if grouped else s,
+        rng,
+        names=names,
+        groups=groups if grouped else None,
+    )
     info: dict[str, float | bool | str] = {
         "method": method,
         "covariance": covariance if method == "model-x" else "gram",
         "s_method": s_method,
         "copies": copies,
+        "groups": int(np.max(groups)) + 1 if grouped else X.shape[1],
     }
     info.update(diag)
     Xk, sd = standardise_columns(Xk)

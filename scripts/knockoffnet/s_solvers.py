@@ -342,3 +342,49 @@ def solve_s(
     if gamma < 1.0 + FEASIBILITY_MARGIN:
         s *= min(gamma, 1.0) * (1.0 - FEASIBILITY_MARGIN)
     return s * var
+
+
+def group_whitening(R: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(D^½, D^-½) for D = blockdiag(R_gg) over the groups of ``labels`` (one eigh per group
+    of two or more; singletons are 1). Eigenvalues are floored at 1e-10 so an almost
+    collinear group stays invertible."""
+    p = R.shape[0]
+    half, inv_half = np.eye(p), np.eye(p)
+    labels = np.asarray(labels, dtype=np.int64)
+    for g in np.flatnonzero(np.bincount(labels) > 1):  # loop over groups, not features
+        idx = np.flatnonzero(labels == g)
+        vals, vecs = linalg.eigh(R[np.ix_(idx, idx)])
+        vals = np.clip(vals, 1e-10, None)
+        half[np.ix_(idx, idx)] = (vecs * np.sqrt(vals)) @ vecs.T
+        inv_half[np.ix_(idx, idx)] = (vecs / np.sqrt(vals)) @ vecs.T
+    return half, inv_half
+
+
+def solve_group_s(
+    Sigma: np.ndarray,
+    labels: np.ndarray,
+    method: str = DEFAULT_S_METHOD,
+    max_block: int = DEFAULT_MAX_BLOCK,
+    copies: int = 1,
+) -> np.ndarray:
+    """Block-diagonal S (p, p) for group knockoffs: S = D^½ diag(s') D^½.
+
+    D = blockdiag(Σ_gg) over the groups; s' is the chosen solver's vector on the
+    group-whitened correlation R' = D^-½ Σ D^-½, whose diagonal blocks are identities. Then
+    (κ+1)/κ·Σ − S = D^½((κ+1)/κ·R' − diag(s'))D^½ ⪰ 0 exactly when the solver's constraint
+    holds, and S only couples members of one group, so exchanging a whole group with its
+    knockoffs leaves the joint law unchanged (Dai & Barber 2016). With ``equicorrelated`` this
+    is their group-equicorrelated S = γD, γ = min(1, 2λ_min(R')); with ``sdp``/``mvr`` it is
+    the solver's optimum within the S of this form, not the full group SDP/MVR.
+    """
+    S = _validate_sigma(Sigma)
+    sd = np.sqrt(np.diag(S))
+    R = to_correlation(S)
+    half, inv_half = group_whitening(R, labels)
+    Rw = inv_half @ R @ inv_half
+    Rw = 0.5 * (Rw + Rw.T)
+    np.fill_diagonal(Rw, 1.0)
+    s = solve_s(Rw, method, max_block, copies)
+    S_corr = (half * s) @ half
+    S_corr = 0.5 * (S_corr + S_corr.T)
+    return S_corr * np.outer(sd, sd)

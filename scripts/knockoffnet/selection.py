@@ -23,6 +23,7 @@ import pandas as pd
 from knockoffnet.aggregation import ebh, ebh_qvalues, knockoff_evalues, vwa
 from knockoffnet.errors import InputError
 from knockoffnet.filters import knockoff_qvalues, knockoff_threshold, no_selection_message
+from knockoffnet.groups import group_sum, index_from_table
 from knockoffnet.statistics import multi_layer, one_layer, pair_statistic
 from knockoffnet.vocabulary import FILTERS, PATH_FILTERS
 
@@ -36,6 +37,7 @@ class RunStats:
     draw: int
     seed: int
     importance: dict[str, tuple[np.ndarray, np.ndarray]]  # filter -> (original, knockoff)
+    units: dict[str, tuple[np.ndarray, np.ndarray]]  # the same per group (= importance if none)
     W: dict[str, np.ndarray]
     T: dict[str, float]
     selected: dict[str, np.ndarray]
@@ -96,14 +98,32 @@ def run_importances(run: dict[str, np.ndarray], p: int, statistic: str) -> dict[
     return {"OL": (z, zk), "ML": (g, gk)}
 
 
+def _to_units(pair: tuple[np.ndarray, np.ndarray], groups: np.ndarray | None) -> tuple:
+    """A feature-level (z, z~) pair summed over groups (unchanged without groups)."""
+    if groups is None:
+        return pair
+    return group_sum(pair[0], groups), group_sum(pair[1], groups)
+
+
 def run_statistics(
-    run: dict[str, np.ndarray], draw: int, seed: int, p: int, selection: dict[str, Any]
+    run: dict[str, np.ndarray],
+    draw: int,
+    seed: int,
+    p: int,
+    selection: dict[str, Any],
+    groups: np.ndarray | None = None,
 ) -> RunStats:
-    """W, threshold, selection and q-values of both statistics for one trained path."""
+    """W, threshold, selection and q-values of both statistics for one trained path.
+
+    With ``groups`` (a label 0..G−1 per feature) everything but the importances is per group:
+    a group's importance is the sum of its members' (and its knockoff group's the sum of
+    theirs), so W, T, the selection and the q-values have length G.
+    """
     pairs = run_importances(run, p, selection.get("statistic", "importance"))
     q, offset = selection["q"], selection["offset"]
     copies = copies_of(pairs["OL"])
-    W = {f: pair_statistic(*pairs[f], _form(selection, f)) for f in PATH_FILTERS}
+    units = {f: _to_units(pairs[f], groups) for f in PATH_FILTERS}
+    W = {f: pair_statistic(*units[f], _form(selection, f)) for f in PATH_FILTERS}
     T = {f: knockoff_threshold(W[f], q, offset, copies) for f in PATH_FILTERS}
     effects = np.asarray(run["effects"], dtype=float).reshape(p, -1)
     magnitude = run.get("effect_magnitude")
@@ -111,6 +131,7 @@ def run_statistics(
         draw=draw,
         seed=seed,
         importance=pairs,
+        units=units,
         W=W,
         T=T,
         selected={f: W[f] >= T[f] for f in PATH_FILTERS},
@@ -124,14 +145,15 @@ def run_statistics(
 
 
 def combined_pair(
-    runs: list[RunStats], flt: str, draw: int, combine: str
+    runs: list[RunStats], flt: str, draw: int, combine: str, level: str = "importance"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(z, z~) of one draw for the published filter: the seeds' mean or the first seed's."""
+    """(z, z~) of one draw for the published filter: the seeds' mean or the first seed's;
+    per feature (``level="importance"``) or per group (``"units"``)."""
     members = sorted((r for r in runs if r.draw == draw), key=lambda r: r.seed)
     if combine == "first":
         members = members[:1]
-    z = np.mean([r.importance[flt][0] for r in members], axis=0)
-    zk = np.mean([r.importance[flt][1] for r in members], axis=0)
+    z = np.mean([getattr(r, level)[flt][0] for r in members], axis=0)
+    zk = np.mean([getattr(r, level)[flt][1] for r in members], axis=0)
     return z, zk
 
 
@@ -168,12 +190,41 @@ class _Filter:
     qvalue: np.ndarray
 
 
+def group_labels(groups: pd.DataFrame | None, features: Any) -> np.ndarray | None:
+    """Labels 0..G−1 per feature from groups.tsv; None when every group is a single feature
+    (the ungrouped filter, computed exactly as without a table)."""
+    if groups is None:
+        return None
+    labels = index_from_table(groups, list(features))
+    return None if labels.max() + 1 == len(labels) else labels
+
+
 def build_tables(
-    runs: list[RunStats], meta: dict[str, Any], selection: dict[str, Any]
+    runs: list[RunStats],
+    meta: dict[str, Any],
+    selection: dict[str, Any],
+    groups: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """statistics, thresholds, selected and features tables (formats in docs/architecture.md)."""
+    """statistics, thresholds, selected and features tables (formats in docs/architecture.md).
+
+    ``groups`` is groups.tsv: with groups of several features the filters select groups
+    (``runs`` must come from :func:`run_statistics` with the same labels) and every member of
+    a selected group is listed, with its group's W, frequency and q-value.
+    """
     features = np.asarray(meta["features"])
     p = len(features)
+    labels = group_labels(groups, features)
+    if groups is None:
+        group_of, group_size = features, np.ones(p, dtype=int)
+    else:
+        by_feature = groups.set_index(groups["feature"].astype(str))
+        group_of = by_feature.loc[features, "group"].astype(str).to_numpy()
+        group_size = by_feature.loc[features, "group_size"].to_numpy(dtype=int)
+
+    def expand(a: np.ndarray) -> np.ndarray:
+        """A per-group array as one value per feature (each member gets its group's)."""
+        return np.asarray(a) if labels is None else np.asarray(a)[labels]
+
     q, offset = selection["q"], selection["offset"]
     combine = selection.get("combine", "mean")
     draws = sorted({r.draw for r in runs})
@@ -181,7 +232,9 @@ def build_tables(
 
     # The published OL/ML filters and the e-values: one W per draw.
     draw_W = {
-        (flt, d): pair_statistic(*combined_pair(runs, flt, d, combine), _form(selection, flt))
+        (flt, d): pair_statistic(
+            *combined_pair(runs, flt, d, combine, "units"), _form(selection, flt)
+        )
         for flt in PATH_FILTERS
         for d in draws
     }
@@ -218,14 +271,19 @@ def build_tables(
         ebh(e_mean, q), draw_W[(ebh_stat, first_draw)], freq[ebh_stat], ebh_qvalues(e_mean)
     )
 
-    statistics = _statistics_table(runs, features, e_draw, ebh_stat)
+    statistics = _statistics_table(runs, features, e_draw, ebh_stat, expand)
+    n_units = len(filters["OL"].W)
     for r in runs:
         for f in PATH_FILTERS:
             row = _threshold_row(f, "run", r.draw, r.seed, q, offset, r.T[f], r.selected[f])
             if np.isinf(r.T[f]):
                 row["note"] = no_selection_message(r.W[f], q, offset, r.copies)
             threshold_rows.append(row)
-    threshold_rows += _aggregate_threshold_rows(runs, filters, selection, p, alpha)
+    threshold_rows += _aggregate_threshold_rows(runs, filters, selection, n_units, alpha)
+    filters = {
+        f: _Filter(expand(v.kept), expand(v.W), expand(v.frequency), expand(v.qvalue))
+        for f, v in filters.items()
+    }
 
     selected_rows = []
     for f in FILTERS:
@@ -240,6 +298,7 @@ def build_tables(
                     "W": flt.W[idx],
                     "frequency": flt.frequency[idx],
                     "qvalue": flt.qvalue[idx],
+                    "group": group_of[idx],
                 }
             )
         )
@@ -259,12 +318,16 @@ def build_tables(
                 names[f][0]: z,
                 names[f][1]: strongest_knockoff(zk),
                 f"{f}_W": filters[f].W,
-                f"{f}_frequency": freq[f],
+                f"{f}_frequency": expand(freq[f]),
                 f"{f}_qvalue": filters[f].qvalue,
             }
         )
     table.update(
-        {"evalue": e_mean, "ebh_frequency": e_frequency, "ebh_qvalue": filters["ebh"].qvalue}
+        {
+            "evalue": expand(e_mean),
+            "ebh_frequency": expand(e_frequency),
+            "ebh_qvalue": filters["ebh"].qvalue,
+        }
     )
     for f in FILTERS:
         table[f"selected_{f}"] = filters[f].kept
@@ -275,6 +338,8 @@ def build_tables(
             "effect_unit": effect / sds,
             "effect_magnitude_sd": magnitude,
             "direction": direction,
+            "group": group_of,
+            "group_size": group_size,
         }
     )
     return {
@@ -300,7 +365,11 @@ def _threshold_row(flt, scope, draw, seed, q, offset, T, kept) -> dict[str, Any]
 
 
 def _statistics_table(
-    runs: list[RunStats], features: np.ndarray, e_draw: dict[int, np.ndarray], ebh_stat: str
+    runs: list[RunStats],
+    features: np.ndarray,
+    e_draw: dict[int, np.ndarray],
+    ebh_stat: str,
+    expand: Any,
 ) -> pd.DataFrame:
     rows = []
     for r in runs:
@@ -314,10 +383,10 @@ def _statistics_table(
                     "feature": features,
                     "z": orig,
                     "z_knockoff": strongest_knockoff(knock),
-                    "W": r.W[f],
-                    "qvalue": r.qvalue[f],
-                    "evalue": e_draw[r.draw] if f == ebh_stat else np.nan,
-                    "selected": r.selected[f],
+                    "W": expand(r.W[f]),
+                    "qvalue": expand(r.qvalue[f]),
+                    "evalue": expand(e_draw[r.draw]) if f == ebh_stat else np.nan,
+                    "selected": expand(r.selected[f]),
                     "threshold": r.T[f],
                 }
             )

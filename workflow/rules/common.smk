@@ -91,11 +91,37 @@ def cohort_files(spec):
     return [spec["path"]]
 
 
+def group_table_path():
+    """The user's feature → group table, or None for `none` and `auto`."""
+    mode = config["knockoffs"]["groups"]
+    return None if mode in ("none", "auto") else mode
+
+
+def get_group_inputs(wildcards):
+    """X and meta, and the user's group table when knockoffs.groups names one."""
+    root = f"results/{wildcards.cohort}/data"
+    files = {"X": f"{root}/X.npy", "meta": f"{root}/meta.json"}
+    if group_table_path():
+        files["table"] = group_table_path()
+    return files
+
+
 def validate_semantics():
     """Checks a JSON schema cannot express; each names the key and the fix."""
     if not COHORTS:
         raise WorkflowError(
             "config key `cohorts` is empty: add at least one cohort (see config/README.md)"
+        )
+    table = group_table_path()
+    if table and not os.path.exists(table):
+        raise WorkflowError(
+            f"config key knockoffs.groups: {table} not found; give `none`, `auto` or the path "
+            "of a table with columns feature and group (relative to the working directory)"
+        )
+    if config["knockoffs"]["groups"] != "none" and config["knockoffs"]["method"] != "model-x":
+        raise WorkflowError(
+            "config key knockoffs.groups needs knockoffs.method: model-x (fixed-x group "
+            "knockoffs are not implemented); set method: model-x or groups: none"
         )
     copies = config["knockoffs"]["copies"]
     if copies > 1 and config["knockoffs"]["method"] != "model-x":
@@ -285,8 +311,10 @@ def training_seed(wildcards):
 
 
 def knockoff_params():
-    """The knockoffs block without `draws`: how many draws there are changes no draw."""
-    return {k: v for k, v in config["knockoffs"].items() if k != "draws"}
+    """The knockoffs block without `draws` (how many draws there are changes no draw) and
+    without the grouping keys (the draw reads their result, groups.tsv)."""
+    skip = ("draws", "groups", "group_cutoff")
+    return {k: v for k, v in config["knockoffs"].items() if k not in skip}
 
 
 def network_params():

@@ -1,8 +1,37 @@
+rule groups:
+    """Feature groups for group knockoffs: singletons, correlation clusters or a user table."""
+    input:
+        unpack(get_group_inputs),
+    output:
+        groups="results/{cohort}/groups.tsv",
+    log:
+        "logs/{cohort}/groups.log",
+    benchmark:
+        "results/{cohort}/benchmarks/groups.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_from_input(6),
+        runtime=runtime_from_input(0.2),
+    params:
+        groups=config["knockoffs"]["groups"],
+        # only `auto` reads the cutoff: changing it reruns nothing otherwise
+        cutoff=(
+            config["knockoffs"]["group_cutoff"]
+            if config["knockoffs"]["groups"] == "auto"
+            else None
+        ),
+    script:
+        "../../scripts/groups.py"
+
+
 rule knockoffs:
     """One knockoff draw X~ of the standardised features, its S vector and diagnostics."""
     input:
         X="results/{cohort}/data/X.npy",
         meta="results/{cohort}/data/meta.json",
+        groups="results/{cohort}/groups.tsv",
     output:
         Xk="results/{cohort}/knockoffs/draw{draw}.npy",
         s="results/{cohort}/knockoffs/draw{draw}_s.npy",

@@ -3,6 +3,7 @@ rule select_features:
     input:
         runs=get_runs,
         meta="results/{cohort}/data/meta.json",
+        groups="results/{cohort}/groups.tsv",
     output:
         statistics="results/{cohort}/statistics.tsv",
         thresholds="results/{cohort}/thresholds.tsv",

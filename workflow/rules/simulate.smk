@@ -55,6 +55,7 @@ if SIM is not None:
             y="results/sim_{design}_{replicate}/data/y.npy",
             Xk="results/sim_{design}_{replicate}/knockoffs/draw0.npy",
             selected="results/sim_{design}_{replicate}/selected.tsv",
+            groups="results/sim_{design}_{replicate}/groups.tsv",
             truth="results/simulation/cohorts/{design}/rep{replicate}_truth.json",
             latent="results/simulation/cohorts/{design}/rep{replicate}_latent.npy",
         output:

@@ -169,6 +169,32 @@ def _sorted_selection(df: pd.DataFrame) -> pd.DataFrame:
     ).sort_values(["_f", "_q", "_w"], kind="stable")
 
 
+def _groups_method(res: Results, ko: dict) -> str:
+    """The Knockoffs row's note on grouping ("" without groups)."""
+    mode = str(ko.get("groups", "none"))
+    f = res.features
+    if mode == "none" or "group" not in f:
+        return ""
+    how = f"auto, |r| ≥ {ko.get('group_cutoff', 0.5):g}" if mode == "auto" else f"table {mode}"
+    n_groups = f["group"].nunique()
+    return (
+        f"; group knockoffs ({how}): {len(f)} features in {n_groups} groups, "
+        f"largest {int(f['group_size'].max())}; the filters select groups"
+    )
+
+
+def _group_text(res: Results, rows: pd.DataFrame) -> str:
+    """Each selected group of two or more features as "group (size: member, member, …)"."""
+    f = res.features
+    if "group" not in rows or "group_size" not in f or not (f["group_size"] > 1).any():
+        return ""
+    parts = []
+    for group in dict.fromkeys(rows["group"].astype(str)):  # in the table's order
+        members = f.loc[f["group"].astype(str) == group, "feature"].astype(str).tolist()
+        parts.append(f"{group} ({len(members)}: {', '.join(members)})")
+    return "; ".join(parts)
+
+
 def _selection_context(res: Results) -> list[dict[str, Any]]:
     out = []
     for flt in FILTERS:
@@ -181,6 +207,7 @@ def _selection_context(res: Results) -> list[dict[str, Any]]:
                 "recommended": flt == res.recommended,
                 "guarantee": GUARANTEE[flt],
                 "rows": [_feature_row(res, flt, r) for _, r in rows.iterrows()],
+                "groups": _group_text(res, rows),
                 "threshold": _threshold_summary(res, flt),
                 "empty_text": _empty_text(res, flt),
             }
@@ -287,7 +314,8 @@ def _method(res: Results) -> list[dict[str, str]]:
                 "every copy)"
                 if int(ko.get("copies", 1)) > 1
                 else ""
-            ),
+            )
+            + _groups_method(res, ko),
         },
         {
             "what": "Runs",

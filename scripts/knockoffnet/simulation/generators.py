@@ -208,6 +208,41 @@ def ar1(
     return _with_latent(_frame(X, balanced_labels(score, classes)), latent), _names(idx)
 
 
+def blocks(
+    n: int,
+    rng: np.random.Generator,
+    p: int = 100,
+    block: int = 5,
+    r: float = 0.9,
+    s: int = 10,
+    classes: int = 2,
+    noise: float = 0.5,
+    nonlinear: bool = False,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Blocks of ``block`` equicorrelated features (within-block corr r, independent blocks)
+    with the signal on one random member of each of the first s blocks (issue 15's design for
+    group knockoffs): at feature level "which member?" is nearly unanswerable, at group level
+    it is the question. Signals are linear (random signs), or with ``nonlinear`` alternately
+    linear and x² − 1."""
+    _check_sizes(n, p, s)
+    if p % block or not 1 < block <= p:
+        raise InputError(f"p = {p} must be a multiple of the block size {block} (> 1)")
+    if not 0.0 <= r < 1.0:
+        raise InputError(f"r must lie in [0, 1), got {r}")
+    if s > p // block:
+        raise InputError(f"s = {s} relevant blocks, but there are only {p // block}")
+    shared = rng.standard_normal((n, p // block))
+    X = math.sqrt(r) * np.repeat(shared, block, axis=1) + math.sqrt(1.0 - r) * (
+        rng.standard_normal((n, p))
+    )
+    idx = np.arange(s) * block + rng.integers(0, block, s)
+    signs = rng.choice([-1.0, 1.0], s)
+    terms = [X[:, j] ** 2 - 1.0 if nonlinear and k % 2 else X[:, j] for k, j in enumerate(idx)]
+    latent = np.column_stack(terms) @ signs
+    score = _add_noise(rng, latent, noise)
+    return _with_latent(_frame(X, balanced_labels(score, classes)), latent), _names(idx)
+
+
 def global_null(
     n: int, rng: np.random.Generator, p: int = 100, classes: int = 2, distribution: str = "normal"
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -294,6 +329,7 @@ GENERATORS: dict[str, Generator] = {
     "teacher": teacher,
     "notebook": notebook,
     "ar1": ar1,
+    "blocks": blocks,
     "global_null": global_null,
     "deeplink": deeplink,
     "xor": xor,

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from knockoffnet.selection import build_tables, run_statistics
+from knockoffnet.selection import build_tables, group_labels, run_statistics
 from knockoffnet.vocabulary import FILTERS
 
 REPLICATE_COLUMNS = ["design", "replicate", "filter", "q", "n_selected", "fdp", "power"]
@@ -34,10 +34,23 @@ def fdp_power(selected: Iterable[str], relevant: Iterable[str]) -> tuple[int, fl
 
 
 def score_masks(
-    masks: dict[tuple[str, float], np.ndarray], features: Sequence[str], relevant: Sequence[str]
+    masks: dict[tuple[str, float], np.ndarray],
+    features: Sequence[str],
+    relevant: Sequence[str],
+    groups: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """One row per (filter, q): n_selected, fdp, power of the boolean mask over `features`."""
+    """One row per (filter, q): n_selected, fdp, power of the boolean mask over `features`.
+
+    With ``groups`` (each feature's group) the score is per group: a selected feature counts
+    its group as selected, a selected group is a false discovery when none of its members is
+    relevant, and power is the share of groups holding a relevant feature that were selected
+    (so the grouped filter and the feature-level peers are scored on the same question).
+    """
     names = np.asarray(features)
+    if groups is not None:
+        group_of = dict(zip(names, np.asarray(groups), strict=True))
+        relevant = sorted({group_of[f] for f in relevant})
+        names = np.asarray([group_of[f] for f in names])
     rows = []
     for (flt, q), mask in masks.items():
         n_sel, fdp, power = fdp_power(names[np.asarray(mask, dtype=bool)], relevant)
@@ -50,15 +63,17 @@ def pipeline_masks(
     meta: dict[str, Any],
     selection: dict[str, Any],
     q_grid: Iterable[float],
+    groups: pd.DataFrame | None = None,
 ) -> dict[tuple[str, float], np.ndarray]:
     """Every pipeline filter's selection at each q, recomputed from the runs' Z exactly as
     rule select_features does (same functions, only `q` changed; e-BH's α follows q/2 unless
     the config fixes it), so the study scores the code users run."""
     masks = {}
+    labels = group_labels(groups, meta["features"])
     for q in q_grid:
         sel = {**selection, "q": float(q)}
-        stats = [run_statistics(arrays, d, s, meta["p"], sel) for d, s, arrays in runs]
-        table = build_tables(stats, meta, sel)["features"]
+        stats = [run_statistics(arrays, d, s, meta["p"], sel, labels) for d, s, arrays in runs]
+        table = build_tables(stats, meta, sel, groups)["features"]
         for flt in FILTERS:
             masks[(flt, float(q))] = table[f"selected_{flt}"].to_numpy(dtype=bool)
     return masks

@@ -1,0 +1,26 @@
+"""Snakemake entry: the feature groups of a cohort, groups.tsv (rule `groups`)."""
+
+import json
+
+import numpy as np
+
+from knockoffnet.groups import auto_groups, group_table, read_group_table
+from knockoffnet.runtime import rule_context, save_tsv
+
+with rule_context(snakemake) as log:
+    meta = json.loads(open(snakemake.input.meta).read())
+    X = np.load(snakemake.input.X)
+    mode, names = snakemake.params.groups, None
+    if mode == "none":
+        labels = np.arange(X.shape[1])
+    elif mode == "auto":
+        labels = auto_groups(X, snakemake.params.cutoff)
+    else:
+        labels, names = read_group_table(snakemake.input.table, meta["features"])
+    table = group_table(meta["features"], labels, X, names)
+    sizes = np.bincount(labels)
+    log.info(
+        "%d features in %d groups (largest %d, %d singletons)",
+        labels.size, sizes.size, sizes.max(), int(np.sum(sizes == 1)),
+    )  # fmt: skip
+    save_tsv(snakemake.output.groups, table)

@@ -92,6 +92,8 @@ def test_lint_and_dry_run_of_default_config(tmp_path: Path) -> None:
         ({"training": {"lambdas": {"count": 1}}}, "count"),
         ({"knockoffs": {"method": "second-order"}}, "second-order"),
         ({"knockoffs": {"copies": 2, "method": "fixed-x"}}, "knockoffs.copies"),
+        ({"knockoffs": {"groups": "missing_groups.tsv"}}, "knockoffs.groups"),
+        ({"knockoffs": {"groups": "auto", "method": "fixed-x"}}, "knockoffs.groups"),
         ({"knockoffs": {"copies": 2}, "selection": {"statistic": "paper"}}, "knockoffs.copies"),
     ],
 )
@@ -216,6 +218,38 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
     again = snakemake(tmp_path, "results/bin/selected.tsv")
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "results" / "bin" / "statistics.tsv").read_text() == before
+
+
+@pytest.mark.slow
+def test_small_multiclass_cohort_selects_groups(tmp_path: Path) -> None:
+    """Issue 15: the 13-feature, 3-class Wine cohort selected nothing at q = 0.1 under any
+    filter; with group knockoffs and five copies the recommended filter (e-BH) selects groups,
+    among them the phenols (flavanoids, total phenols, proanthocyanins, OD280/OD315), which
+    are known to separate the cultivars."""
+    shutil.copy(REPO / "tests" / "fixtures" / "wine.csv", tmp_path / "wine.csv")
+    config = {
+        "cohorts": {"wine": {"path": "wine.csv", "label": "cultivar", "id": "sample"}},
+        "seed": 2026,
+        "knockoffs": {"groups": "auto", "copies": 5},
+        "training": {"seeds": 4},
+        "selection": {"q": 0.1},
+    }
+    write_config(tmp_path, config)
+    result = snakemake(tmp_path, "results/wine/selected.tsv")
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = tmp_path / "results" / "wine"
+    groups = pd.read_csv(out / "groups.tsv", sep="\t")
+    assert groups["group_size"].max() > 1
+    phenols = groups.loc[groups["feature"] == "flavanoids", "group"].iloc[0]
+    assert set(groups.loc[groups["group"] == phenols, "feature"]) >= {
+        "flavanoids",
+        "total_phenols",
+    }
+    selected = pd.read_csv(out / "selected.tsv", sep="\t")
+    ebh = selected[selected["filter"] == "ebh"]
+    assert phenols in set(ebh["group"])
+    for group in set(ebh["group"]):  # whole groups only
+        assert (ebh["group"] == group).sum() == (groups["group"] == group).sum()
 
 
 def _planned_jobs(workdir: Path) -> dict[str, int]:

@@ -221,6 +221,26 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_bundled_wdbc_run_selects_groups(tmp_path: Path) -> None:
+    """Issue 15: the bundled config (group knockoffs, five copies) selects on WDBC at q = 0.1:
+    the recommended filter (e-BH) keeps the size-and-concavity group, and whole groups only."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    (tmp_path / "resources").mkdir()
+    shutil.copy(REPO / "resources" / "wdbc.csv", tmp_path / "resources" / "wdbc.csv")
+    result = snakemake(tmp_path, "results/wdbc/selected.tsv")
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = tmp_path / "results" / "wdbc"
+    groups = pd.read_csv(out / "groups.tsv", sep="\t")
+    size = groups.loc[groups["feature"] == "perimeter_worst", "group"].iloc[0]
+    assert {"radius_mean", "area_worst"} <= set(groups.loc[groups["group"] == size, "feature"])
+    selected = pd.read_csv(out / "selected.tsv", sep="\t")
+    ebh = selected[selected["filter"] == "ebh"]
+    assert size in set(ebh["group"])
+    for group in set(ebh["group"]):
+        assert (ebh["group"] == group).sum() == (groups["group"] == group).sum()
+
+
+@pytest.mark.slow
 def test_small_multiclass_cohort_selects_groups(tmp_path: Path) -> None:
     """Issue 15: the 13-feature, 3-class Wine cohort selected nothing at q = 0.1 under any
     filter; with group knockoffs and five copies the recommended filter (e-BH) selects groups,

@@ -9,6 +9,9 @@ the same run, alternating, in fresh scratch directories:
 * ``study``: replicate 0 of simulation designs (no peers) through the study's rules: the
   core-seconds of one replicate, which is what a simulation study's cost scales with.
 
+The ``wdbc`` part also times ``per-feature``: the bundled config as it was before issue 15
+(feature-level knockoffs, one copy, 10 seeds), so the bundled run's change is measured too.
+
 Run:  .venv/bin/python benchmarks/bench_method_cost.py --part wdbc study --repeats 2
 Writes a Markdown table to stdout (and --out). Needs a quiet machine: other jobs inflate wall
 times, not the ratios of interleaved runs as much.
@@ -30,6 +33,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "config" / "paper.yaml"
+# The bundled config before issue 15 (no groups, one knockoff copy, 10 seeds).
+PER_FEATURE = {"knockoffs": {"groups": "none", "copies": 1}, "training": {"seeds": 10}}
 STUDY_DESIGNS = {
     "ar1-p50-s10-k2": {"generator": "ar1", "n": 1000, "params": {"p": 50, "s": 10, "rho": 0.5}},
     "normal-p100-s33-k2": {
@@ -89,6 +94,9 @@ def _scratch(method: str) -> Path:
 def run_wdbc(method: str) -> dict:
     work = _scratch(method)
     configs = [work / "config" / "config.yaml"] + ([PAPER] if method == "paper" else [])
+    if method == "per-feature":
+        configs.append(work / "config" / "per_feature.yaml")
+        configs[-1].write_text(yaml.safe_dump(PER_FEATURE))
     wall = _snakemake(work, configs, ["results/wdbc/report.html"])
     cpu = _core_seconds(work / "results")
     prune = pd.read_csv(work / "results/wdbc/benchmarks/prune.tsv", sep="\t").iloc[-1]["s"]
@@ -125,9 +133,13 @@ def main() -> None:
     rows: list[dict] = []
     for rep in range(args.repeats):
         order = ["default", "paper"] if rep % 2 == 0 else ["paper", "default"]
+        if "wdbc" in args.part:
+            order.append("per-feature")
         for method in order:
             if "wdbc" in args.part:
                 rows.append({**run_wdbc(method), "repeat": rep})
+            if method == "per-feature":
+                continue
             if "study" in args.part:
                 rows += [{**r, "repeat": rep} for r in run_study(method)]
             print(rows[-1], file=sys.stderr, flush=True)
@@ -150,6 +162,13 @@ def main() -> None:
         prune = frame.groupby("method")["prune_s"].min()
         text += "\n\nwdbc prune rule wall (s, best): " + ", ".join(
             f"{m} {v:.1f}" for m, v in prune.items()
+        )
+    if "per-feature" in set(frame["method"]):
+        w = frame[frame["part"] == "wdbc"].groupby("method")[["wall_s", "cpu_s"]].min()
+        text += (
+            f"\nwdbc before issue 15 (per-feature knockoffs, 10 seeds): wall "
+            f"{w.loc['per-feature', 'wall_s']:.1f} s, core-s {w.loc['per-feature', 'cpu_s']:.0f}; "
+            f"default / per-feature wall {w.loc['default', 'wall_s'] / w.loc['per-feature', 'wall_s']:.2f}"
         )
     print(text)
     if args.out:

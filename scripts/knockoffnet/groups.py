@@ -21,7 +21,6 @@ import pandas as pd
 
 from knockoffnet.errors import InputError
 
-GROUP_MODES = ("none", "auto")  # anything else is the path of a feature → group table
 DEFAULT_GROUP_CUTOFF = 0.5
 GROUP_COLUMNS = ["feature", "group", "group_size", "representative"]
 

@@ -55,3 +55,6 @@ FIGURES = (
     "network",
     "manhattan",
 )
+
+# knockoffs.groups: these two words, or else the path of a feature → group table.
+GROUP_MODES = ("none", "auto")

@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
 from knockoffnet.runtime import FIT_KEYS  # noqa: E402
 from knockoffnet.seeds import derive_seed  # noqa: E402
-from knockoffnet.vocabulary import FIGURES  # noqa: E402
+from knockoffnet.vocabulary import FIGURES, GROUP_MODES  # noqa: E402
 
 DRAWS = list(range(config["knockoffs"]["draws"]))
 SEEDS = list(range(config["training"]["seeds"]))
@@ -94,7 +94,7 @@ def cohort_files(spec):
 def group_table_path():
     """The user's feature → group table, or None for `none` and `auto`."""
     mode = config["knockoffs"]["groups"]
-    return None if mode in ("none", "auto") else mode
+    return None if mode in GROUP_MODES else mode
 
 
 def get_group_inputs(wildcards):

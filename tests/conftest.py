@@ -13,6 +13,17 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
+# A complete `selection` block for the selection-table unit tests (q = 0.2, knockoff+).
+SELECTION = {
+    "q": 0.2,
+    "offset": 1,
+    "combine": "mean",
+    "statistic": "importance",
+    "vwa_ratio": 0.5,
+    "vwa_oml_ratio": 0.5,
+    "ebh": {"alpha_kn": None, "offset": 1, "statistic": "ML"},
+}
+
 
 def write_config(workdir: Path, config: dict) -> Path:
     """Write `config/config.yaml` in a scratch working directory (the Snakefile's default)."""

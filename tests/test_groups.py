@@ -22,6 +22,8 @@ from knockoffnet.s_solvers import S_METHODS, solve_group_s
 from knockoffnet.selection import build_tables, run_statistics
 from knockoffnet.simulation.scoring import score_masks
 
+from conftest import SELECTION
+
 LABELS = np.repeat(np.arange(4), 3)  # four blocks of three
 
 
@@ -144,17 +146,6 @@ def test_group_sum_swaps_with_the_group() -> None:
     assert np.allclose(group_sum(z2, LABELS)[0], b[0])
     assert np.allclose(group_sum(zk2, LABELS)[0], a[0])
     assert group_sum(np.vstack([z, zk]), LABELS).shape == (2, 4)
-
-
-SELECTION = {
-    "q": 0.2,
-    "offset": 1,
-    "combine": "mean",
-    "statistic": "importance",
-    "vwa_ratio": 0.5,
-    "vwa_oml_ratio": 0.5,
-    "ebh": {"alpha_kn": None, "offset": 1, "statistic": "ML"},
-}
 
 
 def _grouped_run(p: int, labels: np.ndarray, signal_groups: list[int], rng) -> dict:

@@ -21,6 +21,8 @@ from knockoffnet.s_solvers import S_METHODS, solve_s
 from knockoffnet.selection import build_tables, run_statistics
 from knockoffnet.statistics import multi_statistic, pair_statistic
 
+from conftest import SELECTION
+
 
 def ar1(p: int, rho: float) -> np.ndarray:
     return rho ** np.abs(np.subtract.outer(np.arange(p), np.arange(p)))
@@ -185,15 +187,7 @@ def _run(p: int, copies: int, rng: np.random.Generator, signal: int) -> dict[str
 def test_selection_tables_from_kappa_copies() -> None:
     p, copies = 12, 3
     rng = np.random.default_rng(8)
-    selection = {
-        "q": 0.2,
-        "offset": 1,
-        "combine": "mean",
-        "statistic": "importance",
-        "vwa_ratio": 0.5,
-        "vwa_oml_ratio": 0.5,
-        "ebh": {"alpha_kn": None, "offset": 1, "statistic": "ML"},
-    }
+    selection = SELECTION
     runs = [run_statistics(_run(p, copies, rng, 3), 0, s, p, selection) for s in range(3)]
     assert runs[0].copies == copies and runs[0].importance["OL"][1].shape == (copies, p)
     meta = {

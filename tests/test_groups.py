@@ -16,7 +16,7 @@ from knockoffnet.groups import (
     index_from_table,
     read_group_table,
 )
-from knockoffnet.knockoff_diagnostics import diagnostics
+from knockoffnet.knockoff_diagnostics import _power_note, diagnostics
 from knockoffnet.knockoffs import make_knockoffs, sample_model_x
 from knockoffnet.s_solvers import S_METHODS, solve_group_s
 from knockoffnet.selection import build_tables, run_statistics
@@ -122,6 +122,10 @@ def test_make_knockoffs_with_groups_and_the_group_swap_test() -> None:
     _, _, plain = make_knockoffs(X, seed=5)
     assert info["groups"] == 4 and plain["groups"] == 12
     assert info["mean_abs_pair_corr"] < 0.3 < plain["mean_abs_pair_corr"]
+    assert "Low power expected" not in info["message"]
+    near = _power_note(0.95, 0.05)
+    assert "Low power expected" in near and "knockoffs.groups: auto" in near
+    assert "only whole groups" in _power_note(0.95, 0.05, grouped=True)
     assert info["swap_pvalue"] > 0.01
     with pytest.raises(InputError, match="model-x"):
         make_knockoffs(X, method="fixed-x", groups=LABELS)

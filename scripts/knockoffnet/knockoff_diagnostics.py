@@ -129,19 +129,31 @@ def diagnostics(
     label = (lambda j: repr(str(names[j]))) if names is not None else str
     flag, message = _verdict(swap_p, skew_gap, kurt_gap, n, label)
     out["flag"] = flag
-    out["message"] = message + _power_note(out["mean_abs_pair_corr"], out["mean_s"])
+    out["message"] = message + _power_note(
+        out["mean_abs_pair_corr"], out["mean_s"], grouped=groups is not None
+    )
     return out
 
 
-def _power_note(pair_corr: float, mean_s: float) -> str:
-    """Near-copy knockoffs are valid but leave the statistic little to tell apart (WDBC: 0.95)."""
+def _power_note(pair_corr: float, mean_s: float, grouped: bool = False) -> str:
+    """Near-copy knockoffs are valid but leave the statistic little to tell apart (WDBC: 0.95).
+
+    With group knockoffs a member may stay close to its own knockoff: only the group as a
+    whole has to differ, so the per-feature warning does not apply."""
     if pair_corr <= LOW_POWER_PAIR_CORR:
         return ""
+    if grouped:
+        return (
+            f" Group knockoffs: members stay close to their own knockoffs (mean "
+            f"|corr(x_j, x~_j)| = {pair_corr:.2f}, mean s = {mean_s:.3f}); expected, since only "
+            "whole groups are compared with their knockoff groups."
+        )
     return (
         f" Low power expected: the knockoffs are near copies of the features (mean "
         f"|corr(x_j, x~_j)| = {pair_corr:.2f}, mean s = {mean_s:.3f}) because some features are "
         "almost linear combinations of others, so a network can hardly tell a feature from its "
-        "knockoff. Dropping or averaging near-duplicate features before ingest raises power."
+        "knockoff. Grouping correlated features (knockoffs.groups: auto) or dropping or "
+        "averaging near-duplicate features before ingest raises power."
     )
 
 

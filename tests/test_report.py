@@ -350,3 +350,29 @@ def test_manhattan_plot_for_genotype_cohorts(tmp_path):
     assert figs["manhattan"].read_bytes()[:8] == PNG
     report.render_report(tmp_path, figs, tmp_path / "geno.html")
     assert 'id="fig-manhattan"' in (tmp_path / "geno.html").read_text(encoding="utf-8")
+
+
+def test_grouped_run_names_its_selected_groups(tmp_path):
+    """Group knockoffs (issue 15): the summary and the filter's table name each selected group
+    with its members, the method row says how the groups were made, and an empty selection
+    explains the smaller minimum that knockoff copies allow."""
+    write_fake_results(tmp_path, task="binary", n_seeds=1, p=6)
+    features = pd.read_csv(tmp_path / "features.tsv", sep="\t")
+    names = features["feature"].tolist()
+    groups = {n: ("G1" if j < 3 else n) for j, n in enumerate(names)}
+    features["group"] = features["feature"].map(groups)
+    features["group_size"] = [3, 3, 3, 1, 1, 1]
+    features.to_csv(tmp_path / "features.tsv", sep="\t", index=False)
+    selected = pd.read_csv(tmp_path / "selected.tsv", sep="\t")
+    selected["group"] = selected["feature"].map(groups)
+    selected.to_csv(tmp_path / "selected.tsv", sep="\t", index=False)
+    run = json.loads((tmp_path / "run.json").read_text())
+    run["config"].setdefault("knockoffs", {}).update(groups="auto", group_cutoff=0.5, copies=5)
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    out = tmp_path / "grouped.html"
+    report.render_report(tmp_path, {}, out)
+    page = out.read_text(encoding="utf-8")
+    assert "group knockoffs (auto, |r| ≥ 0.5): 6 features in 4 groups" in page
+    assert "5 copies per draw" in page
+    # the recommended filter (VWA-OL here) selected members of G1: the summary names the group
+    assert 'id="summary-groups"' in page and f"G1 (3: {', '.join(names[:3])})" in page

@@ -32,6 +32,7 @@ from knockoffnet.report.sections import (
     _selection_context,
     _summary_sentences,
     _threshold_summary,
+    group_text,
     learning_check,
     simulation_context,
 )
@@ -50,6 +51,12 @@ def _img(path: Path | None) -> dict[str, Any] | None:
         "src": "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
         "width": round(width_px * CSS_PX_PER_INCH / DPI) if width_px else None,
     }
+
+
+def _smallest_selection(res: Results) -> int:
+    """⌈1/q⌉, or about ⌈1/(κq)⌉ with κ knockoff copies: the smallest knockoff+ selection."""
+    copies = int(res.config.get("knockoffs", {}).get("copies", 1))
+    return math.ceil(1 / (copies * res.q) - 1e-9) if res.q > 0 else 0
 
 
 def build_context(
@@ -76,12 +83,16 @@ def build_context(
         "learning": learning_check(res),
         "statistic": res.config.get("selection", {}).get("statistic", "paper"),
         "q": f"{res.q:g}",
-        "need": math.ceil(1 / res.q) if res.q > 0 else 0,
+        "need": _smallest_selection(res),
+        "copies": int(res.config.get("knockoffs", {}).get("copies", 1)),
         "offset": res.offset,
         "recommended": res.recommended,
         "recommended_name": FILTER_NAMES.get(res.recommended, res.recommended),
         "recommended_guarantee": GUARANTEE.get(res.recommended, ""),
         "sentences": _summary_sentences(res),
+        "recommended_groups": group_text(
+            res, res.selected[res.selected["filter"] == res.recommended]
+        ),
         "recommended_notes": _threshold_summary(res, res.recommended)["notes"],
         "reference_run": run_label(*res.runs[0]) if res.runs else DASH,
         "n_runs": len(res.runs),

@@ -183,7 +183,7 @@ def _groups_method(res: Results, ko: dict) -> str:
     )
 
 
-def _group_text(res: Results, rows: pd.DataFrame) -> str:
+def group_text(res: Results, rows: pd.DataFrame) -> str:
     """Each selected group of two or more features as "group (size: member, member, …)"."""
     f = res.features
     if "group" not in rows or "group_size" not in f or not (f["group_size"] > 1).any():
@@ -207,7 +207,7 @@ def _selection_context(res: Results) -> list[dict[str, Any]]:
                 "recommended": flt == res.recommended,
                 "guarantee": GUARANTEE[flt],
                 "rows": [_feature_row(res, flt, r) for _, r in rows.iterrows()],
-                "groups": _group_text(res, rows),
+                "groups": group_text(res, rows),
                 "threshold": _threshold_summary(res, flt),
                 "empty_text": _empty_text(res, flt),
             }

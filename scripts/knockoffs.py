@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from knockoffnet.errors import InputError
-from knockoffnet.groups import index_from_table
+from knockoffnet.groups import index_from_table, read_groups
 from knockoffnet.knockoffs import make_knockoffs
 from knockoffnet.runtime import rule_context, save_npy, save_tsv
 
@@ -16,7 +16,7 @@ with rule_context(snakemake) as log:
     draw = int(snakemake.params.draw)
     opts = snakemake.params.knockoffs
     seed = int(snakemake.params.seed)
-    groups = pd.read_csv(snakemake.input.groups, sep="\t", dtype={"feature": str, "group": str})
+    groups = read_groups(snakemake.input.groups)
     labels = index_from_table(groups, meta["features"])
     try:
         Xk, s, diagnostics = make_knockoffs(

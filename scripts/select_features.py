@@ -3,15 +3,15 @@
 import json
 
 import numpy as np
-import pandas as pd
 
+from knockoffnet.groups import read_groups
 from knockoffnet.runtime import rule_context, save_tsv
 from knockoffnet.selection import build_tables, group_labels, run_statistics
 
 with rule_context(snakemake) as log:
     meta = json.loads(open(snakemake.input.meta).read())
     selection = dict(snakemake.params.selection)
-    groups = pd.read_csv(snakemake.input.groups, sep="\t", dtype={"feature": str, "group": str})
+    groups = read_groups(snakemake.input.groups)
     labels = group_labels(groups, meta["features"])
     runs = []
     for path, (draw, seed) in zip(snakemake.input.runs, snakemake.params.runs, strict=True):

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from knockoffnet.groups import read_groups
 from knockoffnet.runtime import rule_context
 from knockoffnet.selection import group_labels
 from knockoffnet.simulation.peers import peer_masks, peer_statistics
@@ -29,7 +30,7 @@ with rule_context(snakemake) as log:
     for path, (draw, seed) in zip(snakemake.input.runs, snakemake.params.runs, strict=True):
         with np.load(path) as arrays:
             runs.append((draw, seed, dict(arrays)))
-    groups = pd.read_csv(snakemake.input.groups, sep="\t", dtype={"feature": str, "group": str})
+    groups = read_groups(snakemake.input.groups)
     grouped = group_labels(groups, meta["features"]) is not None
     q_all = sorted({*q_grid, float(selection["q"])})
     masks = pipeline_masks(runs, meta, selection, q_all, groups if grouped else None)

@@ -209,6 +209,11 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
         assert _planned_jobs(tmp_path) == {**expected, "all": 1}, change
     write_config(tmp_path, config)
     assert _planned_jobs(tmp_path) == {}
+    # group_cutoff is read only with groups: auto, so with groups: none it reruns nothing
+    cutoff = {**config, "knockoffs": {**config["knockoffs"], "group_cutoff": 0.7}}
+    write_config(tmp_path, cutoff)
+    assert _planned_jobs(tmp_path) == {}
+    write_config(tmp_path, config)
 
     # Same config and seed -> same selections: retrain the binary cohort from scratch.
     before = (tmp_path / "results" / "bin" / "statistics.tsv").read_text()
@@ -218,6 +223,23 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
     again = snakemake(tmp_path, "results/bin/selected.tsv")
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "results" / "bin" / "statistics.tsv").read_text() == before
+
+
+def test_bad_group_table_stops_with_its_name_and_no_output(tmp_path: Path) -> None:
+    """A group table naming a feature the cohort lacks: non-zero exit, a message naming the
+    table and the feature, and no groups.tsv (nor anything after it)."""
+    synthetic_cohort(n=60, p=4, seed=3).to_csv(tmp_path / "c.csv", index=False)
+    (tmp_path / "g.tsv").write_text("feature\tgroup\nf0\tA\nnot_a_feature\tA\n")
+    config = {
+        "cohorts": {"c": {"path": "c.csv", "label": "outcome", "id": "id"}},
+        "knockoffs": {"groups": "g.tsv"},
+    }
+    write_config(tmp_path, config)
+    result = snakemake(tmp_path, "results/c/groups.tsv")
+    assert result.returncode != 0
+    log = (tmp_path / "logs" / "c" / "groups.log").read_text()
+    assert "g.tsv" in log and "not_a_feature" in log
+    assert not (tmp_path / "results" / "c" / "groups.tsv").exists()
 
 
 @pytest.mark.slow

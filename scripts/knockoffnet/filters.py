@@ -57,9 +57,10 @@ def _check_offset(offset: object) -> int:
     return int(offset)  # type: ignore[call-overload]
 
 
-def _check_copies(copies: object) -> int:
+def check_copies(copies: object) -> int:
+    """κ, the number of knockoff copies: an integer from 1 (the usual knockoffs) up."""
     if isinstance(copies, bool) or not isinstance(copies, int | np.integer) or copies < 1:
-        raise InputError(f"copies must be an integer >= 1, got {copies!r}")
+        raise InputError(f"knockoffs.copies must be an integer >= 1; got {copies!r}")
     return int(copies)
 
 
@@ -92,7 +93,7 @@ def knockoff_threshold(W: np.ndarray, q: float, offset: int = 1, copies: int = 1
     """
     W = _as_finite(W, "W")
     q = _check_level(q)
-    ts, fdp = _fdp_curve(W, _check_offset(offset), _check_copies(copies))
+    ts, fdp = _fdp_curve(W, _check_offset(offset), check_copies(copies))
     ok = np.flatnonzero(fdp <= q)
     return float(ts[ok[0]]) if ok.size else math.inf
 
@@ -112,7 +113,7 @@ def knockoff_qvalues(W: np.ndarray, offset: int = 1, copies: int = 1) -> np.ndar
     q-value 1.0 but is still not selected at q = 1 (neither is any W_j ≤ 0).
     """
     W = _as_finite(W, "W")
-    ts, fdp = _fdp_curve(W, _check_offset(offset), _check_copies(copies))
+    ts, fdp = _fdp_curve(W, _check_offset(offset), check_copies(copies))
     qv = np.ones(W.shape, dtype=np.float64)
     pos = W > 0
     if ts.size:
@@ -145,7 +146,7 @@ def no_selection_message(W: np.ndarray, q: float, offset: int = 1, copies: int =
     W = _as_finite(W, "W")
     q = _check_level(q)
     offset = _check_offset(offset)
-    copies = _check_copies(copies)
+    copies = check_copies(copies)
     _, fdp = _fdp_curve(W, offset, copies)
     if np.any(fdp <= q):
         return ""

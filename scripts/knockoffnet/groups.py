@@ -144,6 +144,11 @@ def group_table(
     )
 
 
+def read_groups(path: str | Path) -> pd.DataFrame:
+    """groups.tsv as written by the groups rule (names kept as text, e.g. "1" stays "1")."""
+    return pd.read_csv(path, sep="\t", dtype={"feature": str, "group": str, "representative": str})
+
+
 def index_from_table(table: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
     """Labels 0..G−1 per feature (in ``features`` order) from a groups.tsv table."""
     missing = sorted(set(features) - set(table["feature"].astype(str)))

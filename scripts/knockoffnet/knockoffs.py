@@ -25,6 +25,7 @@ import numpy as np
 from scipy import linalg
 
 from knockoffnet.errors import InputError
+from knockoffnet.filters import check_copies
 from knockoffnet.knockoff_diagnostics import diagnostics
 from knockoffnet.s_solvers import (
     DEFAULT_MAX_BLOCK,
@@ -33,7 +34,6 @@ from knockoffnet.s_solvers import (
     _check_max_block,
     _choice,
     _validate_sigma,
-    check_copies,
     solve_group_s,
     solve_s,
     to_correlation,

@@ -19,6 +19,7 @@ from scipy.spatial.distance import squareform
 from threadpoolctl import threadpool_limits
 
 from knockoffnet.errors import InputError
+from knockoffnet.filters import check_copies
 
 S_METHODS = ("equicorrelated", "sdp", "mvr")
 DEFAULT_S_METHOD = "mvr"
@@ -287,13 +288,6 @@ def feasible_scale(R: np.ndarray, s: np.ndarray) -> float:
     p = R.shape[0]
     top = linalg.eigh(K.T @ K, eigvals_only=True, subset_by_index=[p - 1, p - 1])[0]
     return math.inf if top <= 0 else float(1.0 / top)
-
-
-def check_copies(copies: object) -> int:
-    """κ, the number of knockoff copies: an integer from 1 (the usual knockoffs) up."""
-    if isinstance(copies, bool) or not isinstance(copies, int | np.integer) or copies < 1:
-        raise InputError(f"knockoffs.copies must be an integer >= 1; got {copies!r}")
-    return int(copies)
 
 
 def solve_s(

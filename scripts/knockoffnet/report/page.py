@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from knockoffnet.report.sections import (
     group_text,
     learning_check,
     simulation_context,
+    smallest_selection,
 )
 from knockoffnet.vocabulary import FIGURES, FILTER_NAMES, GUARANTEE
 
@@ -51,12 +51,6 @@ def _img(path: Path | None) -> dict[str, Any] | None:
         "src": "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
         "width": round(width_px * CSS_PX_PER_INCH / DPI) if width_px else None,
     }
-
-
-def _smallest_selection(res: Results) -> int:
-    """⌈1/q⌉, or about ⌈1/(κq)⌉ with κ knockoff copies: the smallest knockoff+ selection."""
-    copies = int(res.config.get("knockoffs", {}).get("copies", 1))
-    return math.ceil(1 / (copies * res.q) - 1e-9) if res.q > 0 else 0
 
 
 def build_context(
@@ -83,7 +77,7 @@ def build_context(
         "learning": learning_check(res),
         "statistic": res.config.get("selection", {}).get("statistic", "paper"),
         "q": f"{res.q:g}",
-        "need": _smallest_selection(res),
+        "need": smallest_selection(res),
         "copies": int(res.config.get("knockoffs", {}).get("copies", 1)),
         "offset": res.offset,
         "recommended": res.recommended,

@@ -137,6 +137,12 @@ def _range(s: pd.Series) -> str:
     return str(lo) if lo == hi else f"{lo}{DASH}{hi}"
 
 
+def smallest_selection(res: Results) -> int:
+    """⌈1/q⌉, or about ⌈1/(κq)⌉ with κ knockoff copies: the smallest knockoff+ selection."""
+    copies = int(res.config.get("knockoffs", {}).get("copies", 1))
+    return math.ceil(1 / (copies * res.q) - 1e-9) if res.q > 0 else 0
+
+
 def _empty_text(res: Results, flt: str) -> str:
     """Why nothing was selected, in words, when the select rule left no note."""
     q = res.q
@@ -156,7 +162,7 @@ def _empty_text(res: Results, flt: str) -> str:
     elif res.offset == 1:
         base += (
             f" With {copies} knockoff copies at least about 1/(κq) = "
-            f"{math.ceil(1 / (copies * q) - 1e-9)} features must beat all their copies before "
+            f"{smallest_selection(res)} features must beat all their copies before "
             "any can be selected."
         )
     return base

@@ -209,10 +209,11 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
         assert _planned_jobs(tmp_path) == {**expected, "all": 1}, change
     write_config(tmp_path, config)
     assert _planned_jobs(tmp_path) == {}
-    # group_cutoff is read only with groups: auto, so with groups: none it reruns nothing
+    # group_cutoff is read only with groups: auto, so with groups: none no knockoff, training
+    # or selection job reruns; only the jobs that record the whole config (run.json, report)
     cutoff = {**config, "knockoffs": {**config["knockoffs"], "group_cutoff": 0.7}}
     write_config(tmp_path, cutoff)
-    assert _planned_jobs(tmp_path) == {}
+    assert _planned_jobs(tmp_path) == {"figures": 2, "report": 2, "provenance": 2, "all": 1}
     write_config(tmp_path, config)
 
     # Same config and seed -> same selections: retrain the binary cohort from scratch.

@@ -5,7 +5,12 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The bundled cohort's config, unless the command line names config files: those replace it (a
+# merge would add WDBC and its tuning, e.g. group knockoffs, to every other config); list
+# config/config.yaml first to merge over it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml", set_default=True)

@@ -346,6 +346,38 @@ def test_global_null_selects_nothing_in_most_replicates(tmp_path: Path) -> None:
         assert count < replicates / 2, f"{f} selected under the null in {count}/{replicates}"
 
 
+def test_command_line_config_replaces_the_bundled_one(tmp_path: Path) -> None:
+    """`--configfile mine.yaml` runs only mine.yaml's cohorts at the defaults; listing
+    config/config.yaml first merges over it (the bundled tuning must not leak into studies)."""
+    for name in ("bundled", "mine"):
+        synthetic_cohort(n=120, p=4).to_csv(tmp_path / f"{name}.csv", index=False)
+    write_config(
+        tmp_path,
+        {
+            "cohorts": {"bundled": {"path": "bundled.csv", "label": "outcome", "id": "id"}},
+            "training": {"seeds": 1},
+        },
+    )
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(
+        yaml.safe_dump({"cohorts": {"mine": {"path": "mine.csv", "label": "outcome", "id": "id"}}})
+    )
+
+    def planned(*configfiles: str) -> tuple[str, int]:
+        result = snakemake(tmp_path, "-n", "--configfile", *configfiles)
+        assert result.returncode == 0, result.stderr[-3000:]
+        paths = [line.split()[1] for line in result.stdout.splitlines() if "lambda_grid " in line]
+        return result.stdout, int(paths[0]) if paths else 0
+
+    alone, paths = planned(str(mine))
+    assert "results/mine/report.html" in alone
+    assert "results/bundled" not in alone
+    assert paths == 10  # the default 10 seeds, not the bundled file's 1
+    merged, paths = planned("config/config.yaml", str(mine))
+    assert "results/mine/report.html" in merged and "results/bundled/report.html" in merged
+    assert paths == 2  # seeds: 1 merged in, for both cohorts
+
+
 def test_default_config_is_valid_yaml_with_bundled_cohort() -> None:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     assert (REPO / config["cohorts"]["wdbc"]["path"]).exists()

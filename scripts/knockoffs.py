@@ -34,6 +34,6 @@ with rule_context(snakemake) as log:
         raise InputError(f"cohort {meta['cohort']} ({meta['source']}): {err}") from err
     row = {"draw": draw, **diagnostics}
     log.info("draw %d: mean s = %.4f; %s", draw, float(np.mean(s)), diagnostics.get("message"))
-    save_npy(snakemake.output.Xk, Xk.astype(np.float32))
+    save_npy(snakemake.output.Xk, Xk)  # float32, standardised
     save_npy(snakemake.output.s, s)
     save_tsv(snakemake.output.diagnostics, pd.DataFrame([row]))

@@ -295,8 +295,9 @@ def test_formats_agree(tmp_path: Path) -> None:
     cohorts = {k: load_cohort(k, _spec(p, {}), {}) for k, p in paths.items()}
     ref = cohorts["csv"]
     assert ref.X.shape == (60, 4)
-    np.testing.assert_allclose(ref.X.mean(axis=0), 0, atol=1e-12)
-    np.testing.assert_allclose(ref.X.std(axis=0), 1, atol=1e-12)
+    assert ref.X.dtype == np.float32  # standardised in float64, stored as float32
+    np.testing.assert_allclose(ref.X.astype(np.float64).mean(axis=0), 0, atol=1e-7)
+    np.testing.assert_allclose(ref.X.astype(np.float64).std(axis=0), 1, atol=1e-6)
     for c in cohorts.values():
         np.testing.assert_allclose(c.X, ref.X, atol=1e-9)
         np.testing.assert_array_equal(c.y, ref.y)

@@ -156,6 +156,20 @@ def test_batched_equals_sequential_and_chunked_equals_whole():
             assert all(np.array_equal(whole[k], other[k], equal_nan=True) for k in whole)
 
 
+def test_memory_bounded_passes_give_the_batched_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At large p the λ grid is trained in passes (PASS_BUDGET); the result is the same."""
+    U, y = _cohort(n=300, seed=5)
+    cfg = _cfg(max_epochs=40, batch_size=64)
+    grid = np.geomspace(200.0, 1.0, 5)
+    whole = P.train_path(U, y, grid, cfg, seed=2, log=_quiet)
+    messages: list[str] = []
+    monkeypatch.setattr(P, "PASS_BUDGET", 2 * 64 * U.shape[1] * (cfg.units + 1))
+    passes = P.train_path(U, y, grid, cfg, seed=2, log=messages.append)
+    assert any("5 λ in passes of 2" in m for m in messages)
+    for key in whole:
+        np.testing.assert_allclose(whole[key], passes[key], rtol=0, atol=1e-6, err_msg=key)
+
+
 def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_epoch():
     U, y = _cohort(n=300, seed=7)
     cfg = _cfg(max_epochs=200, patience=5)

@@ -99,7 +99,7 @@ def read_plink_cohort(name: str, spec: dict[str, Any], preprocess: dict[str, Any
     chosen = np.array([j for j in chosen if sids[j] not in exclude], dtype=np.int64)
     if chosen.size == 0:
         raise InputError(f"{where}: no variants left after `{key}.exclude`")
-    values = np.empty((rows.size, chosen.size), dtype=np.float64)
+    values = np.empty((rows.size, chosen.size), dtype=np.float32)  # dosages: exact in float32
     for start in range(0, chosen.size, BLOCK):
         cols = chosen[start : start + BLOCK]
         values[:, start : start + cols.size] = bed.read(index=np.s_[rows, cols], dtype="float32")

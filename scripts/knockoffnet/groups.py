@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from knockoffnet.errors import InputError
+from knockoffnet.moments import row_moments
 
 DEFAULT_GROUP_CUTOFF = 0.5
 GROUP_COLUMNS = ["feature", "group", "group_size", "representative"]
@@ -34,12 +35,12 @@ def _relabel(labels: Sequence[object]) -> np.ndarray:
 
 
 def correlation(X: np.ndarray) -> np.ndarray:
-    """|corr| of the columns of X (float64, unit diagonal)."""
-    A = np.asarray(X, dtype=np.float64)
-    A = A - A.mean(axis=0)
-    norms = np.linalg.norm(A, axis=0)
-    A = A / np.where(norms > 0, norms, 1.0)
-    R = np.abs(A.T @ A)
+    """|corr| of the columns of X (float64, unit diagonal), from row-block sums: no float64
+    copy of a large X."""
+    gram = row_moments(np.asarray(X)).gram
+    norms = np.sqrt(np.diag(gram))
+    norms = np.where(norms > 0, norms, 1.0)
+    R = np.abs(gram / np.outer(norms, norms))
     np.fill_diagonal(R, 1.0)
     return np.clip(R, 0.0, 1.0)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from knockoffnet.network import EVAL_BLOCK, Net, act_fn, group_view, input_summaries
+from knockoffnet.network import Net, act_fn, eval_rows, group_view, input_summaries
 
 
 def linearised_first_layer(net: Net, U: np.ndarray, activation: str) -> np.ndarray:
@@ -35,7 +35,8 @@ def linearised_first_layer(net: Net, U: np.ndarray, activation: str) -> np.ndarr
     f = act_fn(activation)
     a, b = net.ua.detach().double(), net.ub.detach().double()
     slope = torch.zeros_like(a)
-    for rows in torch.as_tensor(np.asarray(U), dtype=torch.float64).split(EVAL_BLOCK):
+    block = eval_rows(U.shape[1], net.units + 1)
+    for rows in torch.as_tensor(np.asarray(U), dtype=torch.float64).split(block):
         u = rows.clone().requires_grad_(True)
         units = f(u.unsqueeze(-1) * a + b)  # (n, d, k)
         for c in range(a.shape[1]):

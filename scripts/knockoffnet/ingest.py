@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from knockoffnet.errors import InputError
+from knockoffnet.moments import column_moments, standardise_float32
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv", ".txt": "tsv"}
 MAX_CLASSES = 20
@@ -29,7 +30,7 @@ class Cohort:
     """A validated cohort: standardised features, coded labels and what was done to get there."""
 
     name: str
-    X: np.ndarray  # (n, p) float64, mean 0, sd 1
+    X: np.ndarray  # (n, p) float32, mean 0, sd 1 (standardised in float64)
     y: np.ndarray  # (n,) int64 codes or float64 outcome
     features: list[str]
     means: np.ndarray
@@ -452,8 +453,8 @@ def _finish(
     positions = raw.variants
 
     # Constant columns carry no information and make the covariance singular.
-    sd = values.std(axis=0)
-    const = sd <= 1e-12 * np.maximum(1.0, np.abs(values).max(axis=0))
+    _, sd, absmax = column_moments(values)
+    const = sd <= 1e-12 * np.maximum(1.0, absmax)
     keep = ~const
     if const.any():
         const_names = [names[j] for j in np.flatnonzero(const)]
@@ -465,7 +466,8 @@ def _finish(
         dropped["constant"] = const_names
     if not keep.any():
         raise InputError(f"{where}: every feature column is constant; nothing to select from")
-    values, names = values[:, keep], [n for n, k in zip(names, keep, strict=True) if k]
+    if const.any():  # a copy of the matrix only when a column goes
+        values, names = values[:, keep], [n for n, k in zip(names, keep, strict=True) if k]
 
     # Identical columns: their knockoffs are not identifiable (x_j and x_k are exchangeable).
     dup_pairs = _identical_columns(values)
@@ -519,11 +521,10 @@ def _finish(
             f"anything - remove it from `cohorts.{name}.covariates`"
         )
 
-    means = values.mean(axis=0)
-    sds = values.std(axis=0)
+    means, sds, _ = column_moments(values)
     return Cohort(
         name=name,
-        X=(values - means) / sds,
+        X=standardise_float32(values, means, sds),
         y=y,
         features=names,
         means=means,

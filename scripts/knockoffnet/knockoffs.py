@@ -27,6 +27,14 @@ from scipy import linalg
 from knockoffnet.errors import InputError
 from knockoffnet.filters import check_copies
 from knockoffnet.knockoff_diagnostics import diagnostics
+from knockoffnet.moments import (
+    RowMoments,
+    column_moments,
+    ledoit_wolf,
+    row_block,
+    row_moments,
+    standardise_float32,
+)
 from knockoffnet.s_solvers import (
     DEFAULT_MAX_BLOCK,
     DEFAULT_S_METHOD,
@@ -42,6 +50,9 @@ from knockoffnet.s_solvers import (
 METHODS = ("model-x", "fixed-x")
 COVARIANCES = ("ledoit-wolf", "sample", "graphical-lasso")
 
+# Rows the draw's diagnostics read at most (a random subset beyond): moments and the swap
+# test are estimated well from 10,000 rows, and their float64 copies stay ~0.1 GB at p = 1000.
+DIAGNOSTIC_ROWS = 10_000
 COLLINEAR_TOL = 1e-10  # |corr| above 1 - this: the pair carries one direction, not two.
 
 
@@ -96,6 +107,71 @@ def validate_X(X: object) -> np.ndarray:
     return A
 
 
+def _checked_moments(X: object) -> tuple[np.ndarray, RowMoments]:
+    """X as an (n, p) array (float32 kept: no float64 copy) and its row moments, or the
+    InputError :func:`validate_X` gives; the checks read only the moments."""
+    try:
+        A = np.asarray(X)
+        if A.dtype not in (np.float32, np.float64):
+            A = A.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"X must be a numeric matrix: {exc}") from exc
+    if A.ndim != 2:
+        raise InputError(f"X must be 2-D (samples x features); got shape {A.shape}")
+    n, p = A.shape
+    if p < 1:
+        raise InputError("X has no columns; knockoffs need at least one feature")
+    if n < 3:
+        raise InputError(f"X has {n} row(s); knockoffs need at least 3 samples")
+    m = row_moments(A)
+    if m.nonfinite:
+        raise InputError(
+            f"X has {m.nonfinite} NaN or infinite value(s); impute or drop them at ingest"
+        )
+    const = np.flatnonzero(m.col_max == m.col_min)
+    if const.size:
+        raise InputError(
+            f"column(s) {', '.join(map(str, const[:10]))} are constant; drop them at ingest"
+        )
+    d = np.sqrt(np.diag(m.gram))
+    C = np.abs(m.gram / np.outer(d, d))
+    hits = np.argwhere(np.triu(C > 1.0 - COLLINEAR_TOL, k=1))
+    if hits.size:
+        i, j = (int(v) for v in hits[0])
+        raise InputError(
+            f"columns {i} and {j} are identical or perfectly collinear (|corr| = "
+            f"{C[i, j]:.12f}); knockoffs are not identifiable for such a pair — drop one of "
+            "the two columns"
+        )
+    return A, m
+
+
+def _covariance_from_moments(m: RowMoments, method: str) -> np.ndarray:
+    """The correlation matrix of the chosen estimator, from row moments alone."""
+    from sklearn.covariance import GraphicalLasso
+
+    n, p = m.n, m.gram.shape[0]
+    if method == "sample":
+        if n <= p:
+            raise InputError(
+                f"the sample covariance is singular with n = {n} <= p = {p}; "
+                "use knockoffs.covariance: ledoit-wolf"
+            )
+        cov = m.gram / (n - 1)
+    elif method == "ledoit-wolf":
+        cov = ledoit_wolf(m)
+    else:
+        alpha = math.sqrt(math.log(max(p, 2)) / n)
+        try:
+            fit = GraphicalLasso(alpha=alpha, max_iter=200, covariance="precomputed")
+            cov = fit.fit(m.gram / n).covariance_
+        except (FloatingPointError, ValueError) as exc:
+            raise InputError(
+                f"graphical lasso did not converge ({exc}); use knockoffs.covariance: ledoit-wolf"
+            ) from exc
+    return to_correlation(np.asarray(cov, dtype=np.float64))
+
+
 # --------------------------------------------------------------------------- covariance
 
 
@@ -109,33 +185,9 @@ def estimate_covariance(
     the sparse precision estimate is consistent (Ravikumar et al. 2011) — cross-validation
     would refit ~80 times per draw for little change in s.
     """
-    return _estimate_covariance(validate_X(X), _choice(method, COVARIANCES, "knockoffs.covariance"))
-
-
-def _estimate_covariance(X: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`estimate_covariance` on an already validated X."""
-    from sklearn.covariance import GraphicalLasso, LedoitWolf
-
-    n, p = X.shape
-    mu = X.mean(axis=0)
-    if method == "sample":
-        if n <= p:
-            raise InputError(
-                f"the sample covariance is singular with n = {n} <= p = {p}; "
-                "use knockoffs.covariance: ledoit-wolf"
-            )
-        cov = np.cov(X, rowvar=False).reshape(p, p)
-    elif method == "ledoit-wolf":
-        cov = LedoitWolf().fit(X).covariance_
-    else:
-        alpha = math.sqrt(math.log(max(p, 2)) / n)
-        try:
-            cov = GraphicalLasso(alpha=alpha, max_iter=200).fit(X).covariance_
-        except (FloatingPointError, ValueError) as exc:
-            raise InputError(
-                f"graphical lasso did not converge ({exc}); use knockoffs.covariance: ledoit-wolf"
-            ) from exc
-    return mu, to_correlation(np.asarray(cov, dtype=np.float64))
+    method = _choice(method, COVARIANCES, "knockoffs.covariance")
+    _, m = _checked_moments(X)
+    return m.mean, _covariance_from_moments(m, method)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -160,6 +212,7 @@ def sample_model_x(
     s: np.ndarray,
     rng: np.random.Generator,
     copies: int = 1,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Draw X~ | X ~ N(μ + (X − μ)(I − Σ⁻¹S), 2S − SΣ⁻¹S), row by row, vectorised.
 
@@ -168,12 +221,19 @@ def sample_model_x(
     κ = ``copies`` > 1 returns [X~¹, …, X~ᵏ] (n, κp), jointly exchangeable with X (Gimenez &
     Zou 2019): every pair of the κ+1 blocks has cross-covariance Σ − S. Given X the copies
     share the mean above and have covariance I⊗S + J⊗(S − SΣ⁻¹S), drawn as a common part
-    N(0, (κ+1)/κ·S − SΣ⁻¹S) (the first random numbers, as for one copy) plus κ independent
-    N(0, S) draws centred over the copies (covariance (I − J/κ)⊗S). s must satisfy
-    (κ+1)/κ·Σ − S ⪰ 0 (:func:`knockoffnet.s_solvers.solve_s` with the same ``copies``).
+    N(0, (κ+1)/κ·S − SΣ⁻¹S) plus κ independent N(0, S) draws centred over the copies
+    (covariance (I − J/κ)⊗S). s must satisfy (κ+1)/κ·Σ − S ⪰ 0
+    (:func:`knockoffnet.s_solvers.solve_s` with the same ``copies``).
     ``s`` is the diagonal of S, or for group knockoffs the block-diagonal (p, p) S itself.
+
+    Rows are drawn in blocks (about 32 MB of float64 each) into ``out`` (float64 by default;
+    pass a float32 (n, κp) array for a large cohort), so no float64 matrix of X's size is
+    held. With one copy the random numbers are those of one whole-matrix draw, whatever the
+    block size; with κ copies each block draws its common part, then its κ parts.
     """
-    X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
     Sigma = _validate_sigma(Sigma)
     p = Sigma.shape[0]
     mu = np.asarray(mu, dtype=np.float64).reshape(-1)
@@ -185,6 +245,11 @@ def sample_model_x(
             f"shapes disagree: X {X.shape}, mu {mu.shape}, Sigma {Sigma.shape}, s {s.shape}"
         )
     copies = check_copies(copies)
+    n = X.shape[0]
+    if out is None:
+        out = np.empty((n, copies * p))
+    if out.shape != (n, copies * p):
+        raise InputError(f"out has shape {out.shape}; expected {(n, copies * p)}")
     c = 2.0 if copies == 1 else (copies + 1) / copies
     if s.ndim == 1:
         SinvS = linalg.cho_solve(linalg.cho_factor(Sigma), np.diag(s))  # Σ⁻¹S
@@ -193,14 +258,21 @@ def sample_model_x(
         SinvS = linalg.cho_solve(linalg.cho_factor(Sigma), s)
         V = c * s - s @ SinvS
     C = _psd_factor(V)
-    Z = rng.standard_normal(X.shape)
-    mean = X - (X - mu) @ SinvS + Z @ C.T
-    if copies == 1:
-        return mean
-    E = rng.standard_normal((copies, *X.shape))
-    E = E * np.sqrt(s) if s.ndim == 1 else E @ _psd_factor(s).T
-    E -= E.mean(axis=0)
-    return np.hstack([mean + e for e in E])
+    scale = np.sqrt(s) if s.ndim == 1 else _psd_factor(s).T
+    step = row_block((copies + 2) * p)
+    for start in range(0, n, step):
+        rows = slice(start, min(start + step, n))
+        B = np.asarray(X[rows], dtype=np.float64)
+        mean = B - (B - mu) @ SinvS + rng.standard_normal(B.shape) @ C.T
+        if copies == 1:
+            out[rows] = mean
+            continue
+        E = rng.standard_normal((copies, *B.shape))
+        E = E * scale if s.ndim == 1 else E @ scale
+        E -= E.mean(axis=0)
+        for k in range(copies):
+            out[rows, k * p : (k + 1) * p] = mean + E[k]
+    return out
 
 
 def _orthonormal_complement(B: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -299,23 +371,30 @@ def make_knockoffs(
         )
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise InputError(f"knockoffs.seed must be a non-negative integer; got {seed!r}")
-    X = validate_X(X)
     rng = np.random.Generator(np.random.PCG64(int(seed)))
     if method == "model-x":
-        mu, Sigma = _estimate_covariance(X, covariance)
+        X, m = _checked_moments(X)
+        mu, Sigma = m.mean, _covariance_from_moments(m, covariance)
+        Xk = np.empty((X.shape[0], copies * X.shape[1]), dtype=np.float32)
         if grouped:
             S = solve_group_s(Sigma, groups, s_method, max_block, copies)
-            Xk = sample_model_x(X, mu, Sigma, S, rng, copies)
+            sample_model_x(X, mu, Sigma, S, rng, copies, out=Xk)
             s = np.diag(S).copy()
         else:
             s = solve_s(Sigma, s_method, max_block, copies)
-            Xk = sample_model_x(X, mu, Sigma, s, rng, copies)
+            sample_model_x(X, mu, Sigma, s, rng, copies, out=Xk)
     else:
+        X = validate_X(X)
         Xk, s = _fixed_x(X, s_method, rng, max_block)
         Sigma = to_correlation(np.cov(X, rowvar=False).reshape(X.shape[1], X.shape[1]))
+    # The checks read a random subset of rows beyond DIAGNOSTIC_ROWS (their float64 copies
+    # would otherwise be the largest arrays of a biobank-size draw).
+    rows = slice(None)
+    if X.shape[0] > DIAGNOSTIC_ROWS:
+        rows = np.sort(rng.choice(X.shape[0], DIAGNOSTIC_ROWS, replace=False))
     diag = diagnostics(
-        X,
-        Xk[:, : X.shape[1]],
+        X[rows],
+        Xk[rows, : X.shape[1]],
         Sigma,
         S if grouped else s,
         rng,
@@ -330,20 +409,19 @@ def make_knockoffs(
         "groups": int(np.max(groups)) + 1 if grouped else X.shape[1],
     }
     info.update(diag)
+    info["diagnostic_rows"] = int(min(X.shape[0], DIAGNOSTIC_ROWS))
     Xk, sd = standardise_columns(Xk)
     info.update(knockoff_sd_min=float(sd.min()), knockoff_sd_max=float(sd.max()))
-    return Xk.astype(np.float32), s, info
+    return Xk, s, info
 
 
 def standardise_columns(Xk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each knockoff column to mean 0, sd 1, as ingest does to X; returns (X~, raw sds).
+    """Each knockoff column to mean 0, sd 1, as ingest does to X; returns (X~ float32, raw sds).
 
     X is standardised exactly while a draw's X~ only has unit variance in expectation, so a
     network could tell a feature from its knockoff by its scale alone. The same per-column
     map on both halves keeps exchangeability (swapping x_j and x~_j commutes with it).
-    A constant column (sd 0) is only centred.
+    A constant column (sd 0) is only centred. A float32 X~ is overwritten in place.
     """
-    Xk = np.asarray(Xk, dtype=np.float64)
-    mean = Xk.mean(axis=0)
-    sd = Xk.std(axis=0)
-    return (Xk - mean) / np.where(sd > 0, sd, 1.0), sd
+    mean, sd, _ = column_moments(np.asarray(Xk))
+    return standardise_float32(np.asarray(Xk), mean, np.where(sd > 0, sd, 1.0)), sd

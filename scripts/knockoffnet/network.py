@@ -33,6 +33,17 @@ from knockoffnet.vocabulary import ACTIVATIONS, LEAKY_SLOPE
 
 # Rows per block when evaluating, fixed so sums do not depend on Λ.
 EVAL_BLOCK = 2048
+# Float32 values (16 MB) one λ's input expansion (rows, d, units + 1) may hold while
+# evaluating: fewer rows per block beyond d·(units+1) = 2048 inputs (p ≈ 200 with 4 units).
+EXPANSION_BUDGET = 2**22
+
+
+def eval_rows(d: int, channels: int) -> int:
+    """Rows per evaluation block for d inputs of ``channels`` columns each; never depends on
+    Λ, so a batched path sums exactly as one network per λ does."""
+    return int(max(16, min(EVAL_BLOCK, EXPANSION_BUDGET // max(1, d * channels))))
+
+
 Work = dict[str, torch.Tensor] | None
 
 
@@ -276,7 +287,8 @@ def evaluate(
     n_lam = net.ws[0].shape[0]
     loss = torch.zeros(n_lam, dtype=torch.float64, device=u.device)
     hits = torch.zeros(n_lam, dtype=torch.float64, device=u.device)
-    n_blocks = -(-u.shape[0] // EVAL_BLOCK)
+    rows = eval_rows(u.shape[1], net.units + 1)
+    n_blocks = -(-u.shape[0] // rows)
     for ub, yb in zip(u.tensor_split(n_blocks), y.tensor_split(n_blocks), strict=True):
         out, _, _ = forward(net, ub, act, work)
         loss += loss_rows(out, yb, task).sum(1).double()
@@ -404,6 +416,7 @@ def input_summaries(
     """
     n = np.asarray(U).shape[0]
     effects = importance = None
+    block = min(block, eval_rows(np.asarray(U).shape[1], net.units + 1))
     for g in _gradient_blocks(net, U, activation, block):
         e = g.sum(0)
         c = g - g.mean(-1, keepdim=True) if g.shape[-1] > 1 else g

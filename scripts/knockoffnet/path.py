@@ -28,9 +28,9 @@ import torch
 from knockoffnet import optim
 from knockoffnet.errors import InputError
 from knockoffnet.network import (
-    EVAL_BLOCK,
     Net,
     check_activation,
+    eval_rows,
     evaluate,
     gradients,
     group_norms,
@@ -488,7 +488,31 @@ def train_path(
     lam = _check_lambdas(lambdas)
     data = _prepare(U, y, cfg, seed, log)
     _log_setup(log, data, cfg, f"training {lam.size} λ")
-    return _train(data, lam, cfg, seed, _start(start, data, cfg, seed), log)
+    net, per_pass = _start(start, data, cfg, seed), lambdas_per_pass(data, cfg)
+    if lam.size <= per_pass:
+        return _train(data, lam, cfg, seed, net, log)
+    log(f"{lam.size} λ in passes of {per_pass} (memory: {data.d} inputs)")
+    parts = [
+        _train(data, lam[i : i + per_pass], cfg, seed, net, log)
+        for i in range(0, lam.size, per_pass)
+    ]
+    return concat_chunks(parts)
+
+
+# Float32 values one λ-batched activation tensor (Λ, rows, d, units + 1) may hold (128 MB).
+PASS_BUDGET = 2**25
+
+
+def lambdas_per_pass(data: _Data, cfg: TrainConfig) -> int:
+    """How many λ one batched pass trains: all of them unless their input expansion over a
+    mini-batch (or an evaluation block) would pass PASS_BUDGET values, as at p ≈ 1000. Each
+    λ trains independently of the others, so passes give the batched result."""
+    channels = cfg.units + 1
+    rows = max(
+        min(_batch_size(data.m, cfg), data.m),
+        min(eval_rows(data.d, channels), int(data.u_val.shape[0])),
+    )
+    return max(1, PASS_BUDGET // (rows * data.d * channels))
 
 
 def train_path_sequential(
@@ -553,7 +577,7 @@ def _lambda_zero(data: _Data, cfg: TrainConfig, start: Net) -> float:
     net = stack(start, 1)
     net.ws[0].zero_()
     total = None
-    n_blocks = -(-m // EVAL_BLOCK)
+    n_blocks = -(-m // eval_rows(data.d, cfg.units + 1))
     for u, yy in zip(
         data.u_train.tensor_split(n_blocks), data.y_train.tensor_split(n_blocks), strict=True
     ):

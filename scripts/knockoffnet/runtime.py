@@ -123,11 +123,9 @@ def training_inputs(smk: Any) -> tuple[np.ndarray, np.ndarray, Any, int, dict]:
     from knockoffnet.path import TrainConfig
 
     meta = json.loads(Path(smk.input.meta).read_text())
-    X = np.load(smk.input.X)
-    Xk = np.load(smk.input.Xk)
     y = np.load(smk.input.y)
     C = np.load(smk.input.C)  # covariates: adjusted for (unpenalised inputs), never tested
-    U = np.hstack([X.astype(np.float32), Xk.astype(np.float32), C.astype(np.float32)])
+    U = load_columns([smk.input.X, smk.input.Xk, C])
     net, t = smk.params.network, smk.params.training
     cfg = TrainConfig(
         hidden=tuple(net["hidden"]),
@@ -140,6 +138,49 @@ def training_inputs(smk: Any) -> tuple[np.ndarray, np.ndarray, Any, int, dict]:
         **{key: t[key] for key in FIT_KEYS},
     )
     return U, y, cfg, int(smk.params.seed), meta
+
+
+def _npy_header(fh: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran order, dtype) of an open ``.npy`` file, left at its data."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(fh)
+    return np.lib.format.read_array_header_2_0(fh)
+
+
+def load_columns(parts: list[str | Path | np.ndarray], block_rows: int = 8192) -> np.ndarray:
+    """[A | B | …] as one float32 array, each ``.npy`` file read a block of rows at a time
+    straight into its columns: the job holds one copy of the matrix it trains on, not the
+    files' arrays beside it (nor a float64 version of either)."""
+    shapes = []
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            shapes.append(part.shape)
+            continue
+        with open(part, "rb") as fh:
+            shape, fortran, _ = _npy_header(fh)
+        shapes.append(shape)
+        if fortran or len(shape) != 2:
+            raise ValueError(f"{part}: expected a C-ordered 2-D array, got shape {shape}")
+    rows = {s[0] for s in shapes}
+    if len(rows) != 1:
+        raise ValueError(f"row counts differ between {parts}: {[s[0] for s in shapes]}")
+    n = rows.pop()
+    U = np.empty((n, sum(s[1] for s in shapes)), dtype=np.float32)
+    col = 0
+    for part, (_, width) in zip(parts, shapes, strict=True):
+        target = U[:, col : col + width]
+        col += width
+        if isinstance(part, np.ndarray):
+            target[:] = part
+            continue
+        with open(part, "rb") as fh:
+            _, _, dtype = _npy_header(fh)
+            for start in range(0, n, block_rows):
+                count = min(block_rows, n - start)
+                block = np.fromfile(fh, dtype=dtype, count=count * width)
+                target[start : start + count] = block.reshape(count, width)
+    return U
 
 
 # The training keys that change a fitted path (and so are the training rules' params).

@@ -113,3 +113,22 @@ def test_load_columns_reads_files_into_one_float32_matrix(tmp_path) -> None:
     np.save(tmp_path / "short.npy", X[:10])
     with pytest.raises(ValueError, match="row counts differ"):
         load_columns([tmp_path / "X.npy", tmp_path / "short.npy"])
+
+
+def test_diagnostic_moments_match_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The draw's covariance blocks and skewness/kurtosis gaps, summed over row blocks."""
+    from scipy import stats
+
+    from knockoffnet import knockoff_diagnostics as kd
+
+    rng = np.random.default_rng(3)
+    X = rng.exponential(size=(301, 5))
+    Xk = rng.standard_normal((301, 5)).astype(np.float32)
+    monkeypatch.setattr(kd, "row_block", lambda cols, budget=0: 29)
+    Cxx, Ckk, Cxk, skew_gap, kurt_gap = kd._pair_moments(X, Xk)
+    joint = np.cov(np.hstack([X, Xk.astype(np.float64)]), rowvar=False)
+    np.testing.assert_allclose(Cxx, joint[:5, :5], rtol=1e-10)
+    np.testing.assert_allclose(Ckk, joint[5:, 5:], rtol=1e-6)
+    np.testing.assert_allclose(Cxk, joint[:5, 5:], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(skew_gap, np.abs(stats.skew(X) - stats.skew(Xk)), rtol=1e-5)
+    np.testing.assert_allclose(kurt_gap, np.abs(stats.kurtosis(X) - stats.kurtosis(Xk)), rtol=1e-5)

@@ -10,9 +10,9 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy import stats
 
 from knockoffnet.errors import InputError
+from knockoffnet.moments import row_block
 
 # Above this mean |corr(x_j, x~_j)| the diagnostics warn that power will be low.
 LOW_POWER_PAIR_CORR = 0.9
@@ -32,6 +32,45 @@ def _swap_blocks(
     kk = np.where(both, Cxx, np.where(only_a, Cxk, np.where(only_b, Ckx, Ckk)))
     xk = np.where(both, Ckx, np.where(only_a, Ckk, np.where(only_b, Cxx, Cxk)))
     return xx, kk, xk
+
+
+def _pair_moments(
+    X: np.ndarray, Xk: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(Cxx, Ckk, Cxk) sample covariances (n − 1) and the |skewness| and |excess kurtosis|
+    gaps per column (biased moments, as ``scipy.stats`` defaults), summed over row blocks in
+    float64: no float64 copy of X or X~ as a whole."""
+    n, p = X.shape
+    step = row_block(2 * p)
+    mx = np.zeros(p)
+    mk = np.zeros(p)
+    for start in range(0, n, step):
+        mx += X[start : start + step].sum(axis=0, dtype=np.float64)
+        mk += Xk[start : start + step].sum(axis=0, dtype=np.float64)
+    mx, mk = mx / n, mk / n
+    Cxx, Ckk, Cxk = np.zeros((p, p)), np.zeros((p, p)), np.zeros((p, p))
+    powers = np.zeros((2, 3, p))  # (x, x~) × central moments 2, 3, 4
+    for start in range(0, n, step):
+        A = X[start : start + step].astype(np.float64) - mx
+        B = Xk[start : start + step].astype(np.float64) - mk
+        Cxx += A.T @ A
+        Ckk += B.T @ B
+        Cxk += A.T @ B
+        for i, D in enumerate((A, B)):
+            D2 = D * D
+            powers[i] += [D2.sum(axis=0), (D2 * D).sum(axis=0), (D2 * D2).sum(axis=0)]
+    m2, m3, m4 = powers[:, 0] / n, powers[:, 1] / n, powers[:, 2] / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        skew = np.where(m2 > 0, m3 / m2**1.5, 0.0)
+        kurt = np.where(m2 > 0, m4 / m2**2 - 3.0, -3.0)
+    scale = 1.0 / (n - 1)
+    return (
+        Cxx * scale,
+        Ckk * scale,
+        Cxk * scale,
+        np.abs(skew[0] - skew[1]),
+        np.abs(kurt[0] - kurt[1]),
+    )
 
 
 def mmd_permutation_test(
@@ -78,8 +117,7 @@ def diagnostics(
     Group knockoffs (``groups``, a label per feature; ``s`` the block-diagonal S) are only
     exchangeable group by group, so the swap test then exchanges whole groups.
     """
-    X = np.asarray(X, dtype=np.float64)
-    Xk = np.asarray(Xk, dtype=np.float64)
+    X, Xk = np.asarray(X), np.asarray(Xk)  # float32 stays float32: blocks are cast below
     Sigma = np.asarray(Sigma, dtype=np.float64)
     S = np.asarray(s, dtype=np.float64)
     S = np.diag(S.reshape(-1)) if S.ndim != 2 else S
@@ -89,8 +127,7 @@ def diagnostics(
         raise InputError(
             f"shapes disagree: X {X.shape}, Xk {Xk.shape}, Sigma {Sigma.shape}, s {s.shape}"
         )
-    Xc, Kc = X - X.mean(axis=0), Xk - Xk.mean(axis=0)
-    Cxx, Ckk, Cxk = (Xc.T @ Xc) / (n - 1), (Kc.T @ Kc) / (n - 1), (Xc.T @ Kc) / (n - 1)
+    Cxx, Ckk, Cxk, skew_gap, kurt_gap = _pair_moments(X, Xk)
     pair_corr = np.diag(Cxk) / np.sqrt(np.diag(Cxx) * np.diag(Ckk))
 
     if groups is None:
@@ -106,13 +143,12 @@ def diagnostics(
 
     rows = rng.choice(n, min(n, max_rows), replace=False)
     half = rows.size // 2
-    Z1 = np.hstack([X[rows[:half]], Xk[rows[:half]]])
-    first, second = X[rows[half : 2 * half]], Xk[rows[half : 2 * half]]
+    Z1 = np.hstack([X[rows[:half]], Xk[rows[:half]]]).astype(np.float64)
+    first = X[rows[half : 2 * half]].astype(np.float64)
+    second = Xk[rows[half : 2 * half]].astype(np.float64)
     Z2 = np.hstack([np.where(swap, second, first), np.where(swap, first, second)])
     swap_stat, swap_p = mmd_permutation_test(Z1, Z2, rng, n_perm)
 
-    skew_gap = np.abs(stats.skew(X, axis=0) - stats.skew(Xk, axis=0))
-    kurt_gap = np.abs(stats.kurtosis(X, axis=0) - stats.kurtosis(Xk, axis=0))
     out: dict[str, float | bool | str] = {
         "mean_s": float(s.mean()),
         "min_s": float(s.min()),

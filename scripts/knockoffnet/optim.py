@@ -128,11 +128,14 @@ def step(
     n_inputs: int,
     free: int = 0,
 ) -> None:
-    """One proximal step on every active λ (in place). FISTA computes its own gradient."""
+    """One proximal step on every active λ (in place). FISTA computes its own gradient.
+
+    Adam's step of the first layer is scaled by :func:`first_layer_scale` (its fan-in)."""
     thr = (lr * st.pen).to(st.net.ws[0].dtype)
     params, gs = st.net.tensors(), grads.tensors()
     if optimizer == "adam":
-        _adam_step(st, gs, lr, thr, kind, n_inputs, free)
+        fan_in = st.net.ws[0].shape[-1]
+        _adam_step(st, gs, lr, thr, kind, n_inputs, free, first_layer_scale(fan_in))
         return
     moms: list[torch.Tensor | None] = [None] * len(params)
     if optimizer == "momentum":
@@ -150,6 +153,23 @@ def step(
     _prox_(st.net, thr, kind, n_inputs, free=free)
 
 
+# Fan-in of θ⁽⁰⁾ up to which Adam takes its full step there (d·(units + 1) = 1024: p ≈ 100
+# with one knockoff copy and 4 units; every simulation design and the bundled cohorts).
+ADAM_FAN_IN = 1024
+
+
+def first_layer_scale(fan_in: int) -> float:
+    """Adam step multiplier of the first layer: min(1, ADAM_FAN_IN / fan-in).
+
+    Adam moves every weight by about the step size whatever its gradient, so one step shifts
+    a hidden unit's input by up to step × fan-in. At p = 1000 (fan-in 10,005) the first steps
+    pushed every ReLU below zero for some seeds, leaving a network that outputs a constant
+    (validation loss log 2 from the first epoch: docs/method.md, "Adam at large fan-in");
+    dividing the step by the fan-in, as μP does for hidden layers, keeps that shift bounded.
+    """
+    return min(1.0, ADAM_FAN_IN / max(1, int(fan_in)))
+
+
 def _adam_step(
     st: State,
     gs: list[torch.Tensor],
@@ -158,6 +178,7 @@ def _adam_step(
     kind: str,
     n_inputs: int,
     free: int = 0,
+    first_scale: float = 1.0,
 ) -> None:
     b1, b2 = ADAM_BETAS
     st.t += 1
@@ -175,16 +196,18 @@ def _adam_step(
     scales: list[torch.Tensor] = []
     for i, (p, g, m, v) in enumerate(zip(params, gs, ms, vs, strict=True)):
         m.mul_(b1).add_(g, alpha=1 - b1)
+        f = first_scale if i == first else 1.0
         if grouped and i == first:
             v.mul_(b2).add_(_group_mean(g * g, n_inputs), alpha=1 - b2)
             d = v.div(c2).sqrt_().add_(ADAM_EPS)  # (Λ, 1, d, 1)
-            group_view(p, n_inputs).sub_(group_view(m, n_inputs).div(d).mul_(lr / c1))
+            group_view(p, n_inputs).sub_(group_view(m, n_inputs).div(d).mul_(lr * f / c1))
         else:
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
             d = v.div(c2).sqrt_().add_(ADAM_EPS)
-            p.sub_(m.div(d).mul_(lr / c1))
+            p.sub_(m.div(d).mul_(lr * f / c1))
         if first <= i < first + len(st.net.ws):
-            scales.append(d)
+            # the prox threshold follows the step actually taken: lr·f / d
+            scales.append(d if f == 1.0 else d / f)
     _prox_(st.net, thr, kind, n_inputs, scale=scales, free=free)
 
 

@@ -1,4 +1,5 @@
 # Input functions, parameters, wildcard constraints and target lists. Only Python; no rules.
+import functools
 import math
 import os
 import re
@@ -7,6 +8,14 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
+from knockoffnet.job_resources import (  # noqa: E402
+    Shape,
+    auto_lambdas_per_job,
+    memory_mb,
+    runtime_min,
+    shape_from_files,
+    shape_from_meta,
+)
 from knockoffnet.runtime import FIT_KEYS  # noqa: E402
 from knockoffnet.seeds import derive_seed  # noqa: E402
 from knockoffnet.vocabulary import FIGURES, GROUP_MODES  # noqa: E402
@@ -72,16 +81,40 @@ def n_lambdas():
     return len(values) if values else config["training"]["lambdas"]["count"]
 
 
-def n_chunks():
-    per_job = config["training"]["lambdas_per_job"]
-    return 1 if per_job == 0 else math.ceil(n_lambdas() / per_job)
+def n_chunks(cohort):
+    return math.ceil(n_lambdas() / lambdas_per_job(cohort))
 
 
-def chunk_slice(chunk):
-    """[start, stop) of the lambda grid trained by job `chunk`."""
-    per_job = config["training"]["lambdas_per_job"] or n_lambdas()
+def chunk_slice(cohort, chunk):
+    """[start, stop) of the lambda grid trained by job `chunk` of `cohort`."""
+    per_job = lambdas_per_job(cohort)
     start = int(chunk) * per_job
     return start, min(start + per_job, n_lambdas())
+
+
+@functools.cache
+def lambdas_per_job(cohort):
+    """λ per `train` job: the config's number (0 = the whole grid), or with `auto` enough λ
+    for about a minute of work from the cohort's shape (known before ingest from its files
+    or its simulation design; unknown shapes train the whole grid in one job)."""
+    per_job = config["training"]["lambdas_per_job"]
+    if per_job != "auto":
+        return per_job or n_lambdas()
+    shape = cohort_shape(cohort)
+    if shape is None:
+        return n_lambdas()
+    return auto_lambdas_per_job(shape, config, config["training"]["threads"])
+
+
+def cohort_shape(cohort):
+    """(n, p) of a cohort before ingest, or None where its files do not exist yet."""
+    if cohort in SIM_COHORTS:
+        design = SIM["designs"][SIM_COHORTS[cohort][0]]
+        return Shape(int(design["n"]), int(design.get("params", {}).get("p", 1)))
+    try:
+        return shape_from_files(cohort_files(cohort_spec(cohort)))
+    except (OSError, ValueError):
+        return None
 
 
 def cohort_files(spec):
@@ -188,7 +221,7 @@ def get_chunks(wildcards):
         cohort=wildcards.cohort,
         draw=wildcards.draw,
         seed=wildcards.seed,
-        chunk=range(n_chunks()),
+        chunk=range(n_chunks(wildcards.cohort)),
     )
 
 
@@ -250,7 +283,9 @@ def get_benchmarks(wildcards):
             f"{root}/lambda_grid/draw{d}_seed{s}.tsv",
             f"{root}/collect_z/draw{d}_seed{s}.tsv",
         ]
-        files += [f"{root}/train/draw{d}_seed{s}_chunk{c}.tsv" for c in range(n_chunks())]
+        files += [
+            f"{root}/train/draw{d}_seed{s}_chunk{c}.tsv" for c in range(n_chunks(wildcards.cohort))
+        ]
     if wildcards.cohort in SIM_COHORTS:
         files.append(f"{root}/simulation_figure.tsv")
     return files
@@ -340,17 +375,27 @@ def run_seeds(cohort):
     }
 
 
-def mem_from_input(factor, floor=1000):
-    """Memory (MB) from the input size: arrays are held a few times over while computing."""
+def job_shape(input):
+    """The cohort's shape: from meta.json once ingest wrote it, else from the input files.
+    A missing file makes Snakemake defer the request until the job is ready to run."""
+    if "meta" in input.keys():
+        return shape_from_meta(input.meta)
+    return shape_from_files([str(f) for f in input])
+
+
+def job_mem(rule):
+    """mem_mb of `rule`'s jobs from a model of their work (knockoffnet.job_resources)."""
 
     def mem(wildcards, input, attempt):
-        return int(max(floor, factor * input.size_mb) * attempt)
+        return memory_mb(rule, job_shape(input), config) * attempt
 
     return mem
 
 
-def runtime_from_input(minutes_per_mb, floor=10):
-    def runtime(wildcards, input, attempt):
-        return int(max(floor, minutes_per_mb * input.size_mb) * attempt)
+def job_runtime(rule):
+    """runtime (minutes) of `rule`'s jobs; each retry multiplies it by the attempt."""
+
+    def runtime(wildcards, input, threads, attempt):
+        return runtime_min(rule, job_shape(input), config, threads) * attempt
 
     return runtime

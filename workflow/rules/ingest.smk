@@ -16,8 +16,8 @@ rule ingest:
         "../../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=mem_from_input(20),
-        runtime=runtime_from_input(0.1),
+        mem_mb=job_mem("ingest"),
+        runtime=job_runtime("ingest"),
     params:
         spec=lambda wc: cohort_spec(wc.cohort),
         preprocess=config["preprocess"],

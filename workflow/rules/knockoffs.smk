@@ -12,8 +12,8 @@ rule groups:
         "../../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=mem_from_input(6),
-        runtime=runtime_from_input(0.2),
+        mem_mb=job_mem("groups"),
+        runtime=job_runtime("groups"),
     params:
         groups=config["knockoffs"]["groups"],
         # only `auto` reads the cutoff: changing it reruns nothing otherwise
@@ -44,8 +44,8 @@ rule knockoffs:
         "../../envs/data.yaml"
     threads: 2
     resources:
-        mem_mb=mem_from_input(30),
-        runtime=runtime_from_input(0.5),
+        mem_mb=job_mem("knockoffs"),
+        runtime=job_runtime("knockoffs"),
     params:
         knockoffs=knockoff_params(),
         draw=lambda wc: int(wc.draw),

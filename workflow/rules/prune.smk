@@ -23,8 +23,8 @@ rule prune:
         "../../envs/train.yaml"
     threads: 2
     resources:
-        mem_mb=mem_from_input(10, floor=2000),
-        runtime=runtime_from_input(2, floor=30),
+        mem_mb=job_mem("prune"),
+        runtime=job_runtime("prune"),
     params:
         pruning=config["pruning"],
         network=network_params(),

@@ -27,8 +27,8 @@ rule select_features:
         "../../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=mem_from_input(3, floor=1000),
-        runtime=10,
+        mem_mb=job_mem("select_features"),
+        runtime=job_runtime("select_features"),
     params:
         selection=config["selection"],
         runs=RUNS,

@@ -17,8 +17,8 @@ rule lambda_grid:
         "../../envs/train.yaml"
     threads: config["training"]["threads"]
     resources:
-        mem_mb=mem_from_input(20, floor=2000),
-        runtime=runtime_from_input(1, floor=15),
+        mem_mb=job_mem("lambda_grid"),
+        runtime=job_runtime("lambda_grid"),
         gpu=1,
     params:
         network=network_params(),
@@ -48,14 +48,14 @@ rule train:
         "../../envs/train.yaml"
     threads: config["training"]["threads"]
     resources:
-        mem_mb=mem_from_input(20, floor=2000),
-        runtime=runtime_from_input(2, floor=30),
+        mem_mb=job_mem("train"),
+        runtime=job_runtime("train"),
         gpu=1,
     params:
         network=network_params(),
         training=fit_params(),
         seed=training_seed,
-        slice=lambda wc: chunk_slice(wc.chunk),
+        slice=lambda wc: chunk_slice(wc.cohort, wc.chunk),
     script:
         "../../scripts/train.py"
 
@@ -82,8 +82,8 @@ rule collect_z:
         "../../envs/train.yaml"
     threads: 1
     resources:
-        mem_mb=mem_from_input(4, floor=1000),
-        runtime=runtime_from_input(0.2),
+        mem_mb=job_mem("collect_z"),
+        runtime=job_runtime("collect_z"),
     params:
         network=network_params(),
         training=fit_params(),

@@ -1,0 +1,204 @@
+"""What each job asks a cluster for: memory and wall time from the work it does (issue 16).
+
+A fixed factor × input size asked a 100,000 × 1,000 cohort's training jobs for 23 GB and 38 h
+each, which a real queue holds for days or refuses. Here each rule's request follows a small
+model of its work — rows n, features p, covariates c, knockoff copies κ, network widths, λ per
+job, epochs — with constants measured by ``benchmarks/bench_scale.py`` (the benchmark table
+sets the requests beside the measured peak RSS and wall time). Memory is what the job holds
+(the arrays of issue 16's out-of-core layout plus the interpreter and its libraries); time is
+the typical case (training: early stopping after about 4 × patience passes), and each retry
+of a TIMEOUT or OUT_OF_MEMORY job multiplies both by its attempt number.
+
+Pure functions of a :class:`Shape` and the config: the workflow reads the shape from the
+cohort's ``meta.json`` once ingest has written it (Snakemake evaluates the request when the
+job is ready), and ingest's own from the input files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MB = 1e-6  # bytes → MB
+# Resident memory of a fresh interpreter with the rule family's libraries (measured: the
+# smallest cohorts' jobs, benchmarks/README.md "Scale").
+BASE_MB = {"data": 250, "torch": 650, "report": 450}
+# Sustained float32 FLOP rate of one CPU thread in the batched training kernels (measured
+# by benchmarks/bench_path.py: about 29 GFLOP/s per thread on the 2-core machine).
+FLOPS_PER_THREAD = 1.5e10
+# Wall-time floor of any job (start-up, imports, file I/O), minutes.
+MIN_RUNTIME = 5
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Rows, features and covariates of a cohort as the jobs see it."""
+
+    n: int
+    p: int
+    covariates: int = 0
+
+    def x_mb(self) -> float:
+        """X as float32."""
+        return self.n * self.p * 4 * MB
+
+
+def shape_from_meta(path: str | Path) -> Shape:
+    """The shape ingest recorded (``data/meta.json``)."""
+    meta = json.loads(Path(path).read_text())
+    return Shape(int(meta["n"]), int(meta["p"]), len(meta.get("covariates") or []))
+
+
+def _count_lines(path: str | Path) -> int:
+    with open(path, "rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+
+
+def shape_from_files(files: list[str]) -> Shape:
+    """Ingest's shape before it runs: PLINK from the .fam and .bim line counts; a table from
+    its size (rows estimated from the first MB; columns from the header line)."""
+    if any(str(f).endswith(".bed") for f in files):
+        fam = next(f for f in files if str(f).endswith(".fam"))
+        bim = next(f for f in files if str(f).endswith(".bim"))
+        return Shape(_count_lines(fam), _count_lines(bim))
+    path = Path(files[0])
+    size = os.path.getsize(path)
+    if path.suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path).metadata
+        return Shape(int(meta.num_rows), int(meta.num_columns))
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    lines = head.split(b"\n")
+    sep = b"\t" if b"\t" in lines[0] else b","
+    p = lines[0].count(sep) + 1
+    full = max(1, len(lines) - 2)  # the header and a possibly cut last line
+    per_row = max(1.0, (len(head) - len(lines[0])) / full)
+    ratio = 4.0 if path.suffix == ".gz" else 1.0  # compressed text: about 4× smaller
+    return Shape(max(1, int(size * ratio / per_row)), p)
+
+
+def _training(cfg: dict[str, Any], shape: Shape) -> tuple[int, int, int, int]:
+    """(inputs d, channels per input, first hidden width, rows per mini-batch)."""
+    kappa = int(cfg["knockoffs"]["copies"])
+    d = (kappa + 1) * shape.p + shape.covariates
+    t = cfg["training"]
+    m = int(shape.n * (1.0 - float(t["val_fraction"])))
+    batch = int(t["batch_size"]) or min(m, 2048)
+    return d, int(cfg["network"]["units"]) + 1, int(cfg["network"]["hidden"][0]), min(batch, m)
+
+
+def n_lambdas(cfg: dict[str, Any]) -> int:
+    lam = cfg["training"]["lambdas"]
+    return len(lam["values"]) if lam.get("values") else int(lam["count"])
+
+
+def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
+    """Peak resident memory (MB) the rule's job needs for a cohort of this shape."""
+    X = shape.x_mb()
+    kappa = int(cfg["knockoffs"]["copies"])
+    p = shape.p
+    if rule == "ingest":
+        return _mb(BASE_MB["data"] + 3.0 * X)
+    if rule == "groups":
+        return _mb(BASE_MB["data"] + X + 40 * p * p * MB + 64)
+    if rule == "knockoffs":
+        block = min(p, int(cfg["knockoffs"]["max_block"]))
+        diag_rows = min(shape.n, 10_000)
+        return _mb(
+            BASE_MB["data"]
+            + (1 + kappa) * X  # X and the draw, float32
+            + 200  # row blocks of the sampler and the moments (32 MB each)
+            + 24 * 8 * block * block * MB  # S solver on the largest block
+            + 7 * diag_rows * p * 4 * MB  # diagnostics' sample
+        )
+    if rule in ("lambda_grid", "train", "collect_z"):
+        d, ch, h, batch = _training(cfg, shape)
+        U = shape.n * d * 4 * MB
+        # one λ pass: a few (Λ, rows, d, units + 1) tensors, at most PASS_BUDGET values each
+        lam = 1 if rule != "train" else _lambdas_per_job(cfg, shape)
+        act = min(2**25, max(batch, 2048) * d * ch * lam) * 4 * MB
+        extra = 0.5 * U if rule == "lambda_grid" else 0.0  # gradient-boosting reference
+        return _mb(BASE_MB["torch"] + 2.0 * U + 4 * act + extra + 8 * h * d * ch * lam * MB)
+    if rule == "prune":
+        rows = min(shape.n, int(cfg["pruning"]["max_rows"]))
+        return _mb(BASE_MB["torch"] + X + 2 * (300 + 12 * rows * p * 4 * MB))
+    if rule == "select_features":
+        return _mb(BASE_MB["data"] + 2 * p * int(cfg["training"]["seeds"]) * 8 * MB * 100)
+    return _mb(BASE_MB["report"] + 200 * p * 8 * MB * 10)
+
+
+def runtime_min(rule: str, shape: Shape, cfg: dict[str, Any], threads: int = 1) -> int:
+    """Wall minutes of the rule's job in the typical case (a retry multiplies it)."""
+    X = shape.x_mb()
+    if rule in ("lambda_grid", "train", "collect_z", "prune"):
+        d, ch, h, _ = _training(cfg, shape)
+        m = shape.n * (1.0 - float(cfg["training"]["val_fraction"]))
+        t = cfg["training"]
+        epochs = min(int(t["max_epochs"]), 4 * int(t["patience"]))
+        # forward + backward of the first layer dominates: 6 FLOPs per weight and row
+        per_pass = 6.0 * shape.n * d * ch * h
+        rate = FLOPS_PER_THREAD * max(1, threads)
+        if rule == "lambda_grid":  # dense fit + up to 6 probes + the reference model
+            work = epochs * m / shape.n * per_pass * 4
+        elif rule == "train":
+            work = epochs * m / shape.n * per_pass * _lambdas_per_job(cfg, shape)
+        elif rule == "collect_z":
+            work = per_pass * 8  # importance and effects: a few gradient passes
+        else:
+            rows = min(shape.n, int(cfg["pruning"]["max_rows"]))
+            pc = int(cfg["pruning"]["repeats"]) * 3 * int(cfg["pruning"]["max_epochs"])
+            work = 6.0 * rows * shape.p * h * pc
+        return _minutes(MIN_RUNTIME + work / rate / 60.0)
+    if rule == "knockoffs":
+        block = min(shape.p, int(cfg["knockoffs"]["max_block"]))
+        n_blocks = math.ceil(shape.p / block)
+        solver = n_blocks * 40 * block**3 / (FLOPS_PER_THREAD * max(1, threads))
+        sampling = 8 * shape.n * shape.p * block / (FLOPS_PER_THREAD * max(1, threads))
+        return _minutes(MIN_RUNTIME + (solver + sampling) / 60.0)
+    return _minutes(MIN_RUNTIME + X / 200.0)  # reading and writing at ≥ 200 MB/min
+
+
+# Work (seconds) a `train` job should do at least when lambdas_per_job is auto: start-up
+# (imports, reading [X, X~]) costs a few seconds a job.
+MIN_JOB_SECONDS = 60.0
+
+
+def seconds_per_lambda(shape: Shape, cfg: dict[str, Any], threads: int = 1) -> float:
+    """Typical training seconds of one λ (about 4 × patience passes over the rows)."""
+    d, ch, h, _ = _training(cfg, shape)
+    t = cfg["training"]
+    epochs = min(int(t["max_epochs"]), 4 * int(t["patience"]))
+    m = shape.n * (1.0 - float(t["val_fraction"]))
+    return epochs * 6.0 * m * d * ch * h / (FLOPS_PER_THREAD * max(1, threads))
+
+
+def auto_lambdas_per_job(shape: Shape, cfg: dict[str, Any], threads: int = 1) -> int:
+    """λ per job so that each job trains about MIN_JOB_SECONDS or more: the whole grid for a
+    small cohort (one job per path, as 0), fewer per job as the cohort grows, so a large
+    cohort's path spreads over GPUs or nodes while no job is mostly start-up."""
+    per = seconds_per_lambda(shape, cfg, threads)
+    return int(min(n_lambdas(cfg), max(1, math.ceil(MIN_JOB_SECONDS / max(per, 1e-9)))))
+
+
+def _lambdas_per_job(cfg: dict[str, Any], shape: Shape | None = None) -> int:
+    per_job = cfg["training"]["lambdas_per_job"]
+    if per_job == "auto":
+        return auto_lambdas_per_job(shape, cfg) if shape else n_lambdas(cfg)
+    return n_lambdas(cfg) if int(per_job) == 0 else min(int(per_job), n_lambdas(cfg))
+
+
+def _mb(value: float) -> int:
+    return math.ceil(max(value, 200.0))
+
+
+def _minutes(value: float) -> int:
+    return math.ceil(max(value, MIN_RUNTIME))

@@ -1,0 +1,128 @@
+"""What jobs ask a cluster for (issue 16): a model of the work, not a factor of file size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from knockoffnet.job_resources import (
+    Shape,
+    memory_mb,
+    runtime_min,
+    shape_from_files,
+    shape_from_meta,
+)
+
+from conftest import REPO, synthetic_cohort, write_plink
+
+RULES = ("ingest", "groups", "knockoffs", "lambda_grid", "train", "collect_z", "prune")
+
+
+@pytest.fixture(scope="module")
+def defaults() -> dict:
+    """The schema defaults (what a config that sets nothing gets)."""
+    from snakemake.utils import validate
+
+    config: dict = {"cohorts": {}}
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
+    return config
+
+
+def test_shape_from_plink_and_table_files(tmp_path: Path) -> None:
+    prefix, pheno, _ = write_plink(tmp_path, n=150, p=9)
+    files = [f"{prefix}{s}" for s in (".bed", ".bim", ".fam")] + [str(pheno)]
+    assert shape_from_files(files) == Shape(150, 9)
+    synthetic_cohort(n=3000, p=12).to_csv(tmp_path / "c.csv", index=False)
+    est = shape_from_files([str(tmp_path / "c.csv")])
+    assert est.p == 14  # id, outcome and 12 features: an upper bound is what a request needs
+    assert 2700 <= est.n <= 3300
+    synthetic_cohort(n=500, p=5).to_parquet(tmp_path / "c.parquet", index=False)
+    assert shape_from_files([str(tmp_path / "c.parquet")]) == Shape(500, 7)
+
+
+def test_shape_from_meta(tmp_path: Path) -> None:
+    meta = {"n": 1000, "p": 40, "covariates": ["age", "sex"]}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    assert shape_from_meta(tmp_path / "meta.json") == Shape(1000, 40, 2)
+
+
+def test_requests_grow_with_the_work_and_stay_schedulable(defaults: dict) -> None:
+    """Linear in n for the data-sized jobs; a biobank cohort's jobs fit an ordinary node
+    (the old factor × file size asked 23 GB and 38 h per training job at 100k × 1000)."""
+    small, big = Shape(25_000, 1_000), Shape(100_000, 1_000)
+    for rule in RULES:
+        assert memory_mb(rule, big, defaults) >= memory_mb(rule, small, defaults), rule
+        assert runtime_min(rule, big, defaults) >= runtime_min(rule, small, defaults), rule
+        assert memory_mb(rule, big, defaults) <= 8_000, rule
+        assert runtime_min(rule, big, defaults) <= 12 * 60, rule
+    # the training jobs hold two float32 copies of [X, X~] at least (the input and its split)
+    U = big.n * 2 * big.p * 4 / 1e6
+    for rule in ("lambda_grid", "train", "collect_z"):
+        assert memory_mb(rule, big, defaults) >= 2 * U
+    # copies widen the network input and the draw
+    many = {**defaults, "knockoffs": {**defaults["knockoffs"], "copies": 3}}
+    assert memory_mb("train", big, many) > memory_mb("train", big, defaults)
+    assert memory_mb("knockoffs", big, many) > memory_mb("knockoffs", big, defaults)
+    # more threads, less wall time for training
+    assert runtime_min("train", big, defaults, threads=8) < runtime_min("train", big, defaults)
+
+
+def test_workflow_asks_the_model_for_ingest(tmp_path: Path, defaults: dict) -> None:
+    """The dry run shows ingest's request computed from the PLINK files; later jobs wait
+    for meta.json (<TBD> until ingest has run)."""
+    from conftest import snakemake, write_config
+
+    prefix, pheno, _ = write_plink(tmp_path, n=120, p=12)
+    config = {"cohorts": {"geno": {"plink": prefix.name, "pheno": pheno.name, "label": "case"}}}
+    write_config(tmp_path, config)
+    result = snakemake(tmp_path, "-n", "results/geno/selected.tsv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    ingest = next(i for i, line in enumerate(lines) if line.startswith("rule ingest"))
+    resources = next(line for line in lines[ingest:] if "resources:" in line)
+    assert f"mem_mb={memory_mb('ingest', Shape(120, 12), defaults)}," in resources
+    assert f"runtime={runtime_min('ingest', Shape(120, 12), defaults)}," in resources
+    assert "mem_mb=<TBD>" in result.stdout
+
+
+def test_auto_lambdas_per_job(defaults: dict) -> None:
+    """About a minute of training per job: the whole grid for small cohorts, one λ per job
+    for a biobank-size one."""
+    from knockoffnet.job_resources import auto_lambdas_per_job, seconds_per_lambda
+
+    grid = defaults["training"]["lambdas"]["count"]
+    assert defaults["training"]["lambdas_per_job"] == "auto"
+    assert auto_lambdas_per_job(Shape(1_000, 50), defaults) == grid
+    assert auto_lambdas_per_job(Shape(100_000, 1_000), defaults) == 1
+    mid = Shape(20_000, 200)
+    per = auto_lambdas_per_job(mid, defaults)
+    assert 1 <= per <= grid
+    assert per * seconds_per_lambda(mid, defaults) >= 60 or per == grid
+
+
+def test_auto_chunks_a_large_design_in_the_dag(tmp_path: Path) -> None:
+    """A simulated design's size is known before any data exist: a large one gets one train
+    job per λ (dry run only), a small one one job per path."""
+    from conftest import snakemake
+
+    def train_jobs(n: int, p: int) -> int:
+        config = {
+            "cohorts": {},
+            "training": {"seeds": 2},
+            "simulation": {
+                "replicates": 1,
+                "designs": {"d": {"generator": "global_null", "n": n, "params": {"p": p}}},
+            },
+        }
+        path = tmp_path / f"sim{n}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        result = snakemake(tmp_path, "-n", "simulate", "--configfile", str(path))
+        assert result.returncode == 0, result.stderr[-3000:]
+        counts = [line.split() for line in result.stdout.splitlines()]
+        return next(int(c[1]) for c in counts if len(c) == 2 and c[0] == "train")
+
+    assert train_jobs(1_000, 20) == 2  # one job per path
+    assert train_jobs(200_000, 1_000) == 2 * 20  # one job per λ

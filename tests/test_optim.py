@@ -73,3 +73,24 @@ def test_adam_keeps_lambdas_independent():
 
     whole = run([0, 1, 2])
     assert torch.equal(whole[1:2], run([1]))
+
+
+def test_adam_first_layer_step_shrinks_with_fan_in():
+    """Adam's first step moves each weight by the step size; beyond ADAM_FAN_IN first-layer
+    inputs θ⁽⁰⁾ (and the units before it) move by step × ADAM_FAN_IN / fan-in, the other
+    layers by the full step. Up to ADAM_FAN_IN nothing changes."""
+    lr = 0.01
+    for fan_in in (optim.ADAM_FAN_IN // 2, 4 * optim.ADAM_FAN_IN):
+        d = fan_in // 2
+        ws = [torch.zeros(1, 3, fan_in), torch.zeros(1, 1, 3)]
+        net = Net(
+            torch.zeros(1, d, 1), torch.zeros(1, d, 1), ws, [torch.zeros(1, 3), torch.zeros(1, 1)]
+        )
+        st = optim.new_state(net, torch.zeros(1, dtype=torch.float64), "adam")
+        grad = net.map(lambda t: torch.ones_like(t))
+        optim.step(st, grad, "adam", lr, 0.9, "l1", n_inputs=d)
+        f = min(1.0, optim.ADAM_FAN_IN / fan_in)
+        assert f == optim.first_layer_scale(fan_in)
+        np.testing.assert_allclose(st.net.ws[0].abs().max(), lr * f, rtol=1e-4)
+        np.testing.assert_allclose(st.net.ua.abs().max(), lr * f, rtol=1e-4)
+        np.testing.assert_allclose(st.net.ws[1].abs().max(), lr, rtol=1e-4)

@@ -170,6 +170,36 @@ def test_memory_bounded_passes_give_the_batched_path(monkeypatch: pytest.MonkeyP
         np.testing.assert_allclose(whole[key], passes[key], rtol=0, atol=1e-6, err_msg=key)
 
 
+def test_fits_borrow_a_float32_input_and_give_it_back() -> None:
+    """A float32 U is split in place (no second copy) and restored row for row afterwards;
+    the fit equals the one on a copy."""
+    U, y = _cohort(n=300, seed=5)
+    U32 = np.ascontiguousarray(U, dtype=np.float32)
+    before = U32.copy()
+    cfg = _cfg(max_epochs=20, batch_size=64)
+    grid = np.geomspace(200.0, 1.0, 3)
+    borrowed = P.train_path(U32, y, grid, cfg, seed=2, log=_quiet)
+    np.testing.assert_array_equal(U32, before)
+    copied = P.train_path(U.astype(np.float64), y, grid, cfg, seed=2, log=_quiet)
+    for key in borrowed:
+        np.testing.assert_array_equal(borrowed[key], copied[key], err_msg=key)
+    P.dense_fit(U32, y, cfg, seed=1, log=_quiet)
+    np.testing.assert_array_equal(U32, before)
+    wrong = P.initial_net(U.shape[1] + 1, cfg, 0)  # a start that does not fit the data
+    with pytest.raises(InputError, match="start network"):  # a failed fit gives them back too
+        P.train_path(U32, y, grid, cfg, seed=2, start=wrong, log=_quiet)
+    np.testing.assert_array_equal(U32, before)
+
+
+def test_permute_rows_in_place() -> None:
+    rng = np.random.default_rng(0)
+    A = rng.random((50, 3))
+    order = rng.permutation(50)
+    expected = A[order]
+    P.permute_rows_(A, order)
+    np.testing.assert_array_equal(A, expected)
+
+
 def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_epoch():
     U, y = _cohort(n=300, seed=7)
     cfg = _cfg(max_epochs=200, patience=5)

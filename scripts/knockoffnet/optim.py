@@ -159,13 +159,15 @@ ADAM_FAN_IN = 1024
 
 
 def first_layer_scale(fan_in: int) -> float:
-    """Adam step multiplier of the first layer: min(1, ADAM_FAN_IN / fan-in).
+    """Adam step multiplier of the first layer and the per-input units feeding it:
+    min(1, ADAM_FAN_IN / fan-in).
 
     Adam moves every weight by about the step size whatever its gradient, so one step shifts
     a hidden unit's input by up to step × fan-in. At p = 1000 (fan-in 10,005) the first steps
     pushed every ReLU below zero for some seeds, leaving a network that outputs a constant
     (validation loss log 2 from the first epoch: docs/method.md, "Adam at large fan-in");
     dividing the step by the fan-in, as μP does for hidden layers, keeps that shift bounded.
+    The units' parameters move every channel of that sum too, so they take the same step.
     """
     return min(1.0, ADAM_FAN_IN / max(1, int(fan_in)))
 
@@ -196,7 +198,7 @@ def _adam_step(
     scales: list[torch.Tensor] = []
     for i, (p, g, m, v) in enumerate(zip(params, gs, ms, vs, strict=True)):
         m.mul_(b1).add_(g, alpha=1 - b1)
-        f = first_scale if i == first else 1.0
+        f = first_scale if i <= first else 1.0  # θ⁽⁰⁾ and the per-input units before it
         if grouped and i == first:
             v.mul_(b2).add_(_group_mean(g * g, n_inputs), alpha=1 - b2)
             d = v.div(c2).sqrt_().add_(ADAM_EPS)  # (Λ, 1, d, 1)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -173,7 +174,7 @@ def _check_data(U: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[np.ndar
     y = np.asarray(y)
     if U.ndim != 2 or U.shape[0] < 2 or U.shape[1] < 1:
         raise InputError(f"U must be a 2-D array (n rows, 2p columns), got shape {U.shape}")
-    if not np.issubdtype(U.dtype, np.number) or not np.isfinite(U).all():
+    if not np.issubdtype(U.dtype, np.number) or not _all_finite(U):
         raise InputError("U (features and knockoffs) must be numeric with no NaN/inf values")
     if y.ndim != 1 or y.shape[0] != U.shape[0]:
         raise InputError(f"y must be 1-D with one value per row of U ({U.shape[0]}), got {y.shape}")
@@ -189,6 +190,11 @@ def _check_data(U: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[np.ndar
     if np.unique(codes).size < 2:
         raise InputError("y holds a single class; classification needs at least two")
     return U.astype(np.float32, copy=False), codes
+
+
+def _all_finite(U: np.ndarray, rows: int = 4096) -> bool:
+    """np.isfinite(U).all() a block of rows at a time (no mask the size of U)."""
+    return all(np.isfinite(U[i : i + rows]).all() for i in range(0, U.shape[0], rows))
 
 
 def _seeds(seed: int) -> tuple[int, int, int]:
@@ -247,16 +253,57 @@ class _Data:
         return int(self.u_train.shape[1])
 
 
-def _prepare(U, y, cfg: TrainConfig, seed: int, log: Log) -> _Data:
+@contextmanager
+def _prepared(U, y, cfg: TrainConfig, seed: int, log: Log) -> Iterator[_Data]:
+    """The split's rows as tensors for the length of a fit.
+
+    A float32 C-ordered U (what the workflow loads) is not copied: its rows are put in
+    [training, validation] order in place, the tensors are views of it (on the CPU), and
+    the original order is restored on exit — a large cohort's job then holds one copy of
+    [X, X~] instead of two. Any other U is converted once, as before.
+    """
     U32, yy = _check_data(U, y, cfg)
     device = resolve_device(cfg.device, log)
     torch.set_num_threads(int(cfg.threads))
     tr, va = split_indices(yy, cfg, seed)
+    order = np.concatenate([tr, va])
+    borrowed = U32 is U or np.shares_memory(U32, np.asarray(U))
+    if not (U32.flags.c_contiguous and U32.flags.writeable):
+        U32 = np.ascontiguousarray(U32)
+        borrowed = False
+    permute_rows_(U32, order)
+    m = tr.size
 
     def put(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+        return torch.from_numpy(a).to(device)
 
-    return _Data(put(U32[tr]), put(yy[tr]), put(U32[va]), put(yy[va]))
+    try:
+        yield _Data(put(U32[:m]), put(yy[tr]), put(U32[m:]), put(yy[va]))
+    finally:
+        if borrowed:
+            inverse = np.empty_like(order)
+            inverse[order] = np.arange(order.size)
+            permute_rows_(U32, inverse)
+
+
+def permute_rows_(A: np.ndarray, order: np.ndarray) -> None:
+    """A[i] ← A[order[i]] for every row i, in place: cycle by cycle, one spare row."""
+    order = np.asarray(order, dtype=np.int64)
+    moved = order != np.arange(order.size)
+    seen = ~moved
+    for start in np.flatnonzero(moved):
+        if seen[start]:
+            continue
+        spare = A[start].copy()
+        j = int(start)
+        while True:
+            seen[j] = True
+            k = int(order[j])
+            if k == start:
+                A[j] = spare
+                break
+            A[j] = A[k]
+            j = k
 
 
 def initial_net(n_inputs: int, cfg: TrainConfig, seed: int) -> Net:
@@ -486,16 +533,16 @@ def train_path(
     ``inputs_alive`` (Λ,); ``curve_val_loss`` (Λ, max_epochs), NaN after stopping.
     """
     lam = _check_lambdas(lambdas)
-    data = _prepare(U, y, cfg, seed, log)
-    _log_setup(log, data, cfg, f"training {lam.size} λ")
-    net, per_pass = _start(start, data, cfg, seed), lambdas_per_pass(data, cfg)
-    if lam.size <= per_pass:
-        return _train(data, lam, cfg, seed, net, log)
-    log(f"{lam.size} λ in passes of {per_pass} (memory: {data.d} inputs)")
-    parts = [
-        _train(data, lam[i : i + per_pass], cfg, seed, net, log)
-        for i in range(0, lam.size, per_pass)
-    ]
+    with _prepared(U, y, cfg, seed, log) as data:
+        _log_setup(log, data, cfg, f"training {lam.size} λ")
+        net, per_pass = _start(start, data, cfg, seed), lambdas_per_pass(data, cfg)
+        if lam.size <= per_pass:
+            return _train(data, lam, cfg, seed, net, log)
+        log(f"{lam.size} λ in passes of {per_pass} (memory: {data.d} inputs)")
+        parts = [
+            _train(data, lam[i : i + per_pass], cfg, seed, net, log)
+            for i in range(0, lam.size, per_pass)
+        ]
     return concat_chunks(parts)
 
 
@@ -526,9 +573,9 @@ def train_path_sequential(
 ) -> dict[str, np.ndarray]:
     """One network per λ in a Python loop: the reference and benchmark baseline of train_path."""
     lam = _check_lambdas(lambdas)
-    data = _prepare(U, y, cfg, seed, log)
-    net = _start(start, data, cfg, seed)
-    parts = [_train(data, lam[i : i + 1], cfg, seed, net, log) for i in range(lam.size)]
+    with _prepared(U, y, cfg, seed, log) as data:
+        net = _start(start, data, cfg, seed)
+        parts = [_train(data, lam[i : i + 1], cfg, seed, net, log) for i in range(lam.size)]
     return concat_chunks(parts)
 
 
@@ -538,9 +585,9 @@ def dense_fit(
     """The seed's network trained without penalty (λ = 0) from its random initialisation,
     early-stopped on the validation loss: the warm start of every λ, and the "did the
     network learn at all" reference of the report. Same keys as :func:`train_path` (Λ = 1)."""
-    data = _prepare(U, y, cfg, seed, log)
-    _log_setup(log, data, cfg, "dense fit")
-    res = _train(data, np.zeros(1), cfg, seed, _start(None, data, cfg, seed), log)
+    with _prepared(U, y, cfg, seed, log) as data:
+        _log_setup(log, data, cfg, "dense fit")
+        res = _train(data, np.zeros(1), cfg, seed, _start(None, data, cfg, seed), log)
     log(
         f"dense fit: {res['best_epoch'][0]} epochs to the best validation loss "
         f"{res['val_loss'][0]:.4f} (accuracy {res['val_accuracy'][0]:.3f})"
@@ -631,23 +678,23 @@ def lambda_grid(
         raise InputError(f"lambda count must be >= 1, got {count}")
     if not 0.0 < ratio < 1.0:
         raise InputError(f"lambda ratio must lie in (0, 1), got {ratio}")
-    data = _prepare(U, y, cfg, seed, log)
-    net = _start(start, data, cfg, seed)
-    lam0 = _lambda_zero(data, cfg, net)
-    if not (math.isfinite(lam0) and lam0 > 0):
-        raise InputError(f"the loss gradient at the start is {lam0}; check y and U")
-    cands = lam0 * GRID_FACTOR ** np.arange(GRID_TRIES)
-    log(f"λ0 = {lam0:.4g} (all-zero first layer optimal); checking λ0·4^k, k < {GRID_TRIES}")
-    top = _smallest_zeroing(data, cands, cfg, seed, net, log)
-    if top is None:
-        top = float(cands[-1])
-        log(
-            f"warning: first-layer weights stay non-zero up to λ = {top:.4g}; using it as the "
-            "top of the grid"
-        )
-    elif top > lam0:  # refine within the bracket (top/4, top]: fewer dead λ at the top
-        inner = top / GRID_FACTOR ** (np.arange(1, GRID_REFINE + 1) / (GRID_REFINE + 1))
-        top = _smallest_zeroing(data, inner[::-1].copy(), cfg, seed, net, log) or top
+    with _prepared(U, y, cfg, seed, log) as data:
+        net = _start(start, data, cfg, seed)
+        lam0 = _lambda_zero(data, cfg, net)
+        if not (math.isfinite(lam0) and lam0 > 0):
+            raise InputError(f"the loss gradient at the start is {lam0}; check y and U")
+        cands = lam0 * GRID_FACTOR ** np.arange(GRID_TRIES)
+        log(f"λ0 = {lam0:.4g} (all-zero first layer optimal); checking λ0·4^k, k < {GRID_TRIES}")
+        top = _smallest_zeroing(data, cands, cfg, seed, net, log)
+        if top is None:
+            top = float(cands[-1])
+            log(
+                f"warning: first-layer weights stay non-zero up to λ = {top:.4g}; using it as "
+                "the top of the grid"
+            )
+        elif top > lam0:  # refine within the bracket (top/4, top]: fewer dead λ at the top
+            inner = top / GRID_FACTOR ** (np.arange(1, GRID_REFINE + 1) / (GRID_REFINE + 1))
+            top = _smallest_zeroing(data, inner[::-1].copy(), cfg, seed, net, log) or top
     grid = top * ratio ** (np.arange(count) / max(count - 1, 1))
     log(f"λ grid: {count} values from {grid[0]:.4g} down to {grid[-1]:.4g}")
     return grid

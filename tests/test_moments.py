@@ -110,6 +110,8 @@ def test_load_columns_reads_files_into_one_float32_matrix(tmp_path) -> None:
     U = load_columns([tmp_path / "X.npy", tmp_path / "Xk.npy", C], block_rows=97)
     assert U.dtype == np.float32
     np.testing.assert_array_equal(U, np.hstack([X, Xk, C]).astype(np.float32))
+    np.save(tmp_path / "F.npy", np.asfortranarray(X))  # column-major files are read too
+    np.testing.assert_array_equal(load_columns([tmp_path / "F.npy"], block_rows=97), U[:, :3])
     np.save(tmp_path / "short.npy", X[:10])
     with pytest.raises(ValueError, match="row counts differ"):
         load_columns([tmp_path / "X.npy", tmp_path / "short.npy"])

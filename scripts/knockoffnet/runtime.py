@@ -158,10 +158,10 @@ def load_columns(parts: list[str | Path | np.ndarray], block_rows: int = 8192) -
             shapes.append(part.shape)
             continue
         with open(part, "rb") as fh:
-            shape, fortran, _ = _npy_header(fh)
+            shape, _, _ = _npy_header(fh)
         shapes.append(shape)
-        if fortran or len(shape) != 2:
-            raise ValueError(f"{part}: expected a C-ordered 2-D array, got shape {shape}")
+        if len(shape) != 2:
+            raise ValueError(f"{part}: expected a 2-D array, got shape {shape}")
     rows = {s[0] for s in shapes}
     if len(rows) != 1:
         raise ValueError(f"row counts differ between {parts}: {[s[0] for s in shapes]}")
@@ -175,7 +175,13 @@ def load_columns(parts: list[str | Path | np.ndarray], block_rows: int = 8192) -
             target[:] = part
             continue
         with open(part, "rb") as fh:
-            _, _, dtype = _npy_header(fh)
+            _, fortran, dtype = _npy_header(fh)
+            if fortran:  # column-major (an older X.npy): rows are strided, copy through a map
+                mapped = np.load(part, mmap_mode="r")
+                for start in range(0, n, block_rows):
+                    target[start : start + block_rows] = mapped[start : start + block_rows]
+                del mapped
+                continue
             for start in range(0, n, block_rows):
                 count = min(block_rows, n - start)
                 block = np.fromfile(fh, dtype=dtype, count=count * width)

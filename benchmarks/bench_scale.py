@@ -10,6 +10,8 @@ table compares what the workflow asks a cluster for with what the job used.
     python benchmarks/bench_scale.py --sizes 25000x1000,50000x1000,100000x1000
     python benchmarks/bench_scale.py --sizes 20000x1000,20000x5000,20000x10000
     python benchmarks/bench_scale.py --sizes 2000x200          # a quick check (~2 min)
+    python benchmarks/bench_scale.py --sizes 20000x1000 --baseline 8fe8665 \
+        --target results/scale/knockoffs/draw0.npy             # data rules, before/after
 
 Writes ``<out>/scale.csv`` (one row per size x rule), ``<out>/scale.md`` and ``<out>/scale.png``.
 """
@@ -17,6 +19,7 @@ Writes ``<out>/scale.csv`` (one row per size x rule), ``<out>/scale.md`` and ``<
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -88,11 +91,18 @@ def requested_resources(log_text: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_size(root: Path, n: int, p: int, cores: int) -> pd.DataFrame:
-    work = root / f"n{n}_p{p}"
+def run_size(
+    root: Path, n: int, p: int, cores: int, target: str, repo: Path = REPO, code: str = "current"
+) -> pd.DataFrame:
+    work = root / code / f"n{n}_p{p}"
     work.mkdir(parents=True, exist_ok=True)
-    if not (work / "geno.bed").exists():
-        write_cohort(work, n, p)
+    cohort = root / "cohorts" / f"n{n}_p{p}"
+    if not (cohort / "geno.bed").exists():
+        cohort.mkdir(parents=True, exist_ok=True)
+        write_cohort(cohort, n, p)
+    for name in ("geno.bed", "geno.bim", "geno.fam", "pheno.tsv"):
+        if not (work / name).exists():
+            (work / name).symlink_to(cohort / name)
     config = {
         "cohorts": {
             "scale": {"plink": "geno", "pheno": "pheno.tsv", "label": "case", "covariates": ["age"]}
@@ -101,11 +111,13 @@ def run_size(root: Path, n: int, p: int, cores: int) -> pd.DataFrame:
         "training": {"seeds": 1},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"),
            "--directory", str(work), "--configfile", "config.yaml", "--cores", str(cores),
-           "--nolock", "results/scale/report.html"]  # fmt: skip
+           "--nolock", target]  # fmt: skip
+    # the package of the checkout under test (the venv's editable install points elsewhere)
+    env = {**os.environ, "PYTHONPATH": str(repo / "scripts")}
     start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=work, env=env)
     wall = time.perf_counter() - start
     (work / "snakemake.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
@@ -118,6 +130,7 @@ def run_size(root: Path, n: int, p: int, cores: int) -> pd.DataFrame:
         rule = path.relative_to(work / "results" / "scale" / "benchmarks").parts[0]
         rows.append(
             {
+                "code": code,
                 "n": n,
                 "p": p,
                 "rule": rule.removesuffix(".tsv"),
@@ -158,8 +171,9 @@ def summarise(table: pd.DataFrame) -> str:
         asked_min=("requested_runtime_min", "max"),
     )
     cells = largest.apply(
-        lambda r: f"{r.wall_s:.0f} s / {r.rss:.0f} MB (asks {r.asked_min:.0f} min / "
-        f"{r.asked_mb:.0f} MB)",
+        lambda r: (
+            f"{r.wall_s:.0f} s / {r.rss:.0f} MB (asks {r.asked_min:.0f} min / {r.asked_mb:.0f} MB)"
+        ),
         axis=1,
     ).unstack(["n", "p"])
     cells.columns = [f"n={n}, p={p}" for n, p in cells.columns]
@@ -189,28 +203,63 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def baseline_checkout(ref: str, root: Path) -> Path:
+    """A detached git worktree of `ref` (the baseline code), created once under `root`."""
+    path = root / f"baseline-{ref}"
+    if not path.exists():
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), ref], check=True
+        )
+    return path
+
+
+def compare(table: pd.DataFrame) -> str:
+    """Markdown: per size and rule, the largest job's peak RSS and wall time, current code
+    against the baseline measured in the same run."""
+    largest = table.groupby(["n", "p", "rule", "code"])[["max_rss_mb", "wall_s"]].max()
+    wide = largest.unstack("code")
+    lines = [
+        "| n | p | rule | peak RSS baseline (MB) | peak RSS now (MB) | ratio | wall baseline (s) "
+        "| wall now (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (n, p, rule), r in wide.iterrows():
+        base, now = r[("max_rss_mb", "baseline")], r[("max_rss_mb", "current")]
+        lines.append(
+            f"| {n} | {p} | {rule} | {base:.0f} | {now:.0f} | {now / base:.2f} | "
+            f"{r[('wall_s', 'baseline')]:.1f} | {r[('wall_s', 'current')]:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="2000x200", help="comma-separated NxP")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "scale")
+    parser.add_argument(
+        "--target", default="results/scale/report.html", help="the file each run builds"
+    )
+    parser.add_argument("--baseline", help="a git ref whose code runs the same cohorts first")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     frames = []
     for size in args.sizes.split(","):
         n, p = (int(v) for v in size.lower().split("x"))
-        frames.append(run_size(args.out, n, p, args.cores))
+        if args.baseline:
+            repo = baseline_checkout(args.baseline, args.out)
+            frames.append(run_size(args.out, n, p, args.cores, args.target, repo, "baseline"))
+        frames.append(run_size(args.out, n, p, args.cores, args.target))
         print(f"n={n} p={p}: {frames[-1]['end_to_end_s'].iloc[0]:.0f} s", flush=True)
     table = pd.concat(frames, ignore_index=True)
-    csv = args.out / "scale.csv"
-    if csv.exists():  # keep earlier sizes of the same output folder
-        old = pd.read_csv(csv)
-        keep = ~old.set_index(["n", "p"]).index.isin(table.set_index(["n", "p"]).index)
-        table = pd.concat([old[keep], table], ignore_index=True)
-    table.to_csv(csv, index=False)
-    (args.out / "scale.md").write_text(summarise(table) + "\n")
-    plot(table, args.out / "scale.png")
-    print(summarise(table))
+    table.to_csv(args.out / "scale.csv", index=False)
+    current = table[table["code"] == "current"]
+    text = summarise(current)
+    if args.baseline:
+        text += f"\n\nAgainst {args.baseline} (same cohorts, same run):\n\n" + compare(table)
+    (args.out / "scale.md").write_text(text + "\n")
+    plot(current, args.out / "scale.png")
+    print(text)
 
 
 if __name__ == "__main__":

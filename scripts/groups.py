@@ -9,7 +9,7 @@ from knockoffnet.runtime import rule_context, save_tsv
 
 with rule_context(snakemake) as log:
     meta = json.loads(open(snakemake.input.meta).read())
-    X = np.load(snakemake.input.X)
+    X = np.load(snakemake.input.X, mmap_mode="r")  # read only where groups need it
     mode, names = snakemake.params.groups, None
     if mode == "none":
         labels = np.arange(X.shape[1])

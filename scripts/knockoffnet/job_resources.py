@@ -27,8 +27,9 @@ MB = 1e-6  # bytes → MB
 # Resident memory of a fresh interpreter with the rule family's libraries (measured: the
 # smallest cohorts' jobs, benchmarks/README.md "Scale").
 BASE_MB = {"data": 250, "torch": 650, "report": 450}
-# Sustained float32 FLOP rate of one CPU thread in the batched training kernels (measured
-# by benchmarks/bench_path.py: about 29 GFLOP/s per thread on the 2-core machine).
+# Sustained float32 FLOP rate of one CPU thread in mini-batch training (the dense fit of a
+# 20,000 × 1,000 cohort: about 31 GFLOP an epoch in 2-3 s on the 2-core machine; the
+# batched kernels of benchmarks/bench_path.py reach 29 GFLOP/s per thread at best).
 FLOPS_PER_THREAD = 1.5e10
 # Wall-time floor of any job (start-up, imports, file I/O), minutes.
 MIN_RUNTIME = 5
@@ -109,7 +110,7 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
     if rule == "ingest":
         return _mb(BASE_MB["data"] + 3.0 * X)
     if rule == "groups":
-        return _mb(BASE_MB["data"] + X + 40 * p * p * MB + 64)
+        return _mb(0.6 * BASE_MB["data"] + X + 24 * p * p * MB)  # |corr|, distances, tree
     if rule == "knockoffs":
         block = min(p, int(cfg["knockoffs"]["max_block"]))
         diag_rows = min(shape.n, 10_000)
@@ -118,7 +119,7 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
             + (1 + kappa) * X  # X and the draw, float32
             + 200  # row blocks of the sampler and the moments (32 MB each)
             + 24 * 8 * block * block * MB  # S solver on the largest block
-            + 7 * diag_rows * p * 4 * MB  # diagnostics' sample
+            + 3 * diag_rows * p * 4 * MB  # diagnostics' sample
         )
     if rule in ("lambda_grid", "train", "collect_z"):
         d, ch, h, batch = _training(cfg, shape)
@@ -126,8 +127,10 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
         # one λ pass: a few (Λ, rows, d, units + 1) tensors, at most PASS_BUDGET values each
         lam = 1 if rule != "train" else _lambdas_per_job(cfg, shape)
         act = min(2**25, max(batch, 2048) * d * ch * lam) * 4 * MB
-        extra = 0.5 * U if rule == "lambda_grid" else 0.0  # gradient-boosting reference
-        return _mb(BASE_MB["torch"] + 2.0 * U + 4 * act + extra + 8 * h * d * ch * lam * MB)
+        # the gradient-boosting reference: ≤ 2·10⁷ training values, float32 and float64 copies
+        extra = 12 * min(2e7, shape.n * d) * MB if rule == "lambda_grid" else 0.0
+        # [X, X~] once (the split is taken in place), a few activation tensors, Adam's state
+        return _mb(BASE_MB["torch"] + U + 4 * act + extra + 16 * h * d * ch * lam * MB)
     if rule == "prune":
         rows = min(shape.n, int(cfg["pruning"]["max_rows"]))
         return _mb(BASE_MB["torch"] + X + 2 * (300 + 12 * rows * p * 4 * MB))

@@ -3,15 +3,21 @@
 Each size is a fresh working directory under ``--out``: a PLINK 1 fileset (0/1/2 dosages with
 linkage-disequilibrium-like correlation between neighbouring variants, two chromosomes) and a
 phenotype table, run through the repository's Snakefile to ``report.html`` with one training
-seed and the defaults otherwise. Per rule, the wall time and peak RSS come from Snakemake's own
-benchmark files, and the requested ``mem_mb`` / ``runtime`` from Snakemake's job log, so the
-table compares what the workflow asks a cluster for with what the job used.
+seed and the defaults otherwise. Per rule, the wall time comes from Snakemake's benchmark
+files, the peak RSS from the kernel's high-water mark recorded by every job process at exit
+(an exit hook on PYTHONPATH; Snakemake's sampled ``max_rss`` misses short peaks), and the
+requested ``mem_mb`` / ``runtime`` from Snakemake's job log, so the table compares what the
+workflow asks a cluster for with what the job used. ``--baseline REF`` runs the same cohorts
+with the code of a git ref first (a worktree), in the same run.
 
     python benchmarks/bench_scale.py --sizes 25000x1000,50000x1000,100000x1000
     python benchmarks/bench_scale.py --sizes 20000x1000,20000x5000,20000x10000
     python benchmarks/bench_scale.py --sizes 2000x200          # a quick check (~2 min)
     python benchmarks/bench_scale.py --sizes 20000x1000 --baseline 8fe8665 \
         --target results/scale/knockoffs/draw0.npy             # data rules, before/after
+    python benchmarks/bench_scale.py --sizes 20000x1000 --baseline 8fe8665 \
+        --target results/scale/z/draw0_seed0.npz \
+        --override '{training: {max_epochs: 3, patience: 2, lambdas: {count: 4}}}'  # training
 
 Writes ``<out>/scale.csv`` (one row per size x rule), ``<out>/scale.md`` and ``<out>/scale.png``.
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -32,6 +39,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 RELEVANT = 20
+# benchmark name -> entry script, where they differ
+SCRIPTS = {"select": "select_features"}
 
 
 def write_cohort(directory: Path, n: int, p: int, seed: int = 0) -> list[str]:
@@ -91,8 +100,45 @@ def requested_resources(log_text: str) -> dict[str, dict[str, float]]:
     return out
 
 
+# Imported by every Python process of a run (PYTHONPATH): at exit it records the kernel's
+# high-water mark of the process's RSS. Snakemake's benchmark files sample RSS every 30 s
+# after a job's first 15 s and miss short peaks; this is exact, and it works the same for
+# the baseline checkout and the current one.
+SITECUSTOMIZE = """
+import atexit, os, resource, sys
+
+def _record():
+    out = os.environ.get("KNOCKOFFNET_PEAK_DIR")
+    if not out:
+        return
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    with open(os.path.join(out, f"{os.getpid()}.txt"), "w") as fh:
+        fh.write(f"{os.path.basename(sys.argv[0])}\\t{peak:.1f}\\t{child:.1f}\\n")
+
+atexit.register(_record)
+"""
+
+
+def peaks_by_script(directory: Path) -> dict[str, float]:
+    """script name -> the largest peak RSS (MB) of its processes (or their children)."""
+    out: dict[str, float] = {}
+    for path in directory.glob("*.txt"):
+        name, own, child = path.read_text().strip().split("\t")
+        script = name.rsplit(".", 2)[-2] if name.count(".") >= 2 else name
+        out[script] = max(out.get(script, 0.0), float(own), float(child))
+    return out
+
+
 def run_size(
-    root: Path, n: int, p: int, cores: int, target: str, repo: Path = REPO, code: str = "current"
+    root: Path,
+    n: int,
+    p: int,
+    cores: int,
+    target: str,
+    repo: Path = REPO,
+    code: str = "current",
+    override: dict | None = None,
 ) -> pd.DataFrame:
     work = root / code / f"n{n}_p{p}"
     work.mkdir(parents=True, exist_ok=True)
@@ -110,12 +156,25 @@ def run_size(
         "seed": 1,
         "training": {"seeds": 1},
     }
+    for key, value in (override or {}).items():  # one level deep: {"training": {...}}
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"),
            "--directory", str(work), "--configfile", "config.yaml", "--cores", str(cores),
            "--nolock", target]  # fmt: skip
-    # the package of the checkout under test (the venv's editable install points elsewhere)
-    env = {**os.environ, "PYTHONPATH": str(repo / "scripts")}
+    # the package of the checkout under test (the venv's editable install points elsewhere),
+    # and the exit hook that records each process's peak RSS
+    hook = root / "hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    peaks = work / "peaks"
+    shutil.rmtree(peaks, ignore_errors=True)
+    peaks.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{repo / 'scripts'}{os.pathsep}{hook}",
+        "KNOCKOFFNET_PEAK_DIR": str(peaks),
+    }
     start = time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=work, env=env)
     wall = time.perf_counter() - start
@@ -123,32 +182,38 @@ def run_size(
     if result.returncode != 0:
         raise SystemExit(f"n={n} p={p} failed; see {work / 'snakemake.log'}")
     requested = requested_resources(result.stdout + result.stderr)
+    peak = peaks_by_script(peaks)
     rows = []
     for path in sorted((work / "results" / "scale" / "benchmarks").rglob("*.tsv")):
         measured = pd.read_csv(path, sep="\t").iloc[0]
         rel = str(path.relative_to(work))
         rule = path.relative_to(work / "results" / "scale" / "benchmarks").parts[0]
+        name = rule.removesuffix(".tsv")
         rows.append(
             {
                 "code": code,
                 "n": n,
                 "p": p,
-                "rule": rule.removesuffix(".tsv"),
+                "rule": name,
                 "job": rel,
                 "wall_s": float(measured["s"]),
                 "max_rss_mb": float(measured["max_rss"]),
+                "peak_rss_mb": peak.get(SCRIPTS.get(name, name), np.nan),
                 "requested_mem_mb": requested.get(rel, {}).get("mem_mb", np.nan),
                 "requested_runtime_min": requested.get(rel, {}).get("runtime", np.nan),
                 "end_to_end_s": wall,
             }
         )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    # the exact peak where the exit hook recorded it, else Snakemake's sampled one
+    frame["rss_mb"] = frame["peak_rss_mb"].fillna(frame["max_rss_mb"])
+    return frame
 
 
 def summarise(table: pd.DataFrame) -> str:
     """Markdown: per size the end-to-end time, the largest job RSS, and request/measured ratios."""
     t = table.assign(
-        mem_ratio=table["requested_mem_mb"] / table["max_rss_mb"],
+        mem_ratio=table["requested_mem_mb"] / table["rss_mb"],
         time_ratio=60 * table["requested_runtime_min"] / table["wall_s"].clip(lower=1),
     )
     lines = [
@@ -157,16 +222,16 @@ def summarise(table: pd.DataFrame) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for (n, p), g in t.groupby(["n", "p"], sort=True):
-        slow, big = g.loc[g["wall_s"].idxmax()], g.loc[g["max_rss_mb"].idxmax()]
+        slow, big = g.loc[g["wall_s"].idxmax()], g.loc[g["rss_mb"].idxmax()]
         lines.append(
             f"| {n} | {p} | {g['end_to_end_s'].iloc[0]:.0f} | {slow['rule']} {slow['wall_s']:.0f} "
-            f"| {big['rule']} {big['max_rss_mb']:.0f} | {g['mem_ratio'].min():.2f}, "
+            f"| {big['rule']} {big['rss_mb']:.0f} | {g['mem_ratio'].min():.2f}, "
             f"{g['mem_ratio'].max():.2f} | {g['time_ratio'].min():.2f}, "
             f"{g['time_ratio'].max():.2f} |"
         )
     largest = t.groupby(["rule", "n", "p"]).agg(
         wall_s=("wall_s", "max"),
-        rss=("max_rss_mb", "max"),
+        rss=("rss_mb", "max"),
         asked_mb=("requested_mem_mb", "max"),
         asked_min=("requested_runtime_min", "max"),
     )
@@ -190,9 +255,9 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for (n, p), g in table.groupby(["n", "p"]):
         label = f"n={n}, p={p}"
-        per_rule = g.groupby("rule")[["wall_s", "max_rss_mb"]].max()
+        per_rule = g.groupby("rule")[["wall_s", "rss_mb"]].max()
         axes[0].plot(per_rule.index, per_rule["wall_s"], "o-", label=label)
-        axes[1].plot(per_rule.index, per_rule["max_rss_mb"], "o-", label=label)
+        axes[1].plot(per_rule.index, per_rule["rss_mb"], "o-", label=label)
     axes[0].set_ylabel("wall time of the largest job (s)")
     axes[1].set_ylabel("peak RSS of the largest job (MB)")
     for ax in axes:
@@ -216,7 +281,7 @@ def baseline_checkout(ref: str, root: Path) -> Path:
 def compare(table: pd.DataFrame) -> str:
     """Markdown: per size and rule, the largest job's peak RSS and wall time, current code
     against the baseline measured in the same run."""
-    largest = table.groupby(["n", "p", "rule", "code"])[["max_rss_mb", "wall_s"]].max()
+    largest = table.groupby(["n", "p", "rule", "code"])[["rss_mb", "wall_s"]].max()
     wide = largest.unstack("code")
     lines = [
         "| n | p | rule | peak RSS baseline (MB) | peak RSS now (MB) | ratio | wall baseline (s) "
@@ -224,7 +289,7 @@ def compare(table: pd.DataFrame) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for (n, p, rule), r in wide.iterrows():
-        base, now = r[("max_rss_mb", "baseline")], r[("max_rss_mb", "current")]
+        base, now = r[("rss_mb", "baseline")], r[("rss_mb", "current")]
         lines.append(
             f"| {n} | {p} | {rule} | {base:.0f} | {now:.0f} | {now / base:.2f} | "
             f"{r[('wall_s', 'baseline')]:.1f} | {r[('wall_s', 'current')]:.1f} |"
@@ -241,15 +306,24 @@ def main() -> None:
         "--target", default="results/scale/report.html", help="the file each run builds"
     )
     parser.add_argument("--baseline", help="a git ref whose code runs the same cohorts first")
+    parser.add_argument(
+        "--override",
+        default="{}",
+        help="YAML merged into the config, e.g. '{training: {max_epochs: 3}}' to measure "
+        "memory without the full training time",
+    )
     args = parser.parse_args()
+    override = yaml.safe_load(args.override) or {}
     args.out.mkdir(parents=True, exist_ok=True)
     frames = []
     for size in args.sizes.split(","):
         n, p = (int(v) for v in size.lower().split("x"))
         if args.baseline:
             repo = baseline_checkout(args.baseline, args.out)
-            frames.append(run_size(args.out, n, p, args.cores, args.target, repo, "baseline"))
-        frames.append(run_size(args.out, n, p, args.cores, args.target))
+            frames.append(
+                run_size(args.out, n, p, args.cores, args.target, repo, "baseline", override)
+            )
+        frames.append(run_size(args.out, n, p, args.cores, args.target, override=override))
         print(f"n={n} p={p}: {frames[-1]['end_to_end_s'].iloc[0]:.0f} s", flush=True)
     table = pd.concat(frames, ignore_index=True)
     table.to_csv(args.out / "scale.csv", index=False)

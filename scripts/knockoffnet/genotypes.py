@@ -125,3 +125,34 @@ def read_plink_cohort(name: str, spec: dict[str, Any], preprocess: dict[str, Any
             "position": [int(position[j]) for j in chosen],
         },
     )
+
+
+def write_plink(
+    prefix: str | Path,
+    dosages: np.ndarray,
+    iids: list[str],
+    variants: list[str],
+    chromosome: list[str] | None = None,
+    position: list[int] | None = None,
+) -> list[Path]:
+    """A PLINK 1 fileset (``prefix``.bed/.bim/.fam) of 0/1/2 dosages (NaN = missing) through
+    ``bed-reader``; FID = IID, one chromosome "1" and positions 1000·j unless given."""
+    from bed_reader import to_bed
+
+    G = np.asarray(dosages, dtype=np.float32)
+    finite = G[np.isfinite(G)]
+    if finite.size and not np.isin(finite, (0.0, 1.0, 2.0)).all():
+        raise InputError(f"{prefix}.bed: PLINK 1 stores dosages 0, 1, 2 or missing only")
+    p = G.shape[1]
+    to_bed(
+        f"{prefix}.bed",
+        G,
+        properties={
+            "iid": list(iids),
+            "fid": list(iids),
+            "sid": list(variants),
+            "chromosome": chromosome or ["1"] * p,
+            "bp_position": position or [1000 * (j + 1) for j in range(p)],
+        },
+    )
+    return plink_files(prefix)

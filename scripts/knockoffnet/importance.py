@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from knockoffnet.network import Net, act_fn, eval_rows, group_view, input_summaries
+from knockoffnet.network import Net, act_fn, eval_rows, group_view, input_summaries, row_blocks
 
 
 def linearised_first_layer(net: Net, U: np.ndarray, activation: str) -> np.ndarray:
@@ -36,8 +36,8 @@ def linearised_first_layer(net: Net, U: np.ndarray, activation: str) -> np.ndarr
     a, b = net.ua.detach().double(), net.ub.detach().double()
     slope = torch.zeros_like(a)
     block = eval_rows(U.shape[1], net.units + 1)
-    for rows in torch.as_tensor(np.asarray(U), dtype=torch.float64).split(block):
-        u = rows.clone().requires_grad_(True)
+    for rows in row_blocks(np.asarray(U), block):
+        u = rows.requires_grad_(True)
         units = f(u.unsqueeze(-1) * a + b)  # (n, d, k)
         for c in range(a.shape[1]):
             (g,) = torch.autograd.grad(units[..., c].sum(), u, retain_graph=True)

@@ -124,13 +124,14 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
     if rule in ("lambda_grid", "train", "collect_z"):
         d, ch, h, batch = _training(cfg, shape)
         U = shape.n * d * 4 * MB
-        # one λ pass: a few (Λ, rows, d, units + 1) tensors, at most PASS_BUDGET values each
-        lam = 1 if rule != "train" else _lambdas_per_job(cfg, shape)
+        # one λ pass: a few (Λ, rows, d, units + 1) tensors, at most PASS_BUDGET values each;
+        # Λ = the grid's 6 probes (lambda_grid), the job's λ (train) or one network
+        lam = {"lambda_grid": 6, "train": _lambdas_per_job(cfg, shape)}.get(rule, 1)
         act = min(2**25, max(batch, 2048) * d * ch * lam) * 4 * MB
         # the gradient-boosting reference: ≤ 2·10⁷ training values, float32 and float64 copies
         extra = 12 * min(2e7, shape.n * d) * MB if rule == "lambda_grid" else 0.0
         # [X, X~] once (the split is taken in place), a few activation tensors, Adam's state
-        return _mb(BASE_MB["torch"] + U + 4 * act + extra + 16 * h * d * ch * lam * MB)
+        return _mb(BASE_MB["torch"] + U + 3 * act + extra + 16 * h * d * ch * lam * MB)
     if rule == "prune":
         rows = min(shape.n, int(cfg["pruning"]["max_rows"]))
         return _mb(BASE_MB["torch"] + X + 2 * (300 + 12 * rows * p * 4 * MB))

@@ -354,12 +354,17 @@ def net_arrays(net: Net) -> dict[str, np.ndarray]:
     return out
 
 
-def _check_one(net: Net, U: np.ndarray, activation: str) -> torch.Tensor:
+def _check_one(net: Net, U: np.ndarray, activation: str) -> np.ndarray:
+    """U as an array that fits the network (checked a block of rows at a time: callers turn
+    blocks into float64 tensors, never the whole matrix)."""
     check_activation(activation)
-    u = torch.as_tensor(np.asarray(U), dtype=torch.float64)
-    if u.ndim != 2 or not torch.isfinite(u).all():
+    U = np.asarray(U)
+    finite = U.ndim == 2 and all(
+        np.isfinite(U[i : i + EVAL_BLOCK]).all() for i in range(0, U.shape[0], EVAL_BLOCK)
+    )
+    if not finite:
         raise InputError("U must be a finite 2-D array (rows × inputs)")
-    n_in = u.shape[1] * (net.units + 1)
+    n_in = U.shape[1] * (net.units + 1)
     for i, (w, b) in enumerate(zip(net.ws, net.bs, strict=True)):
         if w.ndim != 2 or w.shape[1] != n_in or b.shape != (w.shape[0],):
             raise InputError(
@@ -367,7 +372,13 @@ def _check_one(net: Net, U: np.ndarray, activation: str) -> torch.Tensor:
                 f"input of width {n_in} (weights are (out, in))"
             )
         n_in = w.shape[0]
-    return u
+    return U
+
+
+def row_blocks(U: np.ndarray, block: int):
+    """float64 tensors of consecutive row blocks of U."""
+    for start in range(0, U.shape[0], block):
+        yield torch.as_tensor(U[start : start + block], dtype=torch.float64)
 
 
 def forward_one(net: Net, u: torch.Tensor, activation: str) -> torch.Tensor:
@@ -386,17 +397,19 @@ def forward_one(net: Net, u: torch.Tensor, activation: str) -> torch.Tensor:
 
 def predict(net: Net, U: np.ndarray, activation: str) -> np.ndarray:
     """Raw outputs (logits for classification) of one network, (n, K), float64."""
-    u = _check_one(net, U, activation)
+    U = _check_one(net, U, activation)
+    block = eval_rows(U.shape[1], net.units + 1)
     with torch.no_grad():
-        return forward_one(net, u, activation).numpy()
+        parts = [forward_one(net, u, activation).numpy() for u in row_blocks(U, block)]
+    return np.concatenate(parts) if parts else np.zeros((0, net.ws[-1].shape[0]))
 
 
 def _gradient_blocks(net: Net, U: np.ndarray, activation: str, block: int):
     """∂output_k/∂input_j per row, (rows, inputs, K) float64, one row block at a time."""
-    u_all = _check_one(net, U, activation)
+    U = _check_one(net, U, activation)
     k = net.ws[-1].shape[0]
-    for u in u_all.split(block):
-        u = u.clone().requires_grad_(True)
+    for u in row_blocks(U, block):
+        u = u.requires_grad_(True)
         out = forward_one(net, u, activation)
         basis = torch.eye(k, dtype=out.dtype).unsqueeze(1).expand(k, out.shape[0], k)
         (g,) = torch.autograd.grad(out, u, grad_outputs=basis, is_grads_batched=True)

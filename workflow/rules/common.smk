@@ -46,16 +46,20 @@ if SIM is not None:
 
 
 def simulated_cohort_spec(design, replicate):
-    """A simulated cohort's entry, every key filled as the schema would."""
-    return {
-        "path": f"results/simulation/cohorts/{design}/rep{replicate}.csv",
+    """A simulated cohort's entry, every key filled as the schema would: its CSV, or with
+    `format: plink` its PLINK fileset and phenotype table (rule simulate_plink)."""
+    root = f"results/simulation/cohorts/{design}/rep{replicate}"
+    spec = {
         "label": "y",
-        "id": "id",
         "features": None,
         "exclude": [],
         "task": "auto",
         "positive": None,
+        "covariates": [],
     }
+    if SIM["designs"][design]["format"] == "plink":
+        return {**spec, "plink": root, "pheno": f"{root}_pheno.tsv", "id": "IID"}
+    return {**spec, "path": f"{root}.csv", "id": "id"}
 
 
 COHORT_SPECS = {

@@ -42,6 +42,31 @@ if SIM is not None:
         script:
             "../../scripts/simulate_cohort.py"
 
+    rule simulate_plink:
+        """A simulated genotype cohort as a PLINK fileset and phenotype table (`format: plink`)."""
+        input:
+            csv="results/simulation/cohorts/{design}/rep{replicate}.csv",
+        output:
+            bed="results/simulation/cohorts/{design}/rep{replicate}.bed",
+            bim="results/simulation/cohorts/{design}/rep{replicate}.bim",
+            fam="results/simulation/cohorts/{design}/rep{replicate}.fam",
+            pheno="results/simulation/cohorts/{design}/rep{replicate}_pheno.tsv",
+        log:
+            "logs/simulation/cohorts/{design}/rep{replicate}_plink.log",
+        benchmark:
+            "results/simulation/benchmarks/cohorts/{design}/rep{replicate}_plink.tsv"
+        wildcard_constraints:
+            design=SIM_CONSTRAINT,
+            replicate=r"\d+",
+        conda:
+            "../../envs/data.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        script:
+            "../../scripts/simulate_plink.py"
+
     rule simulate_score:
         """FDP and power of every filter (recomputed on the q grid) and of the peers, one replicate."""
         input:

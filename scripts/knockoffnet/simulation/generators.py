@@ -325,7 +325,48 @@ def nonlinear_regression(
     return _frame(X, y), _names(range(4))
 
 
+def genotypes(
+    n: int,
+    rng: np.random.Generator,
+    p: int = 50,
+    s: int = 10,
+    rho: float = 0.6,
+    effect: float = 0.8,
+    classes: int = 2,
+    noise: float = 1.0,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Genotype dosages 0/1/2 with linkage-disequilibrium-like correlation (issue 16).
+
+    Each sample's two haplotypes come from a latent AR(1) Gaussian along the p variants
+    (correlation ``rho`` between neighbours), cut at each variant's minor allele frequency
+    (uniform on 0.1-0.5). ``s`` relevant variants spread evenly; half act through the
+    heterozygote (dosage 1 against 0 or 2: no monotone model captures it), half additively,
+    each with weight ``effect``. Written as PLINK with a design's ``format: plink``.
+    """
+    _check_sizes(n, p, s)
+    if not 0.0 <= rho < 1.0:
+        raise InputError(f"rho must lie in [0, 1), got {rho}")
+    maf = rng.uniform(0.1, 0.5, p)
+    from scipy.stats import norm
+
+    cut = norm.ppf(maf)  # P(z < cut) = maf
+    G = np.zeros((n, p))
+    for _ in range(2):
+        z = rng.standard_normal(n)
+        for j in range(p):
+            if j:
+                z = rho * z + math.sqrt(1.0 - rho**2) * rng.standard_normal(n)
+            G[:, j] += z < cut[j]
+    idx = np.unique(np.linspace(0, p - 1, s).round().astype(int)) if s else np.array([], int)
+    het = (G[:, idx[::2]] == 1).astype(np.float64)
+    additive = G[:, idx[1::2]] - 2.0 * maf[idx[1::2]]
+    latent = effect * ((het - het.mean(axis=0)).sum(axis=1) + additive.sum(axis=1))
+    score = _add_noise(rng, latent, noise)
+    return _with_latent(_frame(G, balanced_labels(score, classes)), latent), _names(idx)
+
+
 GENERATORS: dict[str, Generator] = {
+    "genotypes": genotypes,
     "teacher": teacher,
     "notebook": notebook,
     "ar1": ar1,

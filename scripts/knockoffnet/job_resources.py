@@ -130,6 +130,8 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
         act = min(2**25, max(batch, 2048) * d * ch * lam) * 4 * MB
         # the gradient-boosting reference: ≤ 2·10⁷ training values, float32 and float64 copies
         extra = 12 * min(2e7, shape.n * d) * MB if rule == "lambda_grid" else 0.0
+        if rule == "collect_z":  # validation scores and importances, by blocks of rows:
+            extra = 450.0  # measured 0.53 GB above [X, X~] at 20,000 × 1,000, not growing with n
         # [X, X~] once (the split is taken in place), a few activation tensors, Adam's state
         return _mb(BASE_MB["torch"] + U + 3 * act + extra + 16 * h * d * ch * lam * MB)
     if rule == "prune":

@@ -7,7 +7,13 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
+SCRIPTS_DIR = os.path.join(workflow.basedir, "scripts")
+sys.path.insert(0, SCRIPTS_DIR)
+# Jobs import this checkout's package: PYTHONPATH precedes site-packages, where an editable
+# install may point at another checkout (Snakemake appends the script's own directory last).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (SCRIPTS_DIR, os.environ.get("PYTHONPATH")) if p
+)
 from knockoffnet.job_resources import (  # noqa: E402
     Shape,
     auto_lambdas_per_job,

@@ -1,8 +1,8 @@
 """Scale curve of the real workflow on synthetic genotype cohorts written as PLINK (issue 16).
 
-Each size is a fresh working directory under ``--out``: a PLINK 1 fileset (0/1/2 dosages with
-linkage-disequilibrium-like correlation between neighbouring variants, two chromosomes) and a
-phenotype table, run through the repository's Snakefile to ``report.html`` with one training
+Each size is a fresh working directory under ``--out``: a PLINK 1 fileset (the study's
+``genotypes`` generator: 0/1/2 dosages with linkage-disequilibrium-like correlation, two
+chromosomes) and a phenotype table, run through the repository's Snakefile to ``report.html`` with one training
 seed and the defaults otherwise. Per rule, the wall time comes from Snakemake's benchmark
 files, the peak RSS from the kernel's high-water mark recorded by every job process at exit
 (an exit hook on PYTHONPATH; Snakemake's sampled ``max_rss`` misses short peaks), and the
@@ -38,6 +38,7 @@ import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
 RELEVANT = 20
 # benchmark name -> entry script, where they differ
 SCRIPTS = {"select": "select_features"}
@@ -46,45 +47,28 @@ SCRIPTS = {"select": "select_features"}
 def write_cohort(directory: Path, n: int, p: int, seed: int = 0) -> list[str]:
     """PLINK fileset `geno` and `pheno.tsv` in `directory`; returns the relevant variant IDs.
 
-    Genotypes: two haplotypes per sample from a latent AR(1) Gaussian along each chromosome
-    (rho 0.6, minor allele frequency 0.1-0.5), so neighbouring variants are correlated as in LD.
-    Written in column blocks; the outcome depends non-linearly on 20 spread-out variants
-    (a heterozygote effect on half of them, so no monotone model captures it all).
+    The simulation study's ``genotypes`` generator (LD-like 0/1/2 dosages; 20 relevant
+    variants, half through the heterozygote), two chromosomes, and an unrelated covariate
+    `age` that the workflow adjusts for.
     """
-    from bed_reader import to_bed
+    from knockoffnet.genotypes import write_plink
+    from knockoffnet.simulation.generators import generate
 
-    rng = np.random.default_rng(seed)
-    maf = rng.uniform(0.1, 0.5, p)
-    cut = -np.abs(np.quantile(rng.standard_normal(100_000), maf))  # P(z < cut) = maf
-    G = np.empty((n, p), dtype=np.float32)
-    chrom = np.where(np.arange(p) < p // 2, 1, 2)
-    for hap in range(2):
-        z = rng.standard_normal(n).astype(np.float32)
-        for j in range(p):
-            if j and chrom[j] == chrom[j - 1]:
-                z = 0.6 * z + 0.8 * rng.standard_normal(n).astype(np.float32)
-            else:
-                z = rng.standard_normal(n).astype(np.float32)
-            if hap == 0:
-                G[:, j] = z < cut[j]
-            else:
-                G[:, j] += z < cut[j]
-    ids = [f"s{i}" for i in range(n)]
-    sid = [f"rs{j}" for j in range(p)]
-    to_bed(
-        directory / "geno.bed", G,
-        properties={"iid": ids, "fid": ids, "sid": sid, "chromosome": chrom.astype(str).tolist(),
-                    "bp_position": (np.arange(p) * 1000 + 10_000).tolist()},
-    )  # fmt: skip
-    relevant = np.linspace(0, p - 1, RELEVANT).astype(int)
-    het = (G[:, relevant[::2]] == 1).astype(np.float32)
-    additive = G[:, relevant[1::2]] - 2 * maf[relevant[1::2]]
-    score = 0.8 * (het - het.mean(axis=0)).sum(axis=1) + 0.8 * additive.sum(axis=1)
-    age = rng.normal(50, 10, n)
-    risk = score + 0.02 * (age - 50) + rng.logistic(size=n)
-    pheno = pd.DataFrame({"IID": ids, "case": (risk > np.median(risk)).astype(int), "age": age})
+    frame, relevant = generate("genotypes", n, seed, {"p": p, "s": RELEVANT})
+    variants = [c for c in frame.columns if c not in ("id", "y")]
+    half = p // 2
+    write_plink(
+        directory / "geno",
+        frame[variants].to_numpy(),
+        frame["id"].tolist(),
+        variants,
+        chromosome=["1"] * half + ["2"] * (p - half),
+        position=[10_000 + 1000 * j for j in range(p)],
+    )
+    age = np.random.default_rng(seed).normal(50, 10, n)
+    pheno = pd.DataFrame({"IID": frame["id"], "case": frame["y"], "age": age})
     pheno.to_csv(directory / "pheno.tsv", sep="\t", index=False)
-    return [sid[j] for j in relevant]
+    return relevant
 
 
 def requested_resources(log_text: str) -> dict[str, dict[str, float]]:

@@ -59,57 +59,20 @@ COLLINEAR_TOL = 1e-10  # |corr| above 1 - this: the pair carries one direction, 
 # --------------------------------------------------------------------------- validation
 
 
-def _collinear_pair(X: np.ndarray) -> tuple[int, int, float] | None:
-    """First pair of columns with |corr| > 1 − COLLINEAR_TOL, or None."""
-    Xc = X - X.mean(axis=0)
-    Xn = Xc / np.linalg.norm(Xc, axis=0)
-    C = np.abs(Xn.T @ Xn)
-    hits = np.argwhere(np.triu(C > 1.0 - COLLINEAR_TOL, k=1))
-    if hits.size == 0:
-        return None
-    i, j = (int(v) for v in hits[0])
-    return i, j, float(C[i, j])
-
-
 def validate_X(X: object) -> np.ndarray:
-    """Float64 (n, p) copy of X, or InputError naming the problem.
+    """Float64 (n, p) copy of X, or InputError naming the problem (:func:`_checked_moments`).
 
     Knockoffs are undefined for constant columns (no correlation) and not identifiable for a
     perfectly collinear pair: x~_i would have to be exchangeable with x_i *and* x_j = ±x_i, so
     s_i = s_j = 0 and the pair can never be selected.
     """
-    try:
-        A = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"X must be a numeric matrix: {exc}") from exc
-    if A.ndim != 2:
-        raise InputError(f"X must be 2-D (samples x features); got shape {A.shape}")
-    n, p = A.shape
-    if p < 1:
-        raise InputError("X has no columns; knockoffs need at least one feature")
-    if n < 3:
-        raise InputError(f"X has {n} row(s); knockoffs need at least 3 samples")
-    bad = np.count_nonzero(~np.isfinite(A))
-    if bad:
-        raise InputError(f"X has {bad} NaN or infinite value(s); impute or drop them at ingest")
-    const = np.flatnonzero(np.ptp(A, axis=0) == 0)
-    if const.size:
-        raise InputError(
-            f"column(s) {', '.join(map(str, const[:10]))} are constant; drop them at ingest"
-        )
-    pair = _collinear_pair(A)
-    if pair is not None:
-        i, j, r = pair
-        raise InputError(
-            f"columns {i} and {j} are identical or perfectly collinear (|corr| = {r:.12f}); "
-            "knockoffs are not identifiable for such a pair — drop one of the two columns"
-        )
-    return A
+    A, _ = _checked_moments(X)
+    return np.array(A, dtype=np.float64)
 
 
 def _checked_moments(X: object) -> tuple[np.ndarray, RowMoments]:
-    """X as an (n, p) array (float32 kept: no float64 copy) and its row moments, or the
-    InputError :func:`validate_X` gives; the checks read only the moments."""
+    """X as an (n, p) array (float32 kept: no float64 copy) and its row moments, or an
+    InputError naming the problem; the checks read only the moments."""
     try:
         A = np.asarray(X)
         if A.dtype not in (np.float32, np.float64):

@@ -147,23 +147,19 @@ def runtime_min(rule: str, shape: Shape, cfg: dict[str, Any], threads: int = 1) 
     X = shape.x_mb()
     if rule in ("lambda_grid", "train", "collect_z", "prune"):
         d, ch, h, _ = _training(cfg, shape)
-        m = shape.n * (1.0 - float(cfg["training"]["val_fraction"]))
-        t = cfg["training"]
-        epochs = min(int(t["max_epochs"]), 4 * int(t["patience"]))
-        # forward + backward of the first layer dominates: 6 FLOPs per weight and row
-        per_pass = 6.0 * shape.n * d * ch * h
         rate = FLOPS_PER_THREAD * max(1, threads)
-        if rule == "lambda_grid":  # dense fit + up to 6 probes + the reference model
-            work = epochs * m / shape.n * per_pass * 4
+        per_lambda = seconds_per_lambda(shape, cfg, threads)
+        if rule == "lambda_grid":  # dense fit, the grid's probes, the reference model
+            seconds = 4 * per_lambda
         elif rule == "train":
-            work = epochs * m / shape.n * per_pass * _lambdas_per_job(cfg, shape)
-        elif rule == "collect_z":
-            work = per_pass * 8  # importance and effects: a few gradient passes
-        else:
+            seconds = _lambdas_per_job(cfg, shape) * per_lambda
+        elif rule == "collect_z":  # importances and effects: a few gradient passes
+            seconds = 8 * 6.0 * shape.n * d * ch * h / rate
+        else:  # 3 networks × repeats, on at most max_rows rows
             rows = min(shape.n, int(cfg["pruning"]["max_rows"]))
             pc = int(cfg["pruning"]["repeats"]) * 3 * int(cfg["pruning"]["max_epochs"])
-            work = 6.0 * rows * shape.p * h * pc
-        return _minutes(MIN_RUNTIME + work / rate / 60.0)
+            seconds = 6.0 * rows * shape.p * h * pc / rate
+        return _minutes(MIN_RUNTIME + seconds / 60.0)
     if rule == "knockoffs":
         block = min(shape.p, int(cfg["knockoffs"]["max_block"]))
         n_blocks = math.ceil(shape.p / block)
@@ -179,7 +175,8 @@ MIN_JOB_SECONDS = 60.0
 
 
 def seconds_per_lambda(shape: Shape, cfg: dict[str, Any], threads: int = 1) -> float:
-    """Typical training seconds of one λ (about 4 × patience passes over the rows)."""
+    """Typical training seconds of one λ: about 4 × patience passes over the training rows,
+    6 FLOPs per first-layer weight and row (forward and backward dominate)."""
     d, ch, h, _ = _training(cfg, shape)
     t = cfg["training"]
     epochs = min(int(t["max_epochs"]), 4 * int(t["patience"]))

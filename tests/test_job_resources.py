@@ -126,3 +126,17 @@ def test_auto_chunks_a_large_design_in_the_dag(tmp_path: Path) -> None:
 
     assert train_jobs(1_000, 20) == 2  # one job per path
     assert train_jobs(200_000, 1_000) == 2 * 20  # one job per λ
+
+
+def test_jobs_import_the_running_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workflow puts its own scripts/ first on the PYTHONPATH its jobs inherit."""
+    import os
+
+    from knockoffnet.runtime import import_from
+
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    import_from("/checkout/scripts")
+    assert os.environ["PYTHONPATH"].split(os.pathsep) == ["/checkout/scripts", "/elsewhere"]
+    monkeypatch.delenv("PYTHONPATH")
+    import_from("/checkout/scripts")
+    assert os.environ["PYTHONPATH"] == "/checkout/scripts"

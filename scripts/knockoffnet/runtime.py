@@ -152,6 +152,17 @@ def training_inputs(smk: Any) -> tuple[np.ndarray, np.ndarray, Any, int, dict]:
     return U, y, cfg, int(smk.params.seed), meta
 
 
+def import_from(directory: str) -> None:
+    """Put ``directory`` first on the PYTHONPATH the workflow's jobs inherit.
+
+    PYTHONPATH precedes site-packages, where an editable install may point at another
+    checkout of this project (Snakemake only appends the script's own directory), so a
+    study run from a second checkout would otherwise import the first one's code.
+    """
+    current = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (directory, current) if p)
+
+
 def _npy_header(fh: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
     """(shape, fortran order, dtype) of an open ``.npy`` file, left at its data."""
     version = np.lib.format.read_magic(fh)

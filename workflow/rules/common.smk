@@ -9,11 +9,6 @@ from snakemake.exceptions import WorkflowError
 
 SCRIPTS_DIR = os.path.join(workflow.basedir, "scripts")
 sys.path.insert(0, SCRIPTS_DIR)
-# Jobs import this checkout's package: PYTHONPATH precedes site-packages, where an editable
-# install may point at another checkout (Snakemake appends the script's own directory last).
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SCRIPTS_DIR, os.environ.get("PYTHONPATH")) if p
-)
 from knockoffnet.job_resources import (  # noqa: E402
     Shape,
     auto_lambdas_per_job,
@@ -22,9 +17,12 @@ from knockoffnet.job_resources import (  # noqa: E402
     shape_from_files,
     shape_from_meta,
 )
-from knockoffnet.runtime import FIT_KEYS  # noqa: E402
+from knockoffnet.runtime import FIT_KEYS, import_from  # noqa: E402
 from knockoffnet.seeds import derive_seed  # noqa: E402
 from knockoffnet.vocabulary import FIGURES, GROUP_MODES  # noqa: E402
+
+# Jobs import this checkout's package, not an installed copy of another checkout.
+import_from(SCRIPTS_DIR)
 
 DRAWS = list(range(config["knockoffs"]["draws"]))
 SEEDS = list(range(config["training"]["seeds"]))

@@ -140,3 +140,13 @@ def test_jobs_import_the_running_checkout(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("PYTHONPATH")
     import_from("/checkout/scripts")
     assert os.environ["PYTHONPATH"] == "/checkout/scripts"
+
+
+def test_unreadable_inputs_are_sized_by_their_bytes(tmp_path: Path) -> None:
+    """A file ingest will refuse (not gzip despite .gz) still gets a request; a missing one
+    raises FileNotFoundError, which Snakemake turns into a deferred request."""
+    bad = tmp_path / "table.csv.gz"
+    bad.write_text("id,y,x\n1,0,2.5\n" * 100)
+    assert shape_from_files([str(bad)]) == Shape(bad.stat().st_size // 8, 1)
+    with pytest.raises(FileNotFoundError):
+        shape_from_files([str(tmp_path / "gone.csv")])

@@ -121,7 +121,7 @@ def cohort_shape(cohort):
         return Shape(int(design["n"]), int(design.get("params", {}).get("p", 1)))
     try:
         return shape_from_files(cohort_files(cohort_spec(cohort)))
-    except (OSError, ValueError):
+    except OSError:  # not there yet (a file another rule writes)
         return None
 
 

@@ -28,6 +28,11 @@ def column_block(n_rows: int, budget: int = BLOCK_VALUES) -> int:
     return max(1, budget // max(n_rows, 1))
 
 
+def all_finite(A: np.ndarray, rows: int = 4096) -> bool:
+    """np.isfinite(A).all() a block of rows at a time (no mask the size of A)."""
+    return all(np.isfinite(A[i : i + rows]).all() for i in range(0, A.shape[0], rows))
+
+
 def column_moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean, sd, max |value|) of each column in float64, a block of columns at a time."""
     n, p = values.shape

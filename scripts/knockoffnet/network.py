@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from knockoffnet.errors import InputError
+from knockoffnet.moments import all_finite
 from knockoffnet.vocabulary import ACTIVATIONS, LEAKY_SLOPE
 
 # Rows per block when evaluating, fixed so sums do not depend on Λ.
@@ -359,10 +360,7 @@ def _check_one(net: Net, U: np.ndarray, activation: str) -> np.ndarray:
     blocks into float64 tensors, never the whole matrix)."""
     check_activation(activation)
     U = np.asarray(U)
-    finite = U.ndim == 2 and all(
-        np.isfinite(U[i : i + EVAL_BLOCK]).all() for i in range(0, U.shape[0], EVAL_BLOCK)
-    )
-    if not finite:
+    if U.ndim != 2 or not all_finite(U):
         raise InputError("U must be a finite 2-D array (rows × inputs)")
     n_in = U.shape[1] * (net.units + 1)
     for i, (w, b) in enumerate(zip(net.ws, net.bs, strict=True)):

@@ -28,6 +28,7 @@ import torch
 
 from knockoffnet import optim
 from knockoffnet.errors import InputError
+from knockoffnet.moments import all_finite
 from knockoffnet.network import (
     Net,
     check_activation,
@@ -174,7 +175,7 @@ def _check_data(U: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[np.ndar
     y = np.asarray(y)
     if U.ndim != 2 or U.shape[0] < 2 or U.shape[1] < 1:
         raise InputError(f"U must be a 2-D array (n rows, 2p columns), got shape {U.shape}")
-    if not np.issubdtype(U.dtype, np.number) or not _all_finite(U):
+    if not np.issubdtype(U.dtype, np.number) or not all_finite(U):
         raise InputError("U (features and knockoffs) must be numeric with no NaN/inf values")
     if y.ndim != 1 or y.shape[0] != U.shape[0]:
         raise InputError(f"y must be 1-D with one value per row of U ({U.shape[0]}), got {y.shape}")
@@ -190,11 +191,6 @@ def _check_data(U: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[np.ndar
     if np.unique(codes).size < 2:
         raise InputError("y holds a single class; classification needs at least two")
     return U.astype(np.float32, copy=False), codes
-
-
-def _all_finite(U: np.ndarray, rows: int = 4096) -> bool:
-    """np.isfinite(U).all() a block of rows at a time (no mask the size of U)."""
-    return all(np.isfinite(U[i : i + rows]).all() for i in range(0, U.shape[0], rows))
 
 
 def _seeds(seed: int) -> tuple[int, int, int]:

@@ -3,7 +3,7 @@
 import numpy as np
 
 from knockoffnet.runtime import rule_context, save_json, save_npy
-from knockoffnet.simulation.generators import generate, latent_score
+from knockoffnet.simulation.generators import generate, latent_score, true_groups
 from knockoffnet.simulation.tables import write_csv
 
 with rule_context(snakemake) as log:
@@ -31,6 +31,8 @@ with rule_context(snakemake) as log:
             "p": int(frame.shape[1] - 2),
             "seed": seed,
             "relevant": relevant,
+            # x1..xp's true blocks (generator blocks), else null
+            "groups": true_groups(spec["generator"], dict(spec["params"])),
             "class_counts": counts,
         },
     )

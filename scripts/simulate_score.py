@@ -15,6 +15,7 @@ from knockoffnet.simulation.scoring import (
     fit_rows,
     pipeline_masks,
     score_masks,
+    scoring_groups,
 )
 from knockoffnet.simulation.tables import write_csv
 
@@ -55,10 +56,13 @@ with rule_context(snakemake) as log:
     ).items():
         masks.update(peer_masks(W, name, q_grid, offset=1))
 
-    # Grouped runs are scored per group (docs/method.md, "Group knockoffs").
-    by_feature = groups.set_index("feature").loc[meta["features"], "group"]
+    # Grouped runs are scored per their groups (docs/method.md, "Group knockoffs"); at design
+    # level `group` ungrouped runs per the generator's true blocks.
     scores = score_masks(
-        masks, meta["features"], truth["relevant"], by_feature.tolist() if grouped else None
+        masks,
+        meta["features"],
+        truth["relevant"],
+        scoring_groups(meta, truth, groups, grouped, snakemake.params.level),
     )
     scores.insert(0, "replicate", replicate)
     scores.insert(0, "design", design)

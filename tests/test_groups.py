@@ -20,7 +20,8 @@ from knockoffnet.knockoff_diagnostics import _power_note, diagnostics
 from knockoffnet.knockoffs import make_knockoffs, sample_model_x
 from knockoffnet.s_solvers import S_METHODS, solve_group_s
 from knockoffnet.selection import build_tables, run_statistics
-from knockoffnet.simulation.scoring import score_masks
+from knockoffnet.simulation.generators import true_groups
+from knockoffnet.simulation.scoring import score_masks, scoring_groups
 
 from conftest import SELECTION
 
@@ -223,3 +224,24 @@ def test_scoring_per_group() -> None:
     by_group = score_masks({("OL", 0.1): mask}, features, ["a"], groups)
     assert by_feature.loc[0, "fdp"] == 1.0 and by_feature.loc[0, "power"] == 0.0
     assert by_group.loc[0, "fdp"] == 0.5 and by_group.loc[0, "power"] == 1.0
+
+
+def test_true_groups_are_the_generators_blocks() -> None:
+    assert true_groups("blocks", {"p": 6, "block": 3}) == ["block1"] * 3 + ["block2"] * 3
+    assert len(true_groups("blocks", {})) == 100  # the generator's defaults: p = 100
+    assert true_groups("teacher", {"p": 6}) is None
+
+
+def test_scoring_groups_by_run_and_design_level() -> None:
+    meta = {"features": ["x2", "x1", "x3"]}  # order of the run, not of the generator
+    truth = {"design": "d", "generator": "blocks", "groups": ["block1", "block1", "block2"]}
+    run_groups = pd.DataFrame({"feature": ["x1", "x2", "x3"], "group": [7, 7, 8]})
+    assert scoring_groups(meta, truth, run_groups, True, "feature") == ["7", "7", "8"]
+    assert scoring_groups(meta, truth, run_groups, False, "feature") is None
+    assert scoring_groups(meta, truth, run_groups, False, "group") == [
+        "block1",
+        "block1",
+        "block2",
+    ]
+    with pytest.raises(ValueError, match="level: group"):
+        scoring_groups(meta, {**truth, "groups": None}, run_groups, False, "group")

@@ -369,6 +369,18 @@ def test_shipped_simulation_configs_are_valid(name: str) -> None:
         assert frame.shape[0] == 60 and set(relevant) <= set(frame.columns), design
 
 
+def test_group_level_design_needs_true_blocks_when_ungrouped(tmp_path: Path) -> None:
+    config = {
+        "knockoffs": {"groups": "none"},
+        "simulation": {"designs": {"d1": {"generator": "teacher", "n": 100, "level": "group"}}},
+    }
+    path = tmp_path / "sim.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "simulate", "--configfile", str(path))
+    assert result.returncode != 0
+    assert "simulation.designs.d1.level" in result.stdout + result.stderr
+
+
 def test_full_study_has_twenty_replicates_and_the_q_grid() -> None:
     sim = yaml.safe_load((REPO / "config" / "simulation.yaml").read_text())["simulation"]
     assert sim["replicates"] >= 20
@@ -445,6 +457,11 @@ def test_end_to_end_ci_study(tmp_path: Path) -> None:
     meta = json.loads((tmp_path / "results" / "sim_geno_0" / "data" / "meta.json").read_text())
     assert meta["source"].endswith("cohorts/geno/rep0.bed") and meta["variants"]["chromosome"]
     assert set(replicates.loc[replicates["design"] == "geno", "replicate"]) == {0}
+    # level: group scores the ungrouped run per the generator's two blocks, not its 10 features
+    blocks = replicates[replicates["design"] == "blocks"]
+    assert not blocks.empty and blocks["n_selected"].between(0, 2).all()
+    truth = json.loads((out / "cohorts" / "blocks" / "rep0_truth.json").read_text())
+    assert truth["groups"] == ["block1"] * 5 + ["block2"] * 5
     # `reports: 1` (default): replicate 0 of each design gets the full report, scored against
     # its truth and with its design's FDR/power figure embedded; replicate 1 gets none
     for design in designs:

@@ -19,6 +19,7 @@ from knockoffnet.job_resources import (  # noqa: E402
 )
 from knockoffnet.runtime import FIT_KEYS, import_from  # noqa: E402
 from knockoffnet.seeds import derive_seed  # noqa: E402
+from knockoffnet.simulation.generators import true_groups  # noqa: E402
 from knockoffnet.vocabulary import FIGURES, GROUP_MODES  # noqa: E402
 
 # Jobs import this checkout's package, not an installed copy of another checkout.
@@ -47,6 +48,18 @@ if SIM is not None:
     SIM_REPLICATES = {d: SIM["designs"][d]["replicates"] or SIM["replicates"] for d in SIM_DESIGNS}
     SIM_RUNS = [(d, r) for d in SIM_DESIGNS for r in range(SIM_REPLICATES[d])]
     SIM_COHORTS = {f"sim_{d}_{r}": (d, r) for d, r in SIM_RUNS}
+    for d in SIM_DESIGNS:
+        spec = SIM["designs"][d]
+        if (
+            spec["level"] == "group"
+            and config["knockoffs"]["groups"] == "none"
+            and true_groups(spec["generator"], spec["params"]) is None
+        ):
+            raise WorkflowError(
+                f"config key simulation.designs.{d}.level: group scores an ungrouped run per "
+                f"the generator's true blocks, and generator {spec['generator']!r} has none; "
+                "use generator blocks, set knockoffs.groups, or level: feature"
+            )
 
 
 def simulated_cohort_spec(design, replicate):

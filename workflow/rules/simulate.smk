@@ -103,6 +103,7 @@ if SIM is not None:
             selection=selection_params(),
             q_grid=SIM["q_grid"],
             peers=SIM["peers"],
+            level=lambda wc: SIM["designs"][wc.design]["level"],
             runs=RUNS,
             options={"rf_trees": SIM["rf_trees"], "deeppink_epochs": SIM["deeppink_epochs"]},
             seed=lambda wc: run_seed("peers", wc.design, int(wc.replicate)),

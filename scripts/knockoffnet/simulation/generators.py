@@ -379,6 +379,21 @@ GENERATORS: dict[str, Generator] = {
 }
 
 
+def true_groups(generator: str, params: dict[str, Any] | None = None) -> list[str] | None:
+    """Each feature's block (``block1``, ``block2``, ...) where the generator builds its
+    features in known blocks (``blocks``), else None: the groups an ungrouped filter is
+    scored on at design ``level: group``, so it answers the grouped filter's question."""
+    if generator != "blocks":
+        return None
+    defaults = {
+        name: par.default
+        for name, par in inspect.signature(blocks).parameters.items()
+        if par.default is not inspect.Parameter.empty
+    }
+    kw = {**defaults, **(params or {})}
+    return [f"block{j // int(kw['block']) + 1}" for j in range(int(kw["p"]))]
+
+
 def generate(
     generator: str, n: int, seed: int, params: dict[str, Any] | None = None
 ) -> tuple[pd.DataFrame, list[str]]:

@@ -58,6 +58,30 @@ def score_masks(
     return pd.DataFrame(rows, columns=["filter", "q", "n_selected", "fdp", "power"])
 
 
+def scoring_groups(
+    meta: dict[str, Any],
+    truth: dict[str, Any],
+    groups: pd.DataFrame,
+    grouped: bool,
+    level: str,
+) -> list[str] | None:
+    """The group of each of ``meta["features"]`` to score a replicate on, or None to score
+    features: a grouped run's own groups; at design ``level: group`` an ungrouped run's true
+    blocks (``truth["groups"]``, aligned with x1..xp), so both answer "which blocks?"."""
+    if grouped:
+        return groups.set_index("feature").loc[meta["features"], "group"].astype(str).tolist()
+    if level != "group":
+        return None
+    blocks = truth.get("groups")
+    if not blocks:
+        raise ValueError(
+            f"design {truth.get('design')!r} has level: group but its truth names no groups "
+            f"(generator {truth.get('generator')!r}); use generator blocks or level: feature"
+        )
+    of = {f"x{j + 1}": label for j, label in enumerate(blocks)}
+    return [of[f] for f in meta["features"]]
+
+
 def pipeline_masks(
     runs: Sequence[tuple[int, int, dict[str, np.ndarray]]],
     meta: dict[str, Any],

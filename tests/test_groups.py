@@ -245,3 +245,14 @@ def test_scoring_groups_by_run_and_design_level() -> None:
     ]
     with pytest.raises(ValueError, match="level: group"):
         scoring_groups(meta, {**truth, "groups": None}, run_groups, False, "group")
+
+
+def test_blocks_with_no_signal_is_a_global_null() -> None:
+    from knockoffnet.simulation.generators import generate
+
+    frame, relevant = generate("blocks", 400, 3, {"p": 20, "block": 5, "s": 0})
+    assert relevant == []
+    assert sorted(np.bincount(frame["y"])) == [200, 200]
+    X = frame[[f"x{j}" for j in range(1, 21)]].to_numpy()
+    assert np.corrcoef(X[:, 0], X[:, 1])[0, 1] > 0.8  # the blocks are still there
+    assert abs(np.corrcoef(X[:, 0], frame["y"])[0, 1]) < 0.2

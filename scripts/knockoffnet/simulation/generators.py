@@ -223,7 +223,8 @@ def blocks(
     with the signal on one random member of each of the first s blocks (issue 15's design for
     group knockoffs): at feature level "which member?" is nearly unanswerable, at group level
     it is the question. Signals are linear (random signs), or with ``nonlinear`` alternately
-    linear and x² − 1."""
+    linear and x² − 1. With s = 0 the labels are independent of X (a global null whose
+    features still come in tight blocks)."""
     _check_sizes(n, p, s)
     if p % block or not 1 < block <= p:
         raise InputError(f"p = {p} must be a multiple of the block size {block} (> 1)")
@@ -238,7 +239,8 @@ def blocks(
     idx = np.arange(s) * block + rng.integers(0, block, s)
     signs = rng.choice([-1.0, 1.0], s)
     terms = [X[:, j] ** 2 - 1.0 if nonlinear and k % 2 else X[:, j] for k, j in enumerate(idx)]
-    latent = np.column_stack(terms) @ signs
+    # s = 0: labels from the noise alone, a global null with correlated blocks
+    latent = np.column_stack(terms) @ signs if terms else np.zeros(n)
     score = _add_noise(rng, latent, noise)
     return _with_latent(_frame(X, balanced_labels(score, classes)), latent), _names(idx)
 

@@ -355,6 +355,7 @@ def _schema() -> dict:
         "simulation_power.yaml",
         "simulation_copies.yaml",
         "simulation_groups.yaml",
+        "simulation_groups_null.yaml",
     ],
 )
 def test_shipped_simulation_configs_are_valid(name: str) -> None:

@@ -356,6 +356,7 @@ def _schema() -> dict:
         "simulation_copies.yaml",
         "simulation_groups.yaml",
         "simulation_groups_null.yaml",
+        "simulation_groups_small.yaml",
     ],
 )
 def test_shipped_simulation_configs_are_valid(name: str) -> None:

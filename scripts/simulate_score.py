@@ -32,7 +32,8 @@ with rule_context(snakemake) as log:
         with np.load(path) as arrays:
             runs.append((draw, seed, dict(arrays)))
     groups = read_groups(snakemake.input.groups)
-    grouped = group_labels(groups, meta["features"]) is not None
+    labels = group_labels(groups, meta["features"])
+    grouped = labels is not None
     q_all = sorted({*q_grid, float(selection["q"])})
     masks = pipeline_masks(runs, meta, selection, q_all, groups if grouped else None)
     selected = pd.read_csv(snakemake.input.selected, sep="\t")
@@ -45,7 +46,8 @@ with rule_context(snakemake) as log:
     masks = {key: mask for key, mask in masks.items() if key[1] in q_grid}
 
     X = np.load(snakemake.input.X)
-    # Peers see the first knockoff copy: they are single-knockoff filters.
+    # Peers see the first knockoff copy: they are single-knockoff filters; on group knockoffs
+    # they are group filters (peer_masks).
     Xk = np.load(snakemake.input.Xk)[:, : X.shape[1]].astype(np.float64)
     y = np.load(snakemake.input.y)
     options = {**snakemake.params.options, "threads": int(snakemake.threads)}
@@ -54,7 +56,7 @@ with rule_context(snakemake) as log:
     for name, W in peer_statistics(
         snakemake.params.peers, X, Xk, y, meta["task"], peer_seed, options, log, latent=latent
     ).items():
-        masks.update(peer_masks(W, name, q_grid, offset=1))
+        masks.update(peer_masks(W, name, q_grid, offset=1, labels=labels))
 
     # Grouped runs are scored per their groups (docs/method.md, "Group knockoffs"); at design
     # level `group` ungrouped runs per the generator's true blocks.

@@ -256,3 +256,17 @@ def test_blocks_with_no_signal_is_a_global_null() -> None:
     X = frame[[f"x{j}" for j in range(1, 21)]].to_numpy()
     assert np.corrcoef(X[:, 0], X[:, 1])[0, 1] > 0.8  # the blocks are still there
     assert abs(np.corrcoef(X[:, 0], frame["y"])[0, 1]) < 0.2
+
+
+def test_peers_on_group_knockoffs_select_whole_groups() -> None:
+    """On group knockoffs a peer is thresholded per group (W summed over members), never per
+    member: a null group whose members cancel is not selected, and a selected group selects
+    all of its members."""
+    from knockoffnet.simulation.peers import peer_masks
+
+    labels = np.repeat(np.arange(12), 2)
+    W = np.concatenate([np.ones(20), [5.0, -5.0], [-1.0, -1.0]])
+    per_feature = peer_masks(W, "peer-rf", [0.2])[("peer-rf", 0.2)]
+    per_group = peer_masks(W, "peer-rf", [0.2], labels=labels)[("peer-rf", 0.2)]
+    assert per_feature[20]  # the member of the cancelling null group
+    np.testing.assert_array_equal(per_group, labels < 10)

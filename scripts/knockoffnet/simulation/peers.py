@@ -17,6 +17,7 @@ import numpy as np
 
 from knockoffnet.errors import InputError
 from knockoffnet.filters import knockoff_threshold
+from knockoffnet.groups import group_sum
 
 PEERS = ("rf", "lasso", "deeppink", "lassonet", "oracle")
 PEER_FILTER = {peer: f"peer-{peer}" for peer in PEERS}
@@ -149,10 +150,31 @@ def oracle_statistic(X: np.ndarray, Xk: np.ndarray, latent: np.ndarray, seed: in
 
 
 def peer_masks(
-    W: np.ndarray, filter_name: str, q_grid: Iterable[float], offset: int = 1
+    W: np.ndarray,
+    filter_name: str,
+    q_grid: Iterable[float],
+    offset: int = 1,
+    labels: np.ndarray | None = None,
 ) -> dict[tuple[str, float], np.ndarray]:
-    """Knockoff(+) selection of a peer's W at every q, with the pipeline's own threshold."""
-    return {(filter_name, float(q)): W >= knockoff_threshold(W, float(q), offset) for q in q_grid}
+    """Knockoff(+) selection of a peer's W at every q, with the pipeline's own threshold; a
+    mask over features.
+
+    With ``labels`` (each feature's group, 0..G−1: the run drew group knockoffs) the peer is
+    a group filter: only whole groups are exchangeable with their knockoffs, so a per-feature
+    threshold has no FDR guarantee there. W_g = Σ_{j∈g} W_j (antisymmetric under a group
+    swap, as every peer's W_j is a difference of a feature's and its knockoff's importance)
+    is thresholded and each selected group selects all of its members.
+    """
+    if labels is None:
+        return {
+            (filter_name, float(q)): W >= knockoff_threshold(W, float(q), offset) for q in q_grid
+        }
+    labels = np.asarray(labels, dtype=np.int64)
+    Wg = group_sum(W, labels)
+    return {
+        (filter_name, float(q)): (Wg >= knockoff_threshold(Wg, float(q), offset))[labels]
+        for q in q_grid
+    }
 
 
 def peer_statistics(

@@ -150,3 +150,25 @@ def test_unreadable_inputs_are_sized_by_their_bytes(tmp_path: Path) -> None:
     assert shape_from_files([str(bad)]) == Shape(bad.stat().st_size // 8, 1)
     with pytest.raises(FileNotFoundError):
         shape_from_files([str(tmp_path / "gone.csv")])
+
+
+@pytest.mark.parametrize(("device", "gpus"), [("cpu", "0"), ("auto", "1")])
+def test_training_asks_for_a_gpu_only_when_it_may_use_one(
+    tmp_path: Path, device: str, gpus: str
+) -> None:
+    """`training.device: cpu` jobs must not wait in a cluster's GPU queue."""
+    from conftest import snakemake, write_config
+
+    synthetic_cohort(n=80, p=6).to_csv(tmp_path / "c.csv", index=False)
+    config = {
+        "cohorts": {"c": {"path": "c.csv", "label": "outcome", "id": "id"}},
+        "training": {"device": device},
+    }
+    write_config(tmp_path, config)
+    result = snakemake(tmp_path, "-n", "results/c/selected.tsv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    for rule in ("lambda_grid", "train"):
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"rule {rule}"))
+        resources = next(line for line in lines[start:] if "resources:" in line)
+        assert f"gpu={gpus}" in resources, resources

@@ -413,6 +413,12 @@ def job_mem(rule):
     return mem
 
 
+def job_gpu():
+    """A GPU is asked for only when training may use one: `training.device: cpu` asks for none,
+    so CPU-only clusters need not list a GPU partition (auto and cuda ask for one)."""
+    return 0 if config["training"]["device"] == "cpu" else 1
+
+
 def job_runtime(rule):
     """runtime (minutes) of `rule`'s jobs; each retry multiplies it by the attempt."""
 

@@ -19,7 +19,7 @@ rule lambda_grid:
     resources:
         mem_mb=job_mem("lambda_grid"),
         runtime=job_runtime("lambda_grid"),
-        gpu=1,
+        gpu=job_gpu(),
     params:
         network=network_params(),
         training=fit_params("lambdas", "reference"),
@@ -50,7 +50,7 @@ rule train:
     resources:
         mem_mb=job_mem("train"),
         runtime=job_runtime("train"),
-        gpu=1,
+        gpu=job_gpu(),
     params:
         network=network_params(),
         training=fit_params(),

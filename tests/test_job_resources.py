@@ -70,6 +70,21 @@ def test_requests_grow_with_the_work_and_stay_schedulable(defaults: dict) -> Non
     assert runtime_min("train", big, defaults, threads=8) < runtime_min("train", big, defaults)
 
 
+def test_knockoff_requests_follow_p_squared(defaults: dict) -> None:
+    """At large p the draw holds (p, p) matrices and does O(n·p² + p³) work: the request
+    must grow at least that fast (at 20,000 × 10,000 the job peaked at 11.3 GB while a model
+    linear in p asked 3.4 GB, so every retry would have been killed too)."""
+    small, big = Shape(20_000, 1_000), Shape(20_000, 10_000)
+    mem = memory_mb("knockoffs", big, defaults)
+    assert mem >= 6 * big.p**2 * 8 / 1e6  # six (p, p) float64 matrices at least
+    assert mem > 5 * memory_mb("knockoffs", small, defaults)
+    assert runtime_min("knockoffs", big, defaults, 2) > runtime_min("knockoffs", small, defaults, 2)
+    grouped = {**defaults, "knockoffs": {**defaults["knockoffs"], "groups": "auto"}}
+    assert memory_mb("knockoffs", big, grouped) > mem
+    # per-feature knockoffs: the groups job only writes labels
+    assert memory_mb("groups", big, defaults) < memory_mb("groups", big, grouped)
+
+
 def test_workflow_asks_the_model_for_ingest(tmp_path: Path, defaults: dict) -> None:
     """The dry run shows ingest's request computed from the PLINK files; later jobs wait
     for meta.json (<TBD> until ingest has run)."""

@@ -95,6 +95,39 @@ def test_large_draw_reads_a_subset_for_diagnostics() -> None:
     assert small["diagnostic_rows"] == 300
 
 
+def test_diagnostic_rows_shrink_at_large_p() -> None:
+    """rows·p² stays within budget at large p (the checks' cost), never below the floor."""
+    rows = knockoffs.diagnostic_rows
+    assert rows(50_000, 1_000) == knockoffs.DIAGNOSTIC_ROWS
+    assert rows(50_000, 10_000) == knockoffs.MIN_DIAGNOSTIC_ROWS
+    assert rows(500, 10_000) == 500
+    mid = rows(50_000, 6_000)
+    assert knockoffs.MIN_DIAGNOSTIC_ROWS < mid < knockoffs.DIAGNOSTIC_ROWS
+    assert mid * 6_000**2 <= knockoffs.DIAGNOSTIC_BUDGET
+
+
+def test_draw_holds_few_p_by_p_matrices() -> None:
+    """At large p the (p, p) float64 matrices dominate a draw's memory (0.8 GB each at
+    p = 10⁴): the draw must not hold more than about six at once (it held twelve, 12.2 p² of
+    traced allocations at this shape, before row-block and in-place LAPACK work)."""
+    import tracemalloc
+
+    import scipy.cluster.hierarchy  # noqa: F401 - imports allocate; keep them out of the peak
+    import sklearn.covariance  # noqa: F401
+
+    n, p = 400, 1200
+    X = np.random.default_rng(0).standard_normal((n, p)).astype(np.float32)
+    make_knockoffs(X[:50, :20], seed=0)  # warm every lazy import and cache
+    tracemalloc.start()
+    try:
+        Xk, s, _ = make_knockoffs(X, seed=1, max_block=500)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.all(s > 0) and Xk.shape == X.shape
+    assert peak / (p * p * 8) < 10.0
+
+
 def test_load_columns_reads_files_into_one_float32_matrix(tmp_path) -> None:
     """The training input [X, X~, C] is assembled block by block from the .npy files."""
     from knockoffnet.runtime import load_columns

@@ -31,6 +31,12 @@ BASE_MB = {"data": 250, "torch": 650, "report": 450}
 # 20,000 × 1,000 cohort: about 31 GFLOP an epoch in 2-3 s on the 2-core machine; the
 # batched kernels of benchmarks/bench_path.py reach 29 GFLOP/s per thread at best).
 FLOPS_PER_THREAD = 1.5e10
+# Sustained float64 rate of one thread in the knockoff job's dense linear algebra (Gram
+# matrix, Cholesky factors and solves, the draw's GEMMs; measured at 20,000 × 10,000).
+DENSE_FLOPS_PER_THREAD = 3.5e10
+# (p, p) float64 matrices a knockoff draw holds at its peak (tracemalloc: 6.3 per-feature,
+# about 9 with group knockoffs, whose S solver whitens by group; tests/test_moments.py).
+P2_MATRICES = {False: 6.5, True: 9.5}
 # Wall-time floor of any job (start-up, imports, file I/O), minutes.
 MIN_RUNTIME = 5
 
@@ -121,17 +127,22 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
     p = shape.p
     if rule == "ingest":
         return _mb(BASE_MB["data"] + 3.0 * X)
+    grouped = cfg["knockoffs"]["groups"] != "none"
     if rule == "groups":
+        if cfg["knockoffs"]["groups"] == "none":  # labels only: X is not read
+            return _mb(0.8 * BASE_MB["data"])
         return _mb(0.6 * BASE_MB["data"] + X + 24 * p * p * MB)  # |corr|, distances, tree
     if rule == "knockoffs":
+        from knockoffnet.knockoffs import diagnostic_rows
+
         block = min(p, int(cfg["knockoffs"]["max_block"]))
-        diag_rows = min(shape.n, 10_000)
         return _mb(
             BASE_MB["data"]
             + (1 + kappa) * X  # X and the draw, float32
             + 200  # row blocks of the sampler and the moments (32 MB each)
             + 24 * 8 * block * block * MB  # S solver on the largest block
-            + 3 * diag_rows * p * 4 * MB  # diagnostics' sample
+            + P2_MATRICES[grouped] * p * p * 8 * MB  # Σ, Σ⁻¹S, factors, cross-covariances
+            + 3 * diagnostic_rows(shape.n, p) * p * 4 * MB  # diagnostics' sample
         )
     if rule in ("lambda_grid", "train", "collect_z"):
         d, ch, h, batch = _training(cfg, shape)
@@ -173,11 +184,20 @@ def runtime_min(rule: str, shape: Shape, cfg: dict[str, Any], threads: int = 1) 
             seconds = 6.0 * rows * shape.p * h * pc / rate
         return _minutes(MIN_RUNTIME + seconds / 60.0)
     if rule == "knockoffs":
-        block = min(shape.p, int(cfg["knockoffs"]["max_block"]))
-        n_blocks = math.ceil(shape.p / block)
-        solver = n_blocks * 40 * block**3 / (FLOPS_PER_THREAD * max(1, threads))
-        sampling = 8 * shape.n * shape.p * block / (FLOPS_PER_THREAD * max(1, threads))
-        return _minutes(MIN_RUNTIME + (solver + sampling) / 60.0)
+        from knockoffnet.knockoffs import diagnostic_rows
+
+        n, p = shape.n, shape.p
+        block = min(p, int(cfg["knockoffs"]["max_block"]))
+        flops = (
+            math.ceil(p / block) * 40 * block**3  # S solver, block by block
+            + 7 * p**3  # Cholesky factors, solves and the feasibility eigenvalue on all p
+            + 6 * n * p**2  # Gram matrix, then the draw's two GEMMs (mean and noise)
+            + 6 * diagnostic_rows(n, p) * p**2  # the checks' cross-covariances
+        )
+        seconds = flops / (DENSE_FLOPS_PER_THREAD * max(1, threads))
+        return _minutes(MIN_RUNTIME + seconds / 60.0)
+    if rule == "groups" and cfg["knockoffs"]["groups"] == "none":
+        return MIN_RUNTIME  # labels only: X is not read
     return _minutes(MIN_RUNTIME + X / 200.0)  # reading and writing at ≥ 200 MB/min
 
 

@@ -42,8 +42,10 @@ from knockoffnet.s_solvers import (
     _check_max_block,
     _choice,
     _validate_sigma,
+    row_slices,
     solve_group_s,
     solve_s,
+    symmetrised,
     to_correlation,
 )
 
@@ -53,6 +55,18 @@ COVARIANCES = ("ledoit-wolf", "sample", "graphical-lasso")
 # Rows the draw's diagnostics read at most (a random subset beyond): moments and the swap
 # test are estimated well from 10,000 rows, and their float64 copies stay ~0.1 GB at p = 1000.
 DIAGNOSTIC_ROWS = 10_000
+# The checks' three (p, p) cross-products cost 6·rows·p² FLOPs: at p = 10⁴, 10,000 rows were
+# 6·10¹² FLOPs, most of the job. Beyond p ≈ 4,500 the rows shrink to keep rows·p² at this
+# budget, never below MIN_DIAGNOSTIC_ROWS.
+DIAGNOSTIC_BUDGET = 2e11
+MIN_DIAGNOSTIC_ROWS = 2_000
+
+
+def diagnostic_rows(n: int, p: int) -> int:
+    """Rows the draw's checks read: all of a small cohort, a random subset of a large one."""
+    return int(min(n, DIAGNOSTIC_ROWS, max(MIN_DIAGNOSTIC_ROWS, DIAGNOSTIC_BUDGET // (p * p))))
+
+
 COLLINEAR_TOL = 1e-10  # |corr| above 1 - this: the pair carries one direction, not two.
 
 
@@ -97,15 +111,16 @@ def _checked_moments(X: object) -> tuple[np.ndarray, RowMoments]:
             f"column(s) {', '.join(map(str, const[:10]))} are constant; drop them at ingest"
         )
     d = np.sqrt(np.diag(m.gram))
-    C = np.abs(m.gram / np.outer(d, d))
-    hits = np.argwhere(np.triu(C > 1.0 - COLLINEAR_TOL, k=1))
-    if hits.size:
-        i, j = (int(v) for v in hits[0])
-        raise InputError(
-            f"columns {i} and {j} are identical or perfectly collinear (|corr| = "
-            f"{C[i, j]:.12f}); knockoffs are not identifiable for such a pair — drop one of "
-            "the two columns"
-        )
+    for rows in row_slices(p, p):  # by row blocks: no (p, p) temporaries
+        C = np.abs(m.gram[rows] / np.outer(d[rows], d))
+        hits = np.argwhere(np.triu(C > 1.0 - COLLINEAR_TOL, k=rows.start + 1))
+        if hits.size:
+            i, j = (int(v) for v in hits[0])
+            raise InputError(
+                f"columns {i + rows.start} and {j} are identical or perfectly collinear (|corr|"
+                f" = {C[i, j]:.12f}); knockoffs are not identifiable for such a pair — drop one"
+                " of the two columns"
+            )
     return A, m
 
 
@@ -132,7 +147,8 @@ def _covariance_from_moments(m: RowMoments, method: str) -> np.ndarray:
             raise InputError(
                 f"graphical lasso did not converge ({exc}); use knockoffs.covariance: ledoit-wolf"
             ) from exc
-    return to_correlation(np.asarray(cov, dtype=np.float64))
+    # every branch made a fresh matrix: rescale it in place
+    return to_correlation(np.asarray(cov, dtype=np.float64), overwrite=True)
 
 
 # --------------------------------------------------------------------------- covariance
@@ -160,7 +176,7 @@ def _psd_factor(V: np.ndarray) -> np.ndarray:
     """C with C Cᵀ = V for a PSD V: Cholesky when V is numerically PD (fast), else the
     eigen-decomposition with negative round-off clipped (V is congruent to 2Σ − S, so it is
     near-singular when s sits on the boundary of the feasible set)."""
-    V = 0.5 * (V + V.T)
+    V = symmetrised(V)  # in place: V is the caller's scratch
     L, info = linalg.lapack.dpotrf(V, lower=True, clean=True)
     if info == 0:
         return L
@@ -214,14 +230,24 @@ def sample_model_x(
     if out.shape != (n, copies * p):
         raise InputError(f"out has shape {out.shape}; expected {(n, copies * p)}")
     c = 2.0 if copies == 1 else (copies + 1) / copies
+    # Sigma is a validated copy, exactly symmetric: its Fortran-ordered transpose is the same
+    # matrix, which LAPACK factors in place (at p = 10⁴ each (p, p) array is 0.8 GB)
+    factor = linalg.cho_factor(Sigma.T, overwrite_a=True)
+    del Sigma
     if s.ndim == 1:
-        SinvS = linalg.cho_solve(linalg.cho_factor(Sigma), np.diag(s))  # Σ⁻¹S
-        V = c * np.diag(s) - s[:, None] * SinvS
+        SinvS = np.zeros((p, p), order="F")
+        np.fill_diagonal(SinvS, s)
+        SinvS = linalg.cho_solve(factor, SinvS, overwrite_b=True)  # Σ⁻¹S
+        del factor
+        V = SinvS * -s[:, None]  # c·S − SΣ⁻¹S, with S diagonal
+        V.flat[:: p + 1] += c * s
     else:  # a block-diagonal group S
-        SinvS = linalg.cho_solve(linalg.cho_factor(Sigma), s)
+        SinvS = linalg.cho_solve(factor, s)
+        del factor
         V = c * s - s @ SinvS
     C = _psd_factor(V)
-    scale = np.sqrt(s) if s.ndim == 1 else _psd_factor(s).T
+    del V
+    scale = np.sqrt(s) if s.ndim == 1 else _psd_factor(np.array(s)).T
     step = row_block((copies + 2) * p)
     for start in range(0, n, step):
         rows = slice(start, min(start + step, n))
@@ -338,6 +364,7 @@ def make_knockoffs(
     if method == "model-x":
         X, m = _checked_moments(X)
         mu, Sigma = m.mean, _covariance_from_moments(m, covariance)
+        del m  # its (p, p) Gram matrix: Sigma holds what the draw needs
         Xk = np.empty((X.shape[0], copies * X.shape[1]), dtype=np.float32)
         if grouped:
             S = solve_group_s(Sigma, groups, s_method, max_block, copies)
@@ -353,8 +380,9 @@ def make_knockoffs(
     # The checks read a random subset of rows beyond DIAGNOSTIC_ROWS (their float64 copies
     # would otherwise be the largest arrays of a biobank-size draw).
     rows = slice(None)
-    if X.shape[0] > DIAGNOSTIC_ROWS:
-        rows = np.sort(rng.choice(X.shape[0], DIAGNOSTIC_ROWS, replace=False))
+    n_diag = diagnostic_rows(*X.shape)
+    if X.shape[0] > n_diag:
+        rows = np.sort(rng.choice(X.shape[0], n_diag, replace=False))
     diag = diagnostics(
         X[rows],
         Xk[rows, : X.shape[1]],
@@ -372,7 +400,7 @@ def make_knockoffs(
         "groups": int(np.max(groups)) + 1 if grouped else X.shape[1],
     }
     info.update(diag)
-    info["diagnostic_rows"] = int(min(X.shape[0], DIAGNOSTIC_ROWS))
+    info["diagnostic_rows"] = n_diag
     Xk, sd = standardise_columns(Xk)
     info.update(knockoff_sd_min=float(sd.min()), knockoff_sd_max=float(sd.max()))
     return Xk, s, info

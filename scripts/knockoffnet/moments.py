@@ -114,11 +114,13 @@ def ledoit_wolf(m: RowMoments) -> np.ndarray:
     if p == 1:
         return emp
     mu = np.trace(emp) / p
-    sum_sq = float(np.sum(emp**2))
+    step = row_block(p)  # ‖S‖²_F by row blocks: no (p, p) temporary
+    sum_sq = float(sum(np.sum(emp[i : i + step] ** 2) for i in range(0, p, step)))
     beta = (m.fourth / m.n - sum_sq) / (p * m.n)
     delta = (sum_sq - 2.0 * mu * np.trace(emp) + p * mu**2) / p
     beta = min(beta, delta)
     shrinkage = 0.0 if beta == 0 else beta / delta
-    out = (1.0 - shrinkage) * emp
+    out = emp  # scaled in place: the same numbers as (1 − shrinkage)·emp
+    out *= 1.0 - shrinkage
     out.flat[:: p + 1] += shrinkage * mu
     return out

@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from knockoffnet.errors import InputError
 from knockoffnet.filters import check_copies
+from knockoffnet.moments import row_block
 
 S_METHODS = ("equicorrelated", "sdp", "mvr")
 DEFAULT_S_METHOD = "mvr"
@@ -47,18 +48,35 @@ def _check_max_block(max_block: object) -> int:
     return int(max_block)
 
 
-def to_correlation(Sigma: np.ndarray) -> np.ndarray:
+def to_correlation(Sigma: np.ndarray, overwrite: bool = False) -> np.ndarray:
     """Rescale a covariance to unit diagonal.
 
     X is standardised, so its target covariance *is* a correlation matrix; the estimators
     leave diagonals ≠ 1 (ddof=0 gives (n−1)/n, graphical lasso adds α). Working with unit
     diagonal also makes s scale-free: the bound s_j ≤ 1, the closed form s = 2λ_min and the
     SDP objective Σ s_j (which would otherwise favour high-variance columns) assume it.
+    ``overwrite`` rescales a float64 Sigma in place (a caller's scratch matrix).
     """
     d = np.sqrt(np.diag(Sigma))
-    R = Sigma / np.outer(d, d)
+    R = Sigma if overwrite and Sigma.dtype == np.float64 else np.empty(Sigma.shape)
+    for rows in row_slices(*Sigma.shape):  # no (p, p) temporaries beyond R: p = 10⁴ is 0.8 GB
+        R[rows] = Sigma[rows] / np.outer(d[rows], d)
     np.fill_diagonal(R, 1.0)
-    return 0.5 * (R + R.T)
+    return symmetrised(R)
+
+
+def row_slices(n_rows: int, n_cols: int) -> list[slice]:
+    """Row blocks of about 32 MB of float64 each, for (p, p) work without (p, p) temporaries."""
+    step = row_block(n_cols)
+    return [slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
+
+
+def symmetrised(A: np.ndarray) -> np.ndarray:
+    """(A + Aᵀ) / 2 computed in place in A (one transient copy of Aᵀ), the same numbers as
+    ``0.5 * (A + A.T)``."""
+    A += A.T
+    A *= 0.5
+    return A
 
 
 def _validate_sigma(Sigma: object) -> np.ndarray:
@@ -71,10 +89,11 @@ def _validate_sigma(Sigma: object) -> np.ndarray:
         raise InputError(f"Sigma must be a square (p, p) matrix; got shape {S.shape}")
     if not np.all(np.isfinite(S)):
         raise InputError("Sigma has NaN or infinite entries")
-    scale = max(float(np.abs(S).max()), 1e-300)
-    if np.abs(S - S.T).max() > 1e-8 * scale:
+    blocks = row_slices(*S.shape)
+    scale = max(max(float(np.abs(S[r]).max()) for r in blocks), 1e-300)
+    if any(np.abs(S[r] - S[:, r].T).max() > 1e-8 * scale for r in blocks):
         raise InputError("Sigma must be symmetric")
-    S = 0.5 * (S + S.T)
+    S = symmetrised(np.array(S))  # a copy: the caller's Sigma is left as it is
     if np.any(np.diag(S) <= 0):
         raise InputError("Sigma has a non-positive diagonal entry (a constant feature)")
     try:
@@ -258,11 +277,13 @@ def feature_blocks(R: np.ndarray, max_block: int) -> list[np.ndarray]:
     p = R.shape[0]
     if p <= max_block:
         return [np.arange(p)]
-    D = 1.0 - np.abs(R)
+    D = np.abs(R)
+    np.subtract(1.0, D, out=D)
     np.fill_diagonal(D, 0.0)
-    root = hierarchy.to_tree(
-        hierarchy.linkage(squareform(np.clip(D, 0.0, None), checks=False), "average")
-    )
+    np.clip(D, 0.0, None, out=D)
+    condensed = squareform(D, checks=False)
+    del D
+    root = hierarchy.to_tree(hierarchy.linkage(condensed, "average"))
     clusters: list[list[int]] = []
     stack = [root]
     while stack:
@@ -283,10 +304,16 @@ def feasible_scale(R: np.ndarray, s: np.ndarray) -> float:
     """Largest γ with 2R − γ·diag(s) ⪰ 0: 1 / λ_max(D^½ (2R)⁻¹ D^½) (generalised eigenvalue)."""
     if not np.any(s > 0):
         return math.inf
-    L = linalg.cholesky(2.0 * R, lower=True)
-    K = linalg.solve_triangular(L, np.diag(np.sqrt(np.clip(s, 0.0, None))), lower=True)
     p = R.shape[0]
-    top = linalg.eigh(K.T @ K, eigvals_only=True, subset_by_index=[p - 1, p - 1])[0]
+    # Fortran-ordered operands let LAPACK work in place: three (p, p) arrays at most, not six
+    L = linalg.cholesky(np.multiply(R, 2.0, order="F"), lower=True, overwrite_a=True)
+    D = np.zeros((p, p), order="F")
+    np.fill_diagonal(D, np.sqrt(np.clip(s, 0.0, None)))
+    K = linalg.solve_triangular(L, D, lower=True, overwrite_b=True)
+    del L, D
+    G = K.T @ K
+    del K
+    top = linalg.eigh(G, eigvals_only=True, subset_by_index=[p - 1, p - 1], overwrite_a=True)[0]
     return math.inf if top <= 0 else float(1.0 / top)
 
 
@@ -317,6 +344,7 @@ def solve_s(
     S = _validate_sigma(Sigma)
     var = np.diag(S).copy()
     R = to_correlation(S)
+    del S  # (p, p) matrices dominate a large-p job's memory: hold as few as possible
     Rc = R if copies == 1 else R * ((copies + 1) / (2 * copies))
     if method == "equicorrelated":
         s = equicorrelated_s(Rc)

@@ -93,6 +93,27 @@ def test_warm_path_importances_rank_signals_first():
         assert set(top3) == {0, 1, 2}, key
 
 
+def test_grid_from_a_warm_start_without_gradient_at_zero():
+    """A large step leaves a dense fit that predicts well but whose hidden units are all off
+    once its first layer is zeroed (λ0 there is 0; the grid step used to stop the run with
+    "the loss gradient at the start is 0.0", seen on a 50,000 × 1,000 genotype cohort). λ0
+    then comes from the seed's initialisation, and the grid's top still zeroes the first
+    layer when trained from the warm start."""
+    rng = np.random.default_rng(0)
+    U = rng.standard_normal((400, 20)).astype(np.float32)
+    y = (U[:, 0] + 0.5 * rng.standard_normal(400) > 0).astype(np.float32)
+    cfg = P.TrainConfig(max_epochs=5, patience=2, learning_rate=0.3, device="cpu")
+    start = net_from_arrays(P.dense_fit(U, y, cfg, seed=1, log=_quiet), 0)
+    with P._prepared(U, y, cfg, 1, _quiet) as data:
+        assert P._lambda_zero(data, cfg, P._start(start, data, cfg, 1)) == 0.0
+    messages: list[str] = []
+    grid = P.lambda_grid(U, y, cfg, seed=1, count=5, start=start, log=messages.append)
+    assert any("initialisation instead" in m for m in messages)
+    assert np.all(np.isfinite(grid)) and np.all(grid > 0) and np.all(np.diff(grid) < 0)
+    res = P.train_path(U, y, grid[:1], cfg, seed=1, start=start, log=_quiet)
+    assert np.count_nonzero(res["W0"][0]) == 0
+
+
 def test_result_keys_shapes_and_records(binary_run):
     U, _, cfg, grid, res = binary_run
     n_lam = grid.size

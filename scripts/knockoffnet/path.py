@@ -677,8 +677,22 @@ def lambda_grid(
     with _prepared(U, y, cfg, seed, log) as data:
         net = _start(start, data, cfg, seed)
         lam0 = _lambda_zero(data, cfg, net)
+        if start is not None and lam0 == 0.0:
+            # The warm start's hidden units may all be off once its first layer is zeroed
+            # (biases pushed below zero: a 50,000 × 1,000 cohort's dense fit after two
+            # epochs, or any fit with a large step): no gradient reaches the inputs there,
+            # though larger λ do zero the first layer. λ0 then comes from the seed's random
+            # initialisation, and the candidates are still trained from the warm start.
+            lam0 = _lambda_zero(data, cfg, _start(None, data, cfg, seed))
+            log(
+                "warning: no gradient reaches the inputs at the warm start's all-zero first "
+                f"layer; λ0 = {lam0:.4g} from the seed's initialisation instead"
+            )
         if not (math.isfinite(lam0) and lam0 > 0):
-            raise InputError(f"the loss gradient at the start is {lam0}; check y and U")
+            raise InputError(
+                f"the loss gradient at the start is {lam0}: the outcome carries no gradient "
+                "to the inputs (a constant y, or all-zero U); check the label column"
+            )
         cands = lam0 * GRID_FACTOR ** np.arange(GRID_TRIES)
         log(f"λ0 = {lam0:.4g} (all-zero first layer optimal); checking λ0·4^k, k < {GRID_TRIES}")
         top = _smallest_zeroing(data, cands, cfg, seed, net, log)

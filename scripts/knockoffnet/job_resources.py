@@ -25,8 +25,9 @@ from typing import Any
 
 MB = 1e-6  # bytes → MB
 # Resident memory of a fresh interpreter with the rule family's libraries (measured: the
-# smallest cohorts' jobs, benchmarks/README.md "Scale").
-BASE_MB = {"data": 250, "torch": 650, "report": 450}
+# smallest cohorts' jobs: 574 MB for a 25,000 × 1,000 train job holding 200 MB of [X, X~];
+# benchmarks/README.md "Scale").
+BASE_MB = {"data": 250, "torch": 500, "report": 450}
 # Sustained float32 FLOP rate of one CPU thread in mini-batch training (the dense fit of a
 # 20,000 × 1,000 cohort: about 31 GFLOP an epoch in 2-3 s on the 2-core machine; the
 # batched kernels of benchmarks/bench_path.py reach 29 GFLOP/s per thread at best).

@@ -130,7 +130,7 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
         return _mb(BASE_MB["data"] + 3.0 * X)
     grouped = cfg["knockoffs"]["groups"] != "none"
     if rule == "groups":
-        if cfg["knockoffs"]["groups"] == "none":  # labels only: X is not read
+        if not grouped:  # labels only: X is not read
             return _mb(0.8 * BASE_MB["data"])
         return _mb(0.6 * BASE_MB["data"] + X + 24 * p * p * MB)  # |corr|, distances, tree
     if rule == "knockoffs":

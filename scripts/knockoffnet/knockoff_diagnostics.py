@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from knockoffnet.errors import InputError
-from knockoffnet.moments import row_block
+from knockoffnet.moments import row_block, row_slices
 
 # Above this mean |corr(x_j, x~_j)| the diagnostics warn that power will be low.
 LOW_POWER_PAIR_CORR = 0.9
@@ -53,9 +53,7 @@ def _second_moment_gaps(
     p = 10⁴ each is 0.8 GB). ``S`` is the vector s or the (p, p) group S."""
     p = Sigma.shape[0]
     dev_xx = dev_kk = dev_xk = gap = 0.0
-    step = row_block(4 * p)
-    for start in range(0, p, step):
-        r = slice(start, min(start + step, p))
+    for r in row_slices(p, 4 * p):
         target = Sigma[r] - S[r] if S.ndim == 2 else Sigma[r].copy()
         if S.ndim == 1:
             idx = np.arange(r.start, r.stop)

@@ -33,6 +33,7 @@ from knockoffnet.moments import (
     ledoit_wolf,
     row_block,
     row_moments,
+    row_slices,
     standardise_float32,
 )
 from knockoffnet.s_solvers import (
@@ -42,7 +43,6 @@ from knockoffnet.s_solvers import (
     _check_max_block,
     _choice,
     _validate_sigma,
-    row_slices,
     solve_group_s,
     solve_s,
     symmetrised,
@@ -377,7 +377,7 @@ def make_knockoffs(
         X = validate_X(X)
         Xk, s = _fixed_x(X, s_method, rng, max_block)
         Sigma = to_correlation(np.cov(X, rowvar=False).reshape(X.shape[1], X.shape[1]))
-    # The checks read a random subset of rows beyond DIAGNOSTIC_ROWS (their float64 copies
+    # The checks read a random subset of rows beyond diagnostic_rows (their float64 copies
     # would otherwise be the largest arrays of a biobank-size draw).
     rows = slice(None)
     n_diag = diagnostic_rows(*X.shape)

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from knockoffnet.errors import InputError
 from knockoffnet.filters import check_copies
-from knockoffnet.moments import row_block
+from knockoffnet.moments import row_slices
 
 S_METHODS = ("equicorrelated", "sdp", "mvr")
 DEFAULT_S_METHOD = "mvr"
@@ -63,12 +63,6 @@ def to_correlation(Sigma: np.ndarray, overwrite: bool = False) -> np.ndarray:
         R[rows] = Sigma[rows] / np.outer(d[rows], d)
     np.fill_diagonal(R, 1.0)
     return symmetrised(R)
-
-
-def row_slices(n_rows: int, n_cols: int) -> list[slice]:
-    """Row blocks of about 32 MB of float64 each, for (p, p) work without (p, p) temporaries."""
-    step = row_block(n_cols)
-    return [slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
 
 
 def symmetrised(A: np.ndarray) -> np.ndarray:

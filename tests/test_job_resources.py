@@ -70,6 +70,21 @@ def test_requests_grow_with_the_work_and_stay_schedulable(defaults: dict) -> Non
     assert runtime_min("train", big, defaults, threads=8) < runtime_min("train", big, defaults)
 
 
+def test_training_time_follows_the_rows_of_a_check(defaults: dict) -> None:
+    """Early stopping counts checks of at most check_rows rows, so the typical λ's training
+    time stops growing with the training rows beyond check_rows (only its validation checks
+    do), and auto puts more λ in a job; below check_rows the cost is a pass per epoch."""
+    from knockoffnet.job_resources import auto_lambdas_per_job, seconds_per_lambda
+
+    passes = {**defaults, "training": {**defaults["training"], "check_rows": 0}}
+    small, big = Shape(10_000, 1_000), Shape(100_000, 1_000)
+    assert seconds_per_lambda(small, defaults) == seconds_per_lambda(small, passes)
+    ratio = seconds_per_lambda(big, passes) / seconds_per_lambda(big, defaults)
+    assert 2.5 < ratio < 4.0  # 80,000 rows a pass against 20,000 a check, validation alike
+    assert auto_lambdas_per_job(big, defaults) >= auto_lambdas_per_job(big, passes)
+    assert runtime_min("train", big, defaults) <= runtime_min("train", big, passes)
+
+
 def test_knockoff_requests_follow_p_squared(defaults: dict) -> None:
     """At large p the draw holds (p, p) matrices and does O(n·p² + p³) work: the request
     must grow at least that fast (at 20,000 × 10,000 the job peaked at 11.3 GB while a model

@@ -250,6 +250,56 @@ def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_epoch():
     assert np.array_equal(cut["W0"][0], res["W0"][j])
 
 
+def test_a_large_cohort_checks_every_check_rows_rows(monkeypatch):
+    """Epochs of early stopping are check_rows rows once a pass is longer: the steps continue
+    the pass's row order across checks, and patience/max_epochs count checks."""
+    U, y = _cohort(n=500, seed=3)  # 400 training rows
+    cfg = _cfg(batch_size=50, check_rows=100, max_epochs=6, patience=1000)
+    assert P.steps_per_check(400, cfg) == 2
+    assert P.steps_per_check(400, _cfg(batch_size=50, check_rows=0)) == 8
+    assert P.steps_per_check(400, _cfg(batch_size=50, check_rows=400)) == 8  # m ≤ check_rows
+    seen: list[int] = []
+    real_step = P._one_step
+
+    def counting_step(st, x, yy, c):
+        seen.append(int(x.shape[0]))
+        real_step(st, x, yy, c)
+
+    monkeypatch.setattr(P, "_one_step", counting_step)
+    res = P.train_path(U, y, np.array([1.0]), cfg, seed=0, log=_quiet)
+    assert res["epochs"][0] == 6 and np.isfinite(res["curve_val_loss"][0]).all()
+    assert seen == [50] * 12  # 6 checks × 2 steps: one and a half passes, not six
+
+
+def test_check_batches_continue_one_row_order_per_pass():
+    U, y = _cohort(n=500, seed=3)
+    cfg = _cfg(batch_size=50, check_rows=100)
+    with P._prepared(U, y, cfg, 0, _quiet) as data:
+        gen = torch.Generator().manual_seed(5)
+        batches = P._batches(data, cfg, gen)
+        first_pass = torch.cat([next(batches) for _ in range(8)]).numpy()
+        second_pass = torch.cat([next(batches) for _ in range(8)]).numpy()
+    assert np.array_equal(np.sort(first_pass), np.arange(400))
+    assert np.array_equal(np.sort(second_pass), np.arange(400))
+    assert not np.array_equal(first_pass, second_pass)  # a new order each pass
+
+
+def test_check_rows_leaves_a_cohort_below_it_unchanged():
+    """The default check_rows (20,000) must not touch the study's cohorts (m = 800): the
+    same path as a check after every pass."""
+    U, y = _cohort(n=300, seed=7)
+    grid = np.array([5.0, 0.5])
+    a = P.train_path(U, y, grid, _cfg(max_epochs=30, check_rows=0), seed=2, log=_quiet)
+    b = P.train_path(U, y, grid, _cfg(max_epochs=30, check_rows=240), seed=2, log=_quiet)
+    for key in ("W0", "epochs", "best_epoch", "curve_val_loss"):
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_check_rows_must_be_a_count():
+    with pytest.raises(InputError, match="check_rows"):
+        _cfg(check_rows=-1)
+
+
 def test_multiclass_path_runs():
     U, y = _cohort(task="multiclass")
     cfg = _cfg(task="multiclass", n_classes=3, max_epochs=80)

@@ -208,13 +208,18 @@ MIN_JOB_SECONDS = 60.0
 
 
 def seconds_per_lambda(shape: Shape, cfg: dict[str, Any], threads: int = 1) -> float:
-    """Typical training seconds of one λ: about 4 × patience passes over the training rows,
-    6 FLOPs per first-layer weight and row (forward and backward dominate)."""
+    """Typical training seconds of one λ: about 4 × patience epochs (an epoch: a pass over the
+    training rows, or ``check_rows`` rows of a larger cohort), 6 FLOPs per first-layer weight
+    and row (forward and backward dominate), plus each epoch's validation check (2 FLOPs per
+    weight and validation row)."""
     d, ch, h, _ = _training(cfg, shape)
     t = cfg["training"]
     epochs = min(int(t["max_epochs"]), 4 * int(t["patience"]))
     m = shape.n * (1.0 - float(t["val_fraction"]))
-    return epochs * 6.0 * m * d * ch * h / (FLOPS_PER_THREAD * max(1, threads))
+    check = int(t.get("check_rows", 0))
+    rows = min(m, check) if check > 0 else m
+    val = shape.n - m
+    return epochs * (6.0 * rows + 2.0 * val) * d * ch * h / (FLOPS_PER_THREAD * max(1, threads))
 
 
 def auto_lambdas_per_job(shape: Shape, cfg: dict[str, Any], threads: int = 1) -> int:

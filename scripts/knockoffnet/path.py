@@ -74,6 +74,7 @@ class TrainConfig:
     patience: int = 20
     max_epochs: int = 300
     batch_size: int = 128
+    check_rows: int = 20_000
     learning_rate: float | None = None
     optimizer: str = "adam"
     momentum: float = 0.9
@@ -109,6 +110,10 @@ class TrainConfig:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size < 0:
             raise InputError(f"batch_size must be >= 0 (0 = auto), got {self.batch_size}")
+        if isinstance(self.check_rows, bool) or int(self.check_rows) < 0:
+            raise InputError(
+                f"check_rows must be >= 0 (0 = a check after every pass), got {self.check_rows!r}"
+            )
         lr = self.learning_rate
         if lr is not None and not (math.isfinite(lr) and lr > 0):
             raise InputError(f"learning_rate must be positive and finite, got {lr}")
@@ -386,14 +391,40 @@ def _one_step(st: optim.State, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfi
     optim.step(st, grads, cfg.optimizer, cfg.lr, cfg.momentum, cfg.penalty, d, free)
 
 
-def _run_epoch(st: optim.State, data: _Data, cfg: TrainConfig, gen: torch.Generator) -> None:
-    """One pass over the training rows; the row order is drawn every epoch whatever Λ is."""
+def steps_per_check(m: int, cfg: TrainConfig) -> int:
+    """Optimiser steps between two validation checks (one "epoch" of early stopping).
+
+    A pass over the m training rows, or ``check_rows`` rows when the pass is longer: a pass
+    of a 100,000-row cohort is 625 steps, and patience counted in such passes would train
+    each λ for at least 21 of them (hours on a CPU) where the validation objective has long
+    stopped improving. Cohorts with m ≤ check_rows check after every pass, as before.
+    """
+    bsz = _batch_size(m, cfg)
+    per_pass = -(-m // bsz)
+    if cfg.check_rows <= 0 or m <= cfg.check_rows:
+        return per_pass
+    return min(per_pass, -(-int(cfg.check_rows) // bsz))
+
+
+def _batches(data: _Data, cfg: TrainConfig, gen: torch.Generator) -> Iterator[torch.Tensor]:
+    """Row indices of every step, pass after pass; each pass draws its order from ``gen``
+    (one stream for all λ: the order depends on the seed and the pass only) and splits the
+    m rows into ceil(m / size) near-equal batches (no tiny last batch)."""
     m, bsz = data.m, _batch_size(data.m, cfg)
-    if bsz >= m:
+    while True:
+        perm = torch.randperm(m, generator=gen).to(data.u_train.device)
+        yield from torch.tensor_split(perm, -(-m // bsz))
+
+
+def _run_check(
+    st: optim.State, data: _Data, cfg: TrainConfig, batches: Iterator[torch.Tensor], steps: int
+) -> None:
+    """The steps up to the next validation check: one pass, or check_rows rows."""
+    if _batch_size(data.m, cfg) >= data.m:  # full batch: one step, no row order to draw
         _one_step(st, data.u_train, data.y_train, cfg)
         return
-    perm = torch.randperm(m, generator=gen).to(data.u_train.device)
-    for rows in torch.tensor_split(perm, -(-m // bsz)):
+    for _ in range(steps):
+        rows = next(batches)
         _one_step(st, data.u_train[rows], data.y_train[rows], cfg)
 
 
@@ -443,10 +474,10 @@ def _train(
     lam = torch.as_tensor(lambdas, dtype=torch.float64, device=device)
     st = optim.new_state(stack(start, len(lambdas)), lam / (2.0 * data.m), cfg.optimizer)
     rec = _new_records(st.net, cfg.max_epochs)
-    # One shuffling stream for all λ: epoch e's row order depends on the seed and e only.
     gen = torch.Generator().manual_seed(_seeds(seed)[2])
-    for epoch in range(1, cfg.max_epochs + 1):
-        _run_epoch(st, data, cfg, gen)
+    batches, steps = _batches(data, cfg, gen), steps_per_check(data.m, cfg)
+    for epoch in range(1, cfg.max_epochs + 1):  # an epoch: the steps between two checks
+        _run_check(st, data, cfg, batches, steps)
         stop = _record_epoch(rec, st, epoch, data, cfg)
         for j in st.idx.cpu().numpy()[stop]:
             _log_done(log, int(j), lambdas, rec, st.net, data.d)
@@ -505,8 +536,8 @@ def _log_setup(log: Log, data: _Data, cfg: TrainConfig, what: str) -> None:
         f"{what}: m={data.m} training / {data.u_val.shape[0]} validation rows, "
         f"{data.d} inputs × {cfg.units} units, hidden {list(cfg.hidden)}, {cfg.task}, "
         f"batch {_batch_size(data.m, cfg)}, {cfg.optimizer} lr={cfg.lr}, {cfg.penalty} "
-        f"penalty, {cfg.start} start, patience {cfg.patience}, max_epochs {cfg.max_epochs}, "
-        f"threads {cfg.threads}"
+        f"penalty, {cfg.start} start, patience {cfg.patience}, max_epochs {cfg.max_epochs} "
+        f"(epochs of {steps_per_check(data.m, cfg)} steps), threads {cfg.threads}"
     )
 
 

@@ -218,6 +218,7 @@ FIT_KEYS = (
     "patience",
     "max_epochs",
     "batch_size",
+    "check_rows",
     "learning_rate",
     "optimizer",
     "momentum",

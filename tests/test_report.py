@@ -368,11 +368,13 @@ def test_grouped_run_names_its_selected_groups(tmp_path):
     selected.to_csv(tmp_path / "selected.tsv", sep="\t", index=False)
     run = json.loads((tmp_path / "run.json").read_text())
     run["config"].setdefault("knockoffs", {}).update(groups="auto", group_cutoff=0.5, copies=5)
+    run["config"]["training"]["check_rows"] = 20000
     (tmp_path / "run.json").write_text(json.dumps(run))
     out = tmp_path / "grouped.html"
     report.render_report(tmp_path, {}, out)
     page = out.read_text(encoding="utf-8")
     assert "group knockoffs (auto, |r| ≥ 0.5): 6 features in 4 groups" in page
     assert "5 copies per draw" in page
+    assert "patience 10 epochs (an epoch: a pass over the training rows or 20,000 rows" in page
     # the recommended filter (VWA-OL here) selected members of G1: the summary names the group
     assert 'id="summary-groups"' in page and f"G1 (3: {', '.join(names[:3])})" in page

@@ -339,7 +339,13 @@ def _method(res: Results) -> list[dict[str, str]]:
             "what": "Training",
             "value": f"{tr.get('optimizer', 'fista')}, {tr.get('penalty', 'l1')} penalty, "
             f"{tr.get('start', 'cold')} start, batches of {tr.get('batch_size', 0) or 'all'} rows, "
-            f"patience {tr.get('patience', DASH)} epochs",
+            f"patience {tr.get('patience', DASH)} epochs"
+            + (
+                f" (an epoch: a pass over the training rows or {int(tr['check_rows']):,} rows, "
+                "whichever is fewer)"
+                if tr.get("check_rows")
+                else ""
+            ),
         },
         {"what": "λ path", "value": f"{n_lambda} values per run" if n_lambda else DASH},
         {

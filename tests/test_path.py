@@ -515,5 +515,22 @@ def test_covariates_are_never_penalised_or_counted(penalty):
     assert res["inputs_alive"][0] == 0 and res["inputs_alive"][1] <= U.shape[1]
     grid = P.lambda_grid(UC, y, cfg, seed=1, count=3, ratio=0.1, log=_quiet)
     assert np.isfinite(grid).all() and grid[0] > grid[-1]
+
+
+def test_grid_with_covariates_reaches_below_the_features_zeroing():
+    """The grid check must ask whether the *features* are zeroed: a covariate's weights are
+    never zero, and counting them made every probe "non-zero", so the grid fell back to its
+    largest probe (λ0·4⁵) and every λ of it removed every feature (a 100,000-row PLINK
+    cohort with one covariate selected nothing)."""
+    U, y = _cohort(n=400, seed=13)
+    C = np.random.default_rng(0).standard_normal((U.shape[0], 1))
+    UC = np.hstack([U, C])
+    cfg = _cfg(covariates=1, max_epochs=60)
+    grid = P.lambda_grid(UC, y, cfg, seed=1, count=4, ratio=0.01, log=_quiet)
+    res = P.train_path(UC, y, grid, cfg, seed=1, log=_quiet)
+    assert res["inputs_alive"][0] == 0  # the top zeroes every feature ...
+    assert res["inputs_alive"][-1] >= 3  # ... and the bottom keeps the planted ones
+    plain = P.lambda_grid(U, y, _cfg(max_epochs=60), seed=1, count=4, ratio=0.01, log=_quiet)
+    assert grid[0] < 16 * plain[0]  # the same scale as without the covariate
     with pytest.raises(InputError):
         _cfg(covariates=-1)

@@ -480,7 +480,7 @@ def _train(
         _run_check(st, data, cfg, batches, steps)
         stop = _record_epoch(rec, st, epoch, data, cfg)
         for j in st.idx.cpu().numpy()[stop]:
-            _log_done(log, int(j), lambdas, rec, st.net, data.d)
+            _log_done(log, int(j), lambdas, rec, st.net, data.d, cfg.covariates)
         if stop.all():
             break
         if stop.any():
@@ -521,13 +521,17 @@ def _results(
     return out
 
 
-def _log_done(log: Log, j: int, lambdas: np.ndarray, rec: _Records, like: Net, d: int) -> None:
+def _log_done(
+    log: Log, j: int, lambdas: np.ndarray, rec: _Records, like: Net, d: int, covariates: int
+) -> None:
     w0 = rec.best[len(rec.best) - 2 * len(like.ws)][j]
-    alive = int((group_view(w0, d).abs().sum((0, 2)) > 0).sum())
+    tested = d - covariates
+    alive = int((group_view(w0, d).abs().sum((0, 2))[:tested] > 0).sum())
     log(
         f"λ {j + 1}/{len(lambdas)} = {lambdas[j]:.4g}: {rec.epochs[j]} epochs, best epoch "
         f"{rec.best_epoch[j]}, val loss {rec.val_loss[j]:.4f}, val objective "
-        f"{rec.best_obj[j]:.4f}, inputs in use {alive}/{d}"
+        f"{rec.best_obj[j]:.4f}, inputs in use {alive}/{tested}"
+        + (f" (and {covariates} covariates, never penalised)" if covariates else "")
     )
 
 
@@ -676,7 +680,9 @@ def _smallest_zeroing(
     """
     cap = min(cfg.max_epochs, GRID_CHECK_PATIENCES * cfg.patience)
     res = _train(data, cands, replace(cfg, max_epochs=cap), seed, start, log)
-    zero = res["nnz"][:, 0] == 0
+    # The tested inputs only: a covariate's weights are never penalised, so counting them
+    # (as the first layer's nnz does) found no zeroing λ on any cohort with covariates.
+    zero = res["inputs_alive"] == 0
     return float(cands[int(np.argmax(zero))]) if zero.any() else None
 
 

@@ -403,7 +403,7 @@ def steps_per_check(m: int, cfg: TrainConfig) -> int:
     per_pass = -(-m // bsz)
     if cfg.check_rows <= 0 or m <= cfg.check_rows:
         return per_pass
-    return min(per_pass, -(-int(cfg.check_rows) // bsz))
+    return -(-int(cfg.check_rows) // bsz)  # fewer than a pass's steps, as m > check_rows
 
 
 def _batches(data: _Data, cfg: TrainConfig, gen: torch.Generator) -> Iterator[torch.Tensor]:
@@ -511,14 +511,16 @@ def _results(
         val_accuracy=rec.val_acc,
         train_loss=tl.cpu().numpy(),
         nnz=np.stack(nnz, 1).astype(np.int64),
-        inputs_alive=(group_norms(best.ws[0], data.d)[:, : data.d - cfg.covariates] > 0)
-        .sum(1)
-        .cpu()
-        .numpy()
-        .astype(np.int64),
+        inputs_alive=_tested_alive(best.ws[0], data.d, cfg.covariates).cpu().numpy(),
         curve_val_loss=rec.curve,
     )
     return out
+
+
+def _tested_alive(w0: torch.Tensor, d: int, covariates: int) -> torch.Tensor:
+    """How many tested inputs (the trailing covariates are never penalised) keep a non-zero
+    first-layer weight: per λ for a stacked (Λ, out, in) θ⁽⁰⁾, a scalar for one network."""
+    return (group_norms(w0, d)[..., : d - covariates] > 0).sum(-1)
 
 
 def _log_done(
@@ -526,7 +528,7 @@ def _log_done(
 ) -> None:
     w0 = rec.best[len(rec.best) - 2 * len(like.ws)][j]
     tested = d - covariates
-    alive = int((group_view(w0, d).abs().sum((0, 2))[:tested] > 0).sum())
+    alive = int(_tested_alive(w0, d, covariates))
     log(
         f"λ {j + 1}/{len(lambdas)} = {lambdas[j]:.4g}: {rec.epochs[j]} epochs, best epoch "
         f"{rec.best_epoch[j]}, val loss {rec.val_loss[j]:.4f}, val objective "

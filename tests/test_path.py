@@ -114,6 +114,29 @@ def test_grid_from_a_warm_start_without_gradient_at_zero():
     assert np.count_nonzero(res["W0"][0]) == 0
 
 
+def test_grid_check_stops_the_lambdas_above_two_that_zeroed_the_features():
+    """Once two λ of the grid check have kept every feature at zero for GRID_ZERO_CHECKS
+    checks, the larger λ stop (they used to train a patience window on a flat objective);
+    the two, which may still regrow features, and every smaller λ train exactly as before,
+    so the check's answer is the same."""
+    U, y = _cohort(n=400, seed=5)
+    cfg = _cfg(max_epochs=60, patience=20)
+    with P._prepared(U, y, cfg, 1, _quiet) as data:
+        start = P._start(None, data, cfg, 1)
+        cands = P._lambda_zero(data, cfg, start) * P.GRID_FACTOR ** np.arange(P.GRID_TRIES)
+        full = P._train(data, cands, cfg, 1, start, _quiet)
+        quick = P._train(data, cands, cfg, 1, start, _quiet, P.GRID_ZERO_CHECKS)
+    zero = full["inputs_alive"] == 0
+    first = int(np.argmax(zero))
+    assert zero[first:].all() and cands.size - first >= 3  # λ0 keeps features, 3+ zero them
+    kept = slice(0, first + 2)
+    for key in ("W0", "epochs", "best_epoch", "val_objective", "inputs_alive"):
+        assert np.array_equal(quick[key][kept], full[key][kept]), key
+    above = slice(first + 2, None)
+    assert (quick["epochs"][above] < full["epochs"][above]).all()
+    assert (quick["inputs_alive"][above] == 0).all()
+
+
 def test_result_keys_shapes_and_records(binary_run):
     U, _, cfg, grid, res = binary_run
     n_lam = grid.size

@@ -58,6 +58,9 @@ GRID_TRIES = 6
 GRID_REFINE = 3
 # Epoch cap of the check, in patience windows.
 GRID_CHECK_PATIENCES = 3
+# Once two candidates of the check have kept every tested input at zero (current and best
+# weights) for this many checks in a row, the larger candidates stop.
+GRID_ZERO_CHECKS = 3
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -463,12 +466,19 @@ def _record_epoch(
 
 
 def _train(
-    data: _Data, lambdas: np.ndarray, cfg: TrainConfig, seed: int, start: Net, log: Log
+    data: _Data,
+    lambdas: np.ndarray,
+    cfg: TrainConfig,
+    seed: int,
+    start: Net,
+    log: Log,
+    zero_checks: int = 0,
 ) -> dict[str, np.ndarray]:
     """Train every λ of ``lambdas`` from ``start`` as one batched model, per-λ early stopping.
 
     Stopped λ leave the working batch (their best weights are already recorded), so the
-    loop runs while any λ trains without touching the others' results.
+    loop runs while any λ trains without touching the others' results. ``zero_checks`` > 0
+    (the grid check) also stops the λ above two that zeroed every tested input (:func:`_zeroed`).
     """
     device = data.u_train.device
     lam = torch.as_tensor(lambdas, dtype=torch.float64, device=device)
@@ -476,9 +486,12 @@ def _train(
     rec = _new_records(st.net, cfg.max_epochs)
     gen = torch.Generator().manual_seed(_seeds(seed)[2])
     batches, steps = _batches(data, cfg, gen), steps_per_check(data.m, cfg)
+    zero_run = np.zeros(len(lambdas), np.int64)
     for epoch in range(1, cfg.max_epochs + 1):  # an epoch: the steps between two checks
         _run_check(st, data, cfg, batches, steps)
         stop = _record_epoch(rec, st, epoch, data, cfg)
+        if zero_checks > 0:
+            stop |= _zeroed(rec, st, lambdas, zero_run, zero_checks, data, cfg)
         for j in st.idx.cpu().numpy()[stop]:
             _log_done(log, int(j), lambdas, rec, st.net, data.d, cfg.covariates)
         if stop.all():
@@ -493,6 +506,37 @@ def _train(
             "(diverged?); their weights are the start; lower learning_rate"
         )
     return _results(rec, lambdas, data, cfg, st.net)
+
+
+def _zeroed(
+    rec: _Records,
+    st: optim.State,
+    lambdas: np.ndarray,
+    zero_run: np.ndarray,
+    zero_checks: int,
+    data: _Data,
+    cfg: TrainConfig,
+) -> np.ndarray:
+    """Stop mask of the grid check's active λ: those above two smaller λ that have each kept
+    every tested input at zero (current and best weights) for ``zero_checks`` checks in a row.
+
+    The check asks only for the smallest λ that zeroes the features. Such a λ zeroes them
+    within a check or two and then trains on for a patience window while the bias creeps
+    down a flat objective (21 checks at 100,000 rows), and so does every larger λ. A λ just
+    above the threshold can zero every input early and regrow some once the rest of the
+    network settles (9 of 100 study grids), so the two smallest such λ train to their own
+    stop and give the answer; the ones above them, whose answer is needed only if both
+    regrow, stop.
+    """
+    gi = st.idx.cpu().numpy()
+    first = len(rec.best) - 2 * len(st.net.ws)  # θ⁽⁰⁾ in the flat list
+    now = _tested_alive(st.net.ws[0], data.d, cfg.covariates).cpu().numpy() == 0
+    zero_run[gi] = np.where(now, zero_run[gi] + 1, 0)
+    best = _tested_alive(rec.best[first], data.d, cfg.covariates).cpu().numpy() == 0
+    settled = np.sort(lambdas[(zero_run >= zero_checks) & best])
+    if settled.size < 2:
+        return np.zeros(gi.size, bool)
+    return lambdas[gi] > settled[1]
 
 
 def _results(
@@ -679,9 +723,11 @@ def _smallest_zeroing(
 
     A λ that zeroes the first layer does so within a few patience windows; one that does not
     would creep on to max_epochs, so the check stops at GRID_CHECK_PATIENCES × patience.
+    The λ above two that keep every tested input at zero for GRID_ZERO_CHECKS checks stop
+    early: their answer matters only if both of those regrow features.
     """
     cap = min(cfg.max_epochs, GRID_CHECK_PATIENCES * cfg.patience)
-    res = _train(data, cands, replace(cfg, max_epochs=cap), seed, start, log)
+    res = _train(data, cands, replace(cfg, max_epochs=cap), seed, start, log, GRID_ZERO_CHECKS)
     # The tested inputs only: a covariate's weights are never penalised, so counting them
     # (as the first layer's nnz does) found no zeroing λ on any cohort with covariates.
     zero = res["inputs_alive"] == 0

@@ -538,6 +538,8 @@ def test_covariates_are_never_penalised_or_counted(penalty):
     assert res["inputs_alive"][0] == 0 and res["inputs_alive"][1] <= U.shape[1]
     grid = P.lambda_grid(UC, y, cfg, seed=1, count=3, ratio=0.1, log=_quiet)
     assert np.isfinite(grid).all() and grid[0] > grid[-1]
+    with pytest.raises(InputError):
+        _cfg(covariates=-1)
 
 
 def test_grid_with_covariates_reaches_below_the_features_zeroing():
@@ -555,5 +557,3 @@ def test_grid_with_covariates_reaches_below_the_features_zeroing():
     assert res["inputs_alive"][-1] >= 3  # ... and the bottom keeps the planted ones
     plain = P.lambda_grid(U, y, _cfg(max_epochs=60), seed=1, count=4, ratio=0.01, log=_quiet)
     assert grid[0] < 16 * plain[0]  # the same scale as without the covariate
-    with pytest.raises(InputError):
-        _cfg(covariates=-1)

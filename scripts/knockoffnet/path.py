@@ -529,10 +529,10 @@ def _zeroed(
     regrow, stop.
     """
     gi = st.idx.cpu().numpy()
-    first = len(rec.best) - 2 * len(st.net.ws)  # θ⁽⁰⁾ in the flat list
     now = _tested_alive(st.net.ws[0], data.d, cfg.covariates).cpu().numpy() == 0
     zero_run[gi] = np.where(now, zero_run[gi] + 1, 0)
-    best = _tested_alive(rec.best[first], data.d, cfg.covariates).cpu().numpy() == 0
+    best_w0 = _best_first_layer(rec, st.net)
+    best = _tested_alive(best_w0, data.d, cfg.covariates).cpu().numpy() == 0
     settled = np.sort(lambdas[(zero_run >= zero_checks) & best])
     if settled.size < 2:
         return np.zeros(gi.size, bool)
@@ -567,12 +567,17 @@ def _tested_alive(w0: torch.Tensor, d: int, covariates: int) -> torch.Tensor:
     return (group_norms(w0, d)[..., : d - covariates] > 0).sum(-1)
 
 
+def _best_first_layer(rec: _Records, like: Net) -> torch.Tensor:
+    """θ⁽⁰⁾ of every λ's best weights (Λ, out, in): the flat list ends with the layers'
+    weights and biases, the units' parameters (if any) come first."""
+    return rec.best[len(rec.best) - 2 * len(like.ws)]
+
+
 def _log_done(
     log: Log, j: int, lambdas: np.ndarray, rec: _Records, like: Net, d: int, covariates: int
 ) -> None:
-    w0 = rec.best[len(rec.best) - 2 * len(like.ws)][j]
     tested = d - covariates
-    alive = int(_tested_alive(w0, d, covariates))
+    alive = int(_tested_alive(_best_first_layer(rec, like)[j], d, covariates))
     log(
         f"λ {j + 1}/{len(lambdas)} = {lambdas[j]:.4g}: {rec.epochs[j]} epochs, best epoch "
         f"{rec.best_epoch[j]}, val loss {rec.val_loss[j]:.4f}, val objective "

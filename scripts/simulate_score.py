@@ -46,9 +46,9 @@ with rule_context(snakemake) as log:
     masks = {key: mask for key, mask in masks.items() if key[1] in q_grid}
 
     X = np.load(snakemake.input.X)
-    # Peers see the first knockoff copy: they are single-knockoff filters; on group knockoffs
-    # they are group filters (peer_masks).
-    Xk = np.load(snakemake.input.Xk)[:, : X.shape[1]].astype(np.float64)
+    # Peers see every knockoff copy (knockpy's the first only) and are multi-knockoff filters
+    # when there are several; on group knockoffs they are group filters (peer_masks).
+    Xk = np.load(snakemake.input.Xk).astype(np.float64)
     y = np.load(snakemake.input.y)
     options = {**snakemake.params.options, "threads": int(snakemake.threads)}
     peer_seed = int(snakemake.params.seed)

@@ -19,10 +19,18 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from knockoffnet.errors import InputError
+from knockoffnet.filters import knockoff_select
 from knockoffnet.report import fmt_num
 from knockoffnet.selection import FILTERS
 from knockoffnet.simulation.generators import GENERATORS, generate, latent_score
-from knockoffnet.simulation.peers import oracle_statistic, peer_masks, peer_statistics, rf_statistic
+from knockoffnet.simulation.peers import (
+    _mixed_copies,
+    _unmix,
+    oracle_statistic,
+    peer_masks,
+    peer_statistics,
+    rf_statistic,
+)
 from knockoffnet.simulation.scoring import (
     REPLICATE_COLUMNS,
     SUMMARY_COLUMNS,
@@ -32,6 +40,7 @@ from knockoffnet.simulation.scoring import (
     score_masks,
     summarise,
 )
+from knockoffnet.statistics import multi_statistic
 
 from conftest import REPO, snakemake
 
@@ -310,6 +319,37 @@ def test_random_forest_peer_regression() -> None:
     y = np.sin(2 * X[:, 0]) + X[:, 1]
     W = rf_statistic(X, Xk, y, "regression", seed=1, trees=100)
     assert set(np.argsort(-W)[:2]) == {0, 1}
+
+
+def test_peers_mix_every_copy_and_put_importances_back_in_copy_order() -> None:
+    """κ = 3: each feature's four columns go to random blocks; unmixing a per-column value
+    returns it to its copy (row 0 the feature), so no peer can favour a position."""
+    rng = np.random.default_rng(4)
+    X = np.zeros((5, 6))
+    Xk = np.hstack([np.full((5, 6), c + 1.0) for c in range(3)])  # copy c holds c + 1
+    order, U = _mixed_copies(X, Xk, rng)
+    assert U.shape == (5, 24)
+    assert (np.sort(order, axis=0) == np.arange(4)[:, None]).all()  # a permutation per feature
+    assert (order != order[:, :1]).any()  # not one order for every feature
+    Z = _unmix(U.mean(axis=0), order)
+    np.testing.assert_array_equal(Z, np.repeat(np.arange(4.0)[:, None], 6, axis=1))
+
+
+def test_multi_copy_forest_peer_uses_the_multi_knockoff_threshold() -> None:
+    """Two strong signals among 8 features, three copies: the peer's (4, p) importances go
+    through the multi-knockoff filter, whose negatives count ÷ κ, so at q = 0.2 it selects
+    exactly the two (estimated FDP 1/(3·2)); the same W under the single-copy threshold
+    (1/2) selects nothing. As a group filter it sums each copy's importances per group."""
+    X, _, _ = _knockoff_pair(600, 8, 6)
+    y = ((X[:, 0] + X[:, 1]) > 0).astype(np.int64)
+    Xk = np.random.default_rng(7).standard_normal((600, 24))
+    Z = rf_statistic(X, Xk, y, "binary", seed=2, trees=200)
+    assert Z.shape == (4, 8) and (Z[0, :2] > Z[1:, :2].max(axis=0)).all()
+    mask = peer_masks(Z, "peer-rf", [0.2])[("peer-rf", 0.2)]
+    np.testing.assert_array_equal(mask, np.arange(8) < 2)
+    assert not knockoff_select(multi_statistic(Z[0], Z[1:]), 0.2).any()
+    grouped = peer_masks(Z, "peer-rf", [0.5], labels=np.arange(8) // 2)[("peer-rf", 0.5)]
+    assert grouped[:2].all() and (grouped[::2] == grouped[1::2]).all()  # whole groups
 
 
 def test_knockpy_peers_are_skipped_with_a_message(

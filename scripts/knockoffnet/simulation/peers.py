@@ -4,6 +4,12 @@ knockpy's lasso and DeepPINK, LassoNet, and the latent-score oracle.
 Every peer fits [X, X~] with a random half of the pairs exchanged and exchanges the
 importances back, so a peer that prefers a column position cannot favour originals: W keeps
 the flip-sign property by construction.
+
+With κ > 1 knockoff copies (``Xk`` holds the κ copies side by side, as the pipeline stores
+them) the random forest, LassoNet and the oracle fit all κ + 1 columns of each feature, in
+an order drawn at random per feature, and return the (κ + 1, p) importances (row 0 the
+features'); :func:`peer_masks` turns them into the multi-knockoff statistic and threshold,
+as for the networks. knockpy's statistics take one knockoff matrix and see the first copy.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import numpy as np
 from knockoffnet.errors import InputError
 from knockoffnet.filters import knockoff_threshold
 from knockoffnet.groups import group_sum
+from knockoffnet.statistics import multi_statistic
 
 PEERS = ("rf", "lasso", "deeppink", "lassonet", "oracle")
 PEER_FILTER = {peer: f"peer-{peer}" for peer in PEERS}
@@ -25,6 +32,43 @@ PEER_FILTER = {peer: f"peer-{peer}" for peer in PEERS}
 
 def _random_swap(rng: np.random.Generator, p: int) -> np.ndarray:
     return rng.random(p) < 0.5
+
+
+def _copies(X: np.ndarray, Xk: np.ndarray) -> int:
+    """κ, the knockoff copies side by side in ``Xk``."""
+    n, p = X.shape
+    if Xk.shape[0] != n or Xk.shape[1] % p or Xk.shape[1] == 0:
+        raise InputError(f"knockoffs of shape {Xk.shape} do not hold whole copies of X {X.shape}")
+    return Xk.shape[1] // p
+
+
+def _mixed_copies(
+    X: np.ndarray, Xk: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The κ + 1 columns of each feature in a random order, and that order.
+
+    ``order[b, j]`` is the copy (0 = the feature itself) that block b of the returned design
+    holds for feature j. With one copy this is a random swap of each pair (the same draw as
+    before multiple copies existed, so single-copy peers are unchanged bit for bit)."""
+    p = X.shape[1]
+    kappa = _copies(X, Xk)
+    if kappa == 1:
+        swap = _random_swap(rng, p)
+        order = np.vstack([swap, ~swap]).astype(np.int64)
+    else:
+        order = rng.permuted(np.repeat(np.arange(kappa + 1)[:, None], p, axis=1), axis=0)
+    every = np.stack([X, *np.split(Xk, kappa, axis=1)])  # (κ+1, n, p)
+    blocks = np.take_along_axis(every, order[:, None, :], axis=0)
+    return order, np.hstack(list(blocks))
+
+
+def _unmix(importance: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Importances back in copy order: (κ+1, p), row 0 the features'. One copy: W = z − z~
+    directly (a 1-D statistic, as :func:`peer_masks` expects of single-copy peers)."""
+    blocks = np.asarray(importance, dtype=np.float64).reshape(order.shape)
+    Z = np.empty_like(blocks)
+    np.put_along_axis(Z, order, blocks, axis=0)
+    return Z[0] - Z[1] if Z.shape[0] == 2 else Z
 
 
 def rf_statistic(
@@ -40,12 +84,13 @@ def rf_statistic(
 
     Each pair (x_j, x~_j) is swapped at random before fitting and the importances swapped
     back, so any positional preference of the forest cannot favour originals: W keeps the
-    flip-sign property by construction.
+    flip-sign property by construction. With κ > 1 copies: the (κ + 1, p) importances of one
+    forest on every copy (module docstring).
     """
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     rng = np.random.Generator(np.random.PCG64(seed))
-    swap, U = _swapped_pairs(X, Xk, rng)
+    order, U = _mixed_copies(X, Xk, rng)
     model_cls = RandomForestRegressor if task == "regression" else RandomForestClassifier
     model = model_cls(
         n_estimators=trees,
@@ -55,7 +100,7 @@ def rf_statistic(
         n_jobs=threads,
     )
     model.fit(U, y)
-    return _unswap(model.feature_importances_, swap)
+    return _unmix(model.feature_importances_, order)
 
 
 def knockpy_statistic(
@@ -87,20 +132,6 @@ def knockpy_statistic(
     raise InputError(f"unknown knockpy peer {name!r}; choose lasso or deeppink")
 
 
-def _swapped_pairs(X: np.ndarray, Xk: np.ndarray, rng: np.random.Generator):
-    """[X, X~] with a random half of the pairs exchanged, and how to exchange them back: a
-    peer that prefers one column position cannot then favour originals (flip-sign holds)."""
-    swap = _random_swap(rng, X.shape[1])
-    return swap, np.hstack([np.where(swap, Xk, X), np.where(swap, X, Xk)])
-
-
-def _unswap(importance: np.ndarray, swap: np.ndarray) -> np.ndarray:
-    p = swap.size
-    z = np.where(swap, importance[p:], importance[:p])
-    zk = np.where(swap, importance[:p], importance[p:])
-    return z - zk
-
-
 def lassonet_statistic(
     X: np.ndarray, Xk: np.ndarray, y: np.ndarray, task: str, seed: int, hidden: int = 64
 ) -> np.ndarray:
@@ -115,7 +146,7 @@ def lassonet_statistic(
     from lassonet import LassoNetClassifier, LassoNetRegressor
 
     rng = np.random.Generator(np.random.PCG64(seed))
-    swap, U = _swapped_pairs(X, Xk, rng)
+    order, U = _mixed_copies(X, Xk, rng)
     model_cls = LassoNetRegressor if task == "regression" else LassoNetClassifier
     state = int(rng.integers(2**31 - 1))
     torch.manual_seed(state)
@@ -129,7 +160,7 @@ def lassonet_statistic(
     )
     target = y.astype(np.float32) if task == "regression" else y.astype(np.int64)
     model.path(U.astype(np.float32), target, return_state_dicts=False)
-    return _unswap(np.asarray(model.feature_importances_, dtype=np.float64), swap)
+    return _unmix(np.asarray(model.feature_importances_, dtype=np.float64), order)
 
 
 def oracle_statistic(X: np.ndarray, Xk: np.ndarray, latent: np.ndarray, seed: int) -> np.ndarray:
@@ -143,10 +174,10 @@ def oracle_statistic(X: np.ndarray, Xk: np.ndarray, latent: np.ndarray, seed: in
     from sklearn.linear_model import LassoCV
 
     rng = np.random.Generator(np.random.PCG64(seed))
-    swap, U = _swapped_pairs(X, Xk, rng)
+    order, U = _mixed_copies(X, Xk, rng)
     model = LassoCV(cv=5, random_state=int(rng.integers(2**31 - 1)), max_iter=5000)
     model.fit(U, latent)
-    return _unswap(np.abs(model.coef_), swap)
+    return _unmix(np.abs(model.coef_), order)
 
 
 def peer_masks(
@@ -164,15 +195,21 @@ def peer_masks(
     threshold has no FDR guarantee there. W_g = Σ_{j∈g} W_j (antisymmetric under a group
     swap, as every peer's W_j is a difference of a feature's and its knockoff's importance)
     is thresholded and each selected group selects all of its members.
+
+    A 2-D ``W`` is a multi-copy peer's (κ + 1, p) importances: summed per group first, then
+    the multi-knockoff statistic and threshold (negatives ÷ κ), as for the networks.
     """
-    if labels is None:
-        return {
-            (filter_name, float(q)): W >= knockoff_threshold(W, float(q), offset) for q in q_grid
-        }
-    labels = np.asarray(labels, dtype=np.int64)
-    Wg = group_sum(W, labels)
+    W = np.asarray(W, dtype=np.float64)
+    copies = 1
+    if labels is not None:
+        labels = np.asarray(labels, dtype=np.int64)
+        W = group_sum(W, labels)
+    if W.ndim == 2:
+        copies = W.shape[0] - 1
+        W = multi_statistic(W[0], W[1:])
+    keep = (lambda mask: mask) if labels is None else (lambda mask: mask[labels])
     return {
-        (filter_name, float(q)): (Wg >= knockoff_threshold(Wg, float(q), offset))[labels]
+        (filter_name, float(q)): keep(W >= knockoff_threshold(W, float(q), offset, copies))
         for q in q_grid
     }
 
@@ -188,7 +225,8 @@ def peer_statistics(
     log: logging.Logger,
     latent: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """W of each requested peer. A knockpy or LassoNet peer is skipped, with a logged reason,
+    """W of each requested peer ((κ + 1, p) importances for a multi-copy peer on κ > 1
+    copies, module docstring). A knockpy or LassoNet peer is skipped, with a logged reason,
     when its package is not installed (the optional `baselines` extra); the oracle when the
     design has no latent score. Each peer's time is logged: their cost varies by minutes
     between replicates and dominates some study jobs."""
@@ -207,9 +245,9 @@ def peer_statistics(
                     log.info("peer oracle skipped: this design has no latent score")
                     continue
                 W = oracle_statistic(X, Xk, latent, seed)
-            else:
+            else:  # knockpy takes one knockoff matrix: the first copy
                 W = knockpy_statistic(
-                    peer, X, Xk, y, task, seed, options.get("deeppink_epochs", 50)
+                    peer, X, Xk[:, : X.shape[1]], y, task, seed, options.get("deeppink_epochs", 50)
                 )
         except ImportError as err:
             log.warning(

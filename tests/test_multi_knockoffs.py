@@ -10,11 +10,14 @@ import pytest
 from knockoffnet.aggregation import ebh, knockoff_evalues
 from knockoffnet.errors import InputError
 from knockoffnet.filters import (
+    AUTO_COPIES,
+    AUTO_COPIES_MAX_FEATURES,
     _min_selectable,
     knockoff_qvalues,
     knockoff_select,
     knockoff_threshold,
     no_selection_message,
+    resolve_copies,
 )
 from knockoffnet.knockoffs import make_knockoffs, sample_model_x
 from knockoffnet.s_solvers import S_METHODS, solve_s
@@ -91,6 +94,28 @@ def test_make_knockoffs_stacks_standardised_copies() -> None:
         make_knockoffs(X, method="fixed-x", copies=2)
     with pytest.raises(InputError, match="copies"):
         make_knockoffs(X, copies=0)
+
+
+def test_auto_copies_are_three_on_small_model_x_cohorts_and_one_elsewhere() -> None:
+    """The default: 3 copies up to 500 features with model-x knockoffs and the importance
+    statistics; one copy on larger cohorts, fixed-x knockoffs or the paper's statistics
+    (defined for one copy); an integer is kept, anything else named in the error."""
+    assert resolve_copies("auto", 30) == AUTO_COPIES == 3
+    assert resolve_copies("auto", AUTO_COPIES_MAX_FEATURES) == 3
+    assert resolve_copies("auto", AUTO_COPIES_MAX_FEATURES + 1) == 1
+    assert resolve_copies("auto", 30, method="fixed-x") == 1
+    assert resolve_copies("auto", 30, statistic="paper") == 1
+    assert resolve_copies(5, 10_000) == 5 and resolve_copies(1, 30) == 1
+    for bad in ("three", 0, 2.5, True):
+        with pytest.raises(InputError, match=r"knockoffs\.copies must be an integer >= 1 or auto"):
+            resolve_copies(bad, 30)
+    X = np.random.default_rng(5).standard_normal((200, 7))
+    X = (X - X.mean(0)) / X.std(0)
+    Xk, _, info = make_knockoffs(X, seed=3, copies="auto")
+    assert Xk.shape == (200, 21) and info["copies"] == 3
+    explicit, _, _ = make_knockoffs(X, seed=3, copies=3)
+    assert np.array_equal(Xk, explicit)  # auto is exactly the copies it resolves to
+    assert make_knockoffs(X, seed=3, method="fixed-x", copies="auto")[0].shape == (200, 7)
 
 
 def test_multi_statistic_by_hand() -> None:

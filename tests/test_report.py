@@ -352,6 +352,28 @@ def test_manhattan_plot_for_genotype_cohorts(tmp_path):
     assert 'id="fig-manhattan"' in (tmp_path / "geno.html").read_text(encoding="utf-8")
 
 
+def test_auto_copies_are_reported_as_the_draws_resolved_them(tmp_path):
+    """copies: auto resolves per cohort inside the knockoff job; the report reads κ from the
+    draws' diagnostics, not the config's word, for the method row and the minimum selection."""
+    write_fake_results(tmp_path, task="binary", n_seeds=1, p=6)
+    run = json.loads((tmp_path / "run.json").read_text())
+    run["config"].setdefault("knockoffs", {})["copies"] = "auto"
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    for path in (tmp_path / "knockoffs").glob("draw*_diagnostics.tsv"):
+        diag = pd.read_csv(path, sep="\t")
+        diag["copies"] = 3
+        diag.to_csv(path, sep="\t", index=False)
+    res = report.load_results(tmp_path)
+    assert res.copies == 3
+    out = tmp_path / "auto.html"
+    report.render_report(tmp_path, {}, out)
+    page = out.read_text(encoding="utf-8")
+    assert (
+        "3 copies per draw (multiple knockoffs: a feature must beat every copy, chosen by copies: auto)"
+        in page
+    )
+
+
 def test_grouped_run_names_its_selected_groups(tmp_path):
     """Group knockoffs (issue 15): the summary and the filter's table name each selected group
     with its members, the method row says how the groups were made, and an empty selection

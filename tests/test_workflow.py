@@ -153,12 +153,16 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
         assert set(FILTERS) <= set(thresholds["filter"])
         # lambda_per_job = 4 with 8 lambdas: two chunk jobs per (draw, seed)
         assert len(list((out / "path").glob("draw*_seed*/chunk*.npz"))) == 2 * 2 * 2
+        # copies: auto draws three knockoff copies on cohorts this small (issue 14/15)
+        diag = pd.read_csv(out / "knockoffs" / "draw1_diagnostics.tsv", sep="\t")
+        assert diag.loc[0, "copies"] == 3
+        assert np.load(out / "knockoffs" / "draw1.npy", mmap_mode="r").shape[1] == 3 * p
         with np.load(out / "z" / "draw1_seed1.npz") as z:
             units = 4  # the default per-input units: 5 first-layer channels per input
-            assert z["Z0"].shape == (16, 2 * p * (units + 1))
-            assert z["Z0_input"].shape == (16, 2 * p)
+            assert z["Z0"].shape == (16, 4 * p * (units + 1))
+            assert z["Z0_input"].shape == (16, 4 * p)
             assert 0 < z["Z0"].max() <= z["lambdas"].max()
-            assert z["importance_ol"].shape == z["importance_ml"].shape == (2 * p,)
+            assert z["importance_ol"].shape == z["importance_ml"].shape == (4 * p,)
         stats = pd.read_csv(out / "statistics.tsv", sep="\t")
         scores = stats.drop_duplicates(["draw", "seed"])
         assert len(scores) == 4 and scores["metric"].eq("accuracy").all()

@@ -60,8 +60,30 @@ def _check_offset(offset: object) -> int:
 def check_copies(copies: object) -> int:
     """κ, the number of knockoff copies: an integer from 1 (the usual knockoffs) up."""
     if isinstance(copies, bool) or not isinstance(copies, int | np.integer) or copies < 1:
-        raise InputError(f"knockoffs.copies must be an integer >= 1; got {copies!r}")
+        raise InputError(f"knockoffs.copies must be an integer >= 1 or auto; got {copies!r}")
     return int(copies)
+
+
+# `knockoffs.copies: auto` (the default): three copies on cohorts of up to this many features.
+# There knockoff+'s smallest selection, ⌈1/q⌉ with one copy, is what empties a run (10
+# relevant of 50: nothing at q = 0.05, and all or nothing at q = 0.1), and three copies lower
+# it to about ⌈1/(3q)⌉ for a network input of 4p columns instead of 2p (docs/method.md,
+# "Multiple knockoffs"); larger cohorts keep one copy and its cost.
+AUTO_COPIES = 3
+AUTO_COPIES_MAX_FEATURES = 500
+
+
+def resolve_copies(
+    copies: object, p: int, method: str = "model-x", statistic: str = "importance"
+) -> int:
+    """κ for a cohort of p features: an integer is checked and kept;
+    ``auto`` is :data:`AUTO_COPIES` for model-x knockoffs with the importance statistics on
+    at most :data:`AUTO_COPIES_MAX_FEATURES` features, else 1 (fixed-x knockoffs and the
+    paper's statistics exist for one copy only)."""
+    if copies != "auto":
+        return check_copies(copies)
+    several = method == "model-x" and statistic == "importance"
+    return AUTO_COPIES if several and p <= AUTO_COPIES_MAX_FEATURES else 1
 
 
 def _fdp_curve(W: np.ndarray, offset: int, copies: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -106,9 +106,17 @@ def _shape_from_files(files: list[str]) -> Shape:
     return Shape(max(1, int(size * ratio / per_row)), p)
 
 
+def _copies(cfg: dict[str, Any], shape: Shape) -> int:
+    """κ as the knockoff job will resolve it (``auto`` depends on p)."""
+    from knockoffnet.filters import resolve_copies
+
+    ko = cfg["knockoffs"]
+    return resolve_copies(ko["copies"], shape.p, ko["method"], cfg["selection"]["statistic"])
+
+
 def _training(cfg: dict[str, Any], shape: Shape) -> tuple[int, int, int, int]:
     """(inputs d, channels per input, first hidden width, rows per mini-batch)."""
-    kappa = int(cfg["knockoffs"]["copies"])
+    kappa = _copies(cfg, shape)
     d = (kappa + 1) * shape.p + shape.covariates
     t = cfg["training"]
     m = int(shape.n * (1.0 - float(t["val_fraction"])))
@@ -124,7 +132,7 @@ def n_lambdas(cfg: dict[str, Any]) -> int:
 def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
     """Peak resident memory (MB) the rule's job needs for a cohort of this shape."""
     X = shape.x_mb()
-    kappa = int(cfg["knockoffs"]["copies"])
+    kappa = _copies(cfg, shape)
     p = shape.p
     if rule == "ingest":
         return _mb(BASE_MB["data"] + 3.0 * X)

@@ -25,7 +25,7 @@ import numpy as np
 from scipy import linalg
 
 from knockoffnet.errors import InputError
-from knockoffnet.filters import check_copies
+from knockoffnet.filters import check_copies, resolve_copies
 from knockoffnet.knockoff_diagnostics import diagnostics
 from knockoffnet.moments import (
     RowMoments,
@@ -329,14 +329,15 @@ def make_knockoffs(
     max_block: int = DEFAULT_MAX_BLOCK,
     seed: int = 0,
     names: Sequence[str] | None = None,
-    copies: int = 1,
+    copies: int | str = 1,
     groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float | bool | str]]:
     """One knockoff draw: (X~ as float32 (n, κp), s float64 (p,), diagnostics).
 
     The same seed gives identical output: every random number comes from PCG64(seed).
     ``covariance`` is used by model-x only (fixed-x uses the data's own Gram matrix).
-    κ = ``copies`` > 1 (model-x only) stacks κ jointly exchangeable copies side by side; the
+    κ = ``copies`` > 1 (model-x only) stacks κ jointly exchangeable copies side by side
+    (``auto``: :func:`knockoffnet.filters.resolve_copies` of p; the diagnostics record κ); the
     diagnostics describe the first copy (every copy has the same distribution given X).
     ``groups`` (a label 0..G−1 per feature, :mod:`knockoffnet.groups`) makes group knockoffs
     (model-x only): S is block-diagonal by group (:func:`solve_group_s`), a group is
@@ -346,7 +347,7 @@ def make_knockoffs(
     covariance = _choice(covariance, COVARIANCES, "knockoffs.covariance")
     s_method = _choice(s_method, S_METHODS, "knockoffs.s_method")
     max_block = _check_max_block(max_block)
-    copies = check_copies(copies)
+    copies = resolve_copies(copies, X.shape[1], method)
     if copies > 1 and method != "model-x":
         raise InputError(
             f"knockoffs.copies: {copies} needs knockoffs.method: model-x (fixed-x knockoffs "

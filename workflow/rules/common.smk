@@ -17,6 +17,7 @@ from knockoffnet.job_resources import (  # noqa: E402
     shape_from_files,
     shape_from_meta,
 )
+from knockoffnet.filters import resolve_copies  # noqa: E402
 from knockoffnet.runtime import FIT_KEYS, import_from  # noqa: E402
 from knockoffnet.seeds import derive_seed  # noqa: E402
 from knockoffnet.simulation.generators import true_groups  # noqa: E402
@@ -178,6 +179,7 @@ def validate_semantics():
             "knockoffs are not implemented); set method: model-x or groups: none"
         )
     copies = config["knockoffs"]["copies"]
+    copies = 1 if copies == "auto" else copies  # auto adapts to the method and statistic
     if copies > 1 and config["knockoffs"]["method"] != "model-x":
         raise WorkflowError(
             f"config key knockoffs.copies: {copies} copies need knockoffs.method: model-x "
@@ -370,7 +372,10 @@ def knockoff_params():
     """The knockoffs block without `draws` (how many draws there are changes no draw) and
     without the grouping keys (the draw reads their result, groups.tsv)."""
     skip = ("draws", "groups", "group_cutoff")
-    return {k: v for k, v in config["knockoffs"].items() if k not in skip}
+    ko = {k: v for k, v in config["knockoffs"].items() if k not in skip}
+    if config["selection"]["statistic"] != "importance":  # the paper's need one copy
+        ko["copies"] = resolve_copies(ko["copies"], 0, ko["method"], "paper")
+    return ko
 
 
 def network_params():

@@ -78,7 +78,7 @@ def build_context(
         "statistic": res.config.get("selection", {}).get("statistic", "paper"),
         "q": f"{res.q:g}",
         "need": smallest_selection(res),
-        "copies": int(res.config.get("knockoffs", {}).get("copies", 1)),
+        "copies": res.copies,
         "offset": res.offset,
         "recommended": res.recommended,
         "recommended_name": FILTER_NAMES.get(res.recommended, res.recommended),

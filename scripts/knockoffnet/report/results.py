@@ -165,6 +165,15 @@ class Results:
         return int(self.config.get("selection", {}).get("offset", 1))
 
     @property
+    def copies(self) -> int:
+        """κ the draws used: the knockoff diagnostics record it (``copies: auto`` resolves
+        per cohort); the config's integer where no draw has been read."""
+        if "copies" in self.diagnostics.columns and not self.diagnostics.empty:
+            return int(self.diagnostics["copies"].max())
+        value = self.config.get("knockoffs", {}).get("copies", 1)
+        return int(value) if value != "auto" else 1
+
+    @property
     def combine_text(self) -> str:
         sel = self.config.get("selection", {})
         if sel.get("combine", "first") == "mean":

@@ -139,7 +139,7 @@ def _range(s: pd.Series) -> str:
 
 def smallest_selection(res: Results) -> int:
     """⌈1/q⌉, or about ⌈1/(κq)⌉ with κ knockoff copies: the smallest knockoff+ selection."""
-    copies = int(res.config.get("knockoffs", {}).get("copies", 1))
+    copies = res.copies
     return math.ceil(1 / (copies * res.q) - 1e-9) if res.q > 0 else 0
 
 
@@ -152,7 +152,7 @@ def _empty_text(res: Results, flt: str) -> str:
         f"No threshold T brought the estimated false discovery proportion down to "
         f"q = {q:g}, so T = ∞ and nothing is selected."
     )
-    copies = int(res.config.get("knockoffs", {}).get("copies", 1))
+    copies = res.copies
     if res.offset == 1 and copies == 1:
         base += (
             f" With knockoff+ at least ⌈1/q⌉ = {math.ceil(1 / q)} features must clearly beat "
@@ -316,9 +316,11 @@ def _method(res: Results) -> list[dict[str, str]]:
             "value": f"{ko.get('method', DASH)}, S by {ko.get('s_method', DASH)}"
             f", covariance {ko.get('covariance', DASH)}"
             + (
-                f"; {ko['copies']} copies per draw (multiple knockoffs: a feature must beat "
-                "every copy)"
-                if int(ko.get("copies", 1)) > 1
+                f"; {res.copies} copies per draw (multiple knockoffs: a feature must beat "
+                "every copy"
+                + (", chosen by copies: auto" if ko.get("copies") == "auto" else "")
+                + ")"
+                if res.copies > 1
                 else ""
             )
             + _groups_method(res, ko),

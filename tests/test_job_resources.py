@@ -66,6 +66,15 @@ def test_requests_grow_with_the_work_and_stay_schedulable(defaults: dict) -> Non
     many = {**defaults, "knockoffs": {**defaults["knockoffs"], "copies": 3}}
     assert memory_mb("train", big, many) > memory_mb("train", big, defaults)
     assert memory_mb("knockoffs", big, many) > memory_mb("knockoffs", big, defaults)
+    # the default copies: auto asks for what the knockoff job will draw: 3 copies up to 500
+    # features (as an explicit 3), 1 above (these 1,000-feature shapes: as an explicit 1)
+    one = {**defaults, "knockoffs": {**defaults["knockoffs"], "copies": 1}}
+    assert defaults["knockoffs"]["copies"] == "auto"
+    narrow = Shape(100_000, 500)
+    for rule in ("knockoffs", "lambda_grid", "train"):
+        assert memory_mb(rule, narrow, defaults) == memory_mb(rule, narrow, many), rule
+        assert runtime_min(rule, narrow, defaults) == runtime_min(rule, narrow, many), rule
+        assert memory_mb(rule, big, defaults) == memory_mb(rule, big, one), rule
     # more threads, less wall time for training
     assert runtime_min("train", big, defaults, threads=8) < runtime_min("train", big, defaults)
 

@@ -95,6 +95,7 @@ def test_lint_and_dry_run_of_default_config(tmp_path: Path) -> None:
         ({"knockoffs": {"groups": "missing_groups.tsv"}}, "knockoffs.groups"),
         ({"knockoffs": {"groups": "auto", "method": "fixed-x"}}, "knockoffs.groups"),
         ({"knockoffs": {"copies": 2}, "selection": {"statistic": "paper"}}, "knockoffs.copies"),
+        ({"knockoffs": {"copies": "three"}}, "copies"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, patch: dict, fragment: str) -> None:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from knockoffnet.filters import resolve_copies
+
 MB = 1e-6  # bytes → MB
 # Resident memory of a fresh interpreter with the rule family's libraries (measured: the
 # smallest cohorts' jobs: 574 MB for a 25,000 × 1,000 train job holding 200 MB of [X, X~];
@@ -108,8 +110,6 @@ def _shape_from_files(files: list[str]) -> Shape:
 
 def _copies(cfg: dict[str, Any], shape: Shape) -> int:
     """κ as the knockoff job will resolve it (``auto`` depends on p)."""
-    from knockoffnet.filters import resolve_copies
-
     ko = cfg["knockoffs"]
     return resolve_copies(ko["copies"], shape.p, ko["method"], cfg["selection"]["statistic"])
 

@@ -17,7 +17,6 @@ from knockoffnet.job_resources import (  # noqa: E402
     shape_from_files,
     shape_from_meta,
 )
-from knockoffnet.filters import resolve_copies  # noqa: E402
 from knockoffnet.runtime import FIT_KEYS, import_from  # noqa: E402
 from knockoffnet.seeds import derive_seed  # noqa: E402
 from knockoffnet.simulation.generators import true_groups  # noqa: E402
@@ -373,8 +372,8 @@ def knockoff_params():
     without the grouping keys (the draw reads their result, groups.tsv)."""
     skip = ("draws", "groups", "group_cutoff")
     ko = {k: v for k, v in config["knockoffs"].items() if k not in skip}
-    if config["selection"]["statistic"] != "importance":  # the paper's need one copy
-        ko["copies"] = resolve_copies(ko["copies"], 0, ko["method"], "paper")
+    if ko["copies"] == "auto" and config["selection"]["statistic"] != "importance":
+        ko["copies"] = 1  # the paper's statistics compare a feature with one knockoff
     return ko
 
 

@@ -235,6 +235,31 @@ def test_fits_borrow_a_float32_input_and_give_it_back() -> None:
     np.testing.assert_array_equal(U32, before)
 
 
+def _subnormal_product() -> float:
+    """1e-30 × 1e-10 in float32: 1e-40, a subnormal, unless the CPU flushes it to zero."""
+    return float(torch.tensor([1e-30]) * torch.tensor([1e-10]))
+
+
+def test_fits_flush_subnormal_floats_and_restore_the_mode() -> None:
+    """Training computes with subnormal floats flushed to zero (x86 runs them 5-10× slower,
+    and the weights of a dead hidden unit decay into them); the caller's mode comes back."""
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormal floats")
+    assert _subnormal_product() > 0.0
+    seen: list[float] = []
+
+    def log(msg: str) -> None:  # a λ's "done" line is written while it trains
+        if msg.startswith("λ "):
+            seen.append(_subnormal_product())
+
+    U, y = _cohort(n=200)
+    cfg = _cfg(max_epochs=3)
+    P.dense_fit(U, y, cfg, seed=1, log=log)
+    P.train_path(U, y, [10.0, 1.0], cfg, seed=1, log=log)
+    assert seen == [0.0, 0.0, 0.0]
+    assert _subnormal_product() > 0.0
+
+
 def test_permute_rows_in_place() -> None:
     rng = np.random.default_rng(0)
     A = rng.random((50, 3))

@@ -34,6 +34,7 @@ from knockoffnet.network import (
     check_activation,
     eval_rows,
     evaluate,
+    flush_denormals,
     gradients,
     group_norms,
     group_view,
@@ -264,7 +265,8 @@ def _prepared(U, y, cfg: TrainConfig, seed: int, log: Log) -> Iterator[_Data]:
     A float32 C-ordered U (what the workflow loads) is not copied: its rows are put in
     [training, validation] order in place, the tensors are views of it (on the CPU), and
     the original order is restored on exit — a large cohort's job then holds one copy of
-    [X, X~] instead of two. Any other U is converted once, as before.
+    [X, X~] instead of two. Any other U is converted once, as before. The fit computes with
+    subnormal floats flushed to zero (:func:`knockoffnet.network.flush_denormals`).
     """
     U32, yy = _check_data(U, y, cfg)
     device = resolve_device(cfg.device, log)
@@ -282,7 +284,8 @@ def _prepared(U, y, cfg: TrainConfig, seed: int, log: Log) -> Iterator[_Data]:
         return torch.from_numpy(a).to(device)
 
     try:
-        yield _Data(put(U32[:m]), put(yy[tr]), put(U32[m:]), put(yy[va]))
+        with flush_denormals():
+            yield _Data(put(U32[:m]), put(yy[tr]), put(U32[m:]), put(yy[va]))
     finally:
         if borrowed:
             inverse = np.empty_like(order)

@@ -132,24 +132,31 @@ def training_inputs(smk: Any) -> tuple[np.ndarray, np.ndarray, Any, int, dict]:
     workflow leaves out seeds, draws, threads and job sizes, so adding a seed reruns nothing
     else); ``params.seed`` is the run's seed, derived by the workflow.
     """
-    from knockoffnet.path import TrainConfig
-
     meta = json.loads(Path(smk.input.meta).read_text())
     y = np.load(smk.input.y)
     C = np.load(smk.input.C)  # covariates: adjusted for (unpenalised inputs), never tested
     U = load_columns([smk.input.X, smk.input.Xk, C])
-    net, t = smk.params.network, smk.params.training
-    cfg = TrainConfig(
-        hidden=tuple(net["hidden"]),
-        activation=net["activation"],
-        units=int(net["units"]),
-        task=meta["task"],
-        n_classes=max(2, len(meta["classes"])),
-        threads=int(smk.threads),
-        covariates=int(C.shape[1]),
-        **{key: t[key] for key in FIT_KEYS},
+    cfg = train_config(
+        smk.params.network, smk.params.training, meta, int(C.shape[1]), int(smk.threads)
     )
     return U, y, cfg, int(smk.params.seed), meta
+
+
+def train_config(network: dict, training: dict, meta: dict, covariates: int, threads: int):
+    """The TrainConfig of a cohort (``meta.json``) from the config's network and training
+    blocks: the one translation of config keys into the trainer's settings."""
+    from knockoffnet.path import TrainConfig
+
+    return TrainConfig(
+        hidden=tuple(network["hidden"]),
+        activation=network["activation"],
+        units=int(network["units"]),
+        task=meta["task"],
+        n_classes=max(2, len(meta["classes"])),
+        threads=threads,
+        covariates=covariates,
+        **{key: training[key] for key in FIT_KEYS},
+    )
 
 
 def import_from(directory: str) -> None:

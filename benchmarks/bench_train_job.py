@@ -1,0 +1,88 @@
+"""Time one `train` job of a finished run with the code of any checkout (issue 16).
+
+Re-runs the λ values of one training job (``scripts/train.py`` without Snakemake) on a run
+directory's stored [X, X~], λ grid and dense fit, with the package of ``--code`` (a
+checkout; default this one), and prints the wall time, the checks and how the result compares
+with the run's stored ``chunk{lam}.npz`` (the same λ when the run's jobs held one λ each, as
+``lambdas_per_job: auto`` gives at 100,000 × 1,000). Running two checkouts side by side gives a same-run ratio
+without repeating the rest of the run (the grid, the other λ):
+
+    python benchmarks/bench_train_job.py --workdir <run dir> --cohort scale --lam 19 \
+        --code <old checkout> --out old.npz &
+    python benchmarks/bench_train_job.py --workdir <run dir> --cohort scale --lam 19 \
+        --out new.npz
+
+The training settings are the schema defaults merged with the run's ``config.yaml``
+(``training`` and ``network`` blocks), as the workflow would give them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, required=True, help="the finished run's directory")
+    ap.add_argument("--cohort", required=True)
+    ap.add_argument("--draw", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="the training seed's index")
+    ap.add_argument("--lam", type=int, required=True, help="index of the λ in the seed's grid")
+    ap.add_argument("--code", type=Path, default=ROOT, help="checkout whose package trains")
+    ap.add_argument("--out", type=Path, help="save the result (.npz)")
+    args = ap.parse_args()
+    sys.path.insert(0, str(args.code / "scripts"))
+    from knockoffnet.network import net_from_arrays
+    from knockoffnet.path import train_path
+    from knockoffnet.runtime import load_columns, train_config
+    from knockoffnet.seeds import derive_seed
+
+    schema = yaml.safe_load((args.code / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    config = yaml.safe_load((args.workdir / "config.yaml").read_text())
+
+    def block(name: str) -> dict:
+        props = schema["properties"][name]["properties"]
+        given = config.get(name, {})
+        return {k: given.get(k, v.get("default")) for k, v in props.items()}
+
+    net, tr = block("network"), block("training")
+    run = args.workdir / "results" / args.cohort
+    meta = json.loads((run / "data" / "meta.json").read_text())
+    y, C = np.load(run / "data" / "y.npy"), np.load(run / "data" / "C.npy")
+    U = load_columns([run / "data" / "X.npy", run / "knockoffs" / f"draw{args.draw}.npy", C])
+    cfg = train_config(net, tr, meta, int(C.shape[1]), threads=1)
+    seed = derive_seed(config["seed"], "train", args.cohort, args.draw, args.seed)
+    path = run / "path" / f"draw{args.draw}_seed{args.seed}"
+    grid = np.load(path / "grid.npy")
+    start = None
+    if cfg.start == "warm":
+        with np.load(path / "dense.npz") as dense:
+            start = net_from_arrays(dict(dense), 0)
+    t0 = time.perf_counter()
+    res = train_path(U, y, grid[args.lam : args.lam + 1], cfg, seed, start=start, log=print)
+    wall = time.perf_counter() - t0
+    print(f"wall {wall:.1f} s; checks {res['epochs'].tolist()}, best {res['best_epoch'].tolist()}")
+    stored = path / f"chunk{args.lam}.npz"
+    if stored.exists():
+        with np.load(stored) as old:
+            same = [
+                k
+                for k in old.files
+                if k in res and np.array_equal(old[k], res[k], equal_nan=old[k].dtype.kind == "f")
+            ]
+            print(f"identical to the stored {stored.name}: {len(same)} of {len(old.files)} arrays")
+    if args.out:
+        np.savez(args.out, **res)
+
+
+if __name__ == "__main__":
+    main()

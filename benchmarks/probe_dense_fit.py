@@ -1,0 +1,118 @@
+"""Why the dense fit trails gradient boosting on the AR(1) design (issue 14, criterion 5).
+
+A diagnostic, not a timing: for each replicate of a finished study run it re-fits the seed's
+dense network (``knockoffnet.path.dense_fit``, λ = 0, early stopping on the validation split)
+on the stored [X, X~] under a few training variants, and scores scikit-learn's
+``HistGradientBoostingClassifier`` (the workflow's reference, ``scores.reference_score``) on
+the same training/validation split. Variants:
+
+* ``default``: today's settings;
+* ``lr 1e-3``, ``batch 32``, ``hidden 64``, ``units 0``, ``patience 50``: one knob each;
+* ``decay 1`` and ``decay 10``: decoupled weight decay on every weight matrix after each step
+  (θ ← (1 − lr·decay)·θ), which the package does not offer; the probe wraps the step;
+* ``true inputs``: the default fit on the relevant features' columns and their knockoff copies
+  only (what the network reaches once the search among inputs is removed);
+* ``true features``: the default fit on the relevant features alone, no knockoff columns.
+
+Run:  .venv/bin/python benchmarks/probe_dense_fit.py --results <study>/results \
+          --design ar1-p50-s10-k2 --replicates 20 --out dense_probe.md
+Writes a Markdown table (validation accuracy − gradient boosting's, mean ± se over
+replicates, and the mean best epoch) to stdout and --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+import knockoffnet.path as path_module
+from knockoffnet.path import TrainConfig, dense_fit, split_indices
+from knockoffnet.scores import reference_score
+
+SEED = 7
+VARIANTS: dict[str, dict] = {
+    "default": {},
+    "lr 1e-3": {"learning_rate": 1e-3},
+    "batch 32": {"batch_size": 32},
+    "hidden 64": {"hidden": (64,)},
+    "units 0": {"units": 0},
+    "patience 50": {"patience": 50},
+    "decay 1": {},
+    "decay 10": {},
+    "true inputs": {},
+    "true features": {},
+}
+DECAY = {"decay 1": 1.0, "decay 10": 10.0}
+_STEP = path_module._one_step
+
+
+def _with_decay(decay: float):
+    """The package's step followed by decoupled weight decay of every weight matrix."""
+
+    def one_step(st, x, y, cfg):
+        _STEP(st, x, y, cfg)
+        for w in st.net.ws:
+            w.mul_(1.0 - cfg.lr * decay)
+
+    return one_step
+
+
+def replicate(results: Path, design: str, rep: int) -> dict[str, tuple[float, int]]:
+    """{variant: (validation accuracy − gradient boosting's, best epoch)} for one replicate."""
+    run = results / f"sim_{design}_{rep}"
+    X, y = np.load(run / "data" / "X.npy"), np.load(run / "data" / "y.npy")
+    Xk = np.load(run / "knockoffs" / "draw0.npy")
+    U = np.hstack([X, Xk]).astype(np.float32)
+    meta = json.loads((run / "data" / "meta.json").read_text())
+    truth = json.loads(
+        (results / "simulation" / "cohorts" / design / f"rep{rep}_truth.json").read_text()
+    )
+    p = X.shape[1]
+    rel = np.array([meta["features"].index(f) for f in truth["relevant"]])
+    copies = U.shape[1] // p
+    cols = np.concatenate([rel + c * p for c in range(copies)])
+    base = TrainConfig(task="binary", n_classes=2)
+    train, val = split_indices(y, base, SEED)
+    gb = reference_score(U, y, train, val, "binary", SEED, "gb", threads=1)
+    out = {}
+    for name, change in VARIANTS.items():
+        path_module._one_step = _with_decay(DECAY[name]) if name in DECAY else _STEP
+        data = {"true inputs": U[:, cols], "true features": U[:, rel]}.get(name, U)
+        fit = dense_fit(data, y, replace(base, **change), SEED, log=lambda _m: None)
+        out[name] = (float(fit["val_accuracy"][0]) - gb, int(fit["best_epoch"][0]))
+    path_module._one_step = _STEP
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", type=Path, required=True)
+    ap.add_argument("--design", default="ar1-p50-s10-k2")
+    ap.add_argument("--replicates", type=int, default=20)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    rows = [replicate(args.results, args.design, r) for r in range(args.replicates)]
+    lines = [
+        f"| variant ({args.design}, {len(rows)} replicates) | dense − GB | best epoch |",
+        "|---|---|---|",
+    ]
+    for name in VARIANTS:
+        gap = np.array([r[name][0] for r in rows])
+        epochs = np.array([r[name][1] for r in rows])
+        se = gap.std(ddof=1) / np.sqrt(gap.size)
+        lines.append(f"| {name} | {gap.mean():+.3f} ± {se:.3f} | {epochs.mean():.1f} |")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -59,7 +59,8 @@ def flush_denormals() -> Iterator[None]:
     slower: the small-λ networks of a 100,000 × 1,000 cohort held 35,000 such weights and
     trained at a quarter of the speed of the large-λ ones (docs/method.md, "Subnormal
     weights"). Flushed, such a weight becomes an exact zero, which it is in effect. Sets the
-    calling thread's mode (the training threads: one by default) and restores it.
+    calling thread's mode (the training threads: one by default) and turns it off again on
+    exit, the process default (torch offers no way to read the mode before).
     """
     supported = torch.set_flush_denormal(True)
     try:

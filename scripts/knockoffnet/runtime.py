@@ -19,11 +19,14 @@ import tempfile
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from knockoffnet.errors import InputError
+
+if TYPE_CHECKING:  # the trainer imports torch, which data-family jobs never load
+    from knockoffnet.path import TrainConfig
 
 
 @contextlib.contextmanager
@@ -142,7 +145,9 @@ def training_inputs(smk: Any) -> tuple[np.ndarray, np.ndarray, Any, int, dict]:
     return U, y, cfg, int(smk.params.seed), meta
 
 
-def train_config(network: dict, training: dict, meta: dict, covariates: int, threads: int):
+def train_config(
+    network: dict, training: dict, meta: dict, covariates: int, threads: int
+) -> TrainConfig:
     """The TrainConfig of a cohort (``meta.json``) from the config's network and training
     blocks: the one translation of config keys into the trainer's settings."""
     from knockoffnet.path import TrainConfig

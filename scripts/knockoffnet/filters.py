@@ -73,6 +73,14 @@ AUTO_COPIES = 3
 AUTO_COPIES_MAX_FEATURES = 500
 
 
+def copies_for_statistic(copies: object, statistic: str) -> object:
+    """The ``knockoffs.copies`` a draw is given: ``auto`` is 1 under the paper's statistics,
+    which compare a feature with one knockoff; anything else passes unchanged. Applied
+    before the draw, which does not know the statistic, so changing the statistic redraws
+    nothing unless it changes κ."""
+    return 1 if copies == "auto" and statistic != "importance" else copies
+
+
 def resolve_copies(
     copies: object, p: int, method: str = "model-x", statistic: str = "importance"
 ) -> int:
@@ -80,10 +88,10 @@ def resolve_copies(
     ``auto`` is :data:`AUTO_COPIES` for model-x knockoffs with the importance statistics on
     at most :data:`AUTO_COPIES_MAX_FEATURES` features, else 1 (fixed-x knockoffs and the
     paper's statistics exist for one copy only)."""
+    copies = copies_for_statistic(copies, statistic)
     if copies != "auto":
         return check_copies(copies)
-    several = method == "model-x" and statistic == "importance"
-    return AUTO_COPIES if several and p <= AUTO_COPIES_MAX_FEATURES else 1
+    return AUTO_COPIES if method == "model-x" and p <= AUTO_COPIES_MAX_FEATURES else 1
 
 
 def _fdp_curve(W: np.ndarray, offset: int, copies: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 
 SCRIPTS_DIR = os.path.join(workflow.basedir, "scripts")
 sys.path.insert(0, SCRIPTS_DIR)
+from knockoffnet.filters import copies_for_statistic  # noqa: E402
 from knockoffnet.job_resources import (  # noqa: E402
     Shape,
     auto_lambdas_per_job,
@@ -372,8 +373,7 @@ def knockoff_params():
     without the grouping keys (the draw reads their result, groups.tsv)."""
     skip = ("draws", "groups", "group_cutoff")
     ko = {k: v for k, v in config["knockoffs"].items() if k not in skip}
-    if ko["copies"] == "auto" and config["selection"]["statistic"] != "importance":
-        ko["copies"] = 1  # the paper's statistics compare a feature with one knockoff
+    ko["copies"] = copies_for_statistic(ko["copies"], config["selection"]["statistic"])
     return ko
 
 

@@ -140,23 +140,26 @@ def test_auto_lambdas_per_job(defaults: dict) -> None:
     per = auto_lambdas_per_job(mid, defaults)
     assert 1 <= per <= grid
     assert per * seconds_per_lambda(mid, defaults) >= 60 or per == grid
+    # on a GPU the batched λ cost what one does: the whole grid in one job at any size
+    gpu = {**defaults, "training": {**defaults["training"], "device": "cuda:0"}}
+    assert auto_lambdas_per_job(Shape(100_000, 1_000), gpu) == grid
 
 
 def test_auto_chunks_a_large_design_in_the_dag(tmp_path: Path) -> None:
     """A simulated design's size is known before any data exist: a large one gets one train
-    job per λ (dry run only), a small one one job per path."""
+    job per λ (dry run only), a small one one job per path, and on a GPU one per path."""
     from conftest import snakemake
 
-    def train_jobs(n: int, p: int) -> int:
+    def train_jobs(n: int, p: int, device: str = "auto") -> int:
         config = {
             "cohorts": {},
-            "training": {"seeds": 2},
+            "training": {"seeds": 2, "device": device},
             "simulation": {
                 "replicates": 1,
                 "designs": {"d": {"generator": "global_null", "n": n, "params": {"p": p}}},
             },
         }
-        path = tmp_path / f"sim{n}.yaml"
+        path = tmp_path / f"sim{n}{device}.yaml"
         path.write_text(yaml.safe_dump(config))
         result = snakemake(tmp_path, "-n", "simulate", "--configfile", str(path))
         assert result.returncode == 0, result.stderr[-3000:]
@@ -165,6 +168,7 @@ def test_auto_chunks_a_large_design_in_the_dag(tmp_path: Path) -> None:
 
     assert train_jobs(1_000, 20) == 2  # one job per path
     assert train_jobs(200_000, 1_000) == 2 * 20  # one job per λ
+    assert train_jobs(200_000, 1_000, "cuda") == 2  # a GPU batches the whole path
 
 
 def test_jobs_import_the_running_checkout(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -233,7 +233,15 @@ def seconds_per_lambda(shape: Shape, cfg: dict[str, Any], threads: int = 1) -> f
 def auto_lambdas_per_job(shape: Shape, cfg: dict[str, Any], threads: int = 1) -> int:
     """λ per job so that each job trains about MIN_JOB_SECONDS or more: the whole grid for a
     small cohort (one job per path, as 0), fewer per job as the cohort grows, so a large
-    cohort's path spreads over GPUs or nodes while no job is mostly start-up."""
+    cohort's path spreads over nodes while no job is mostly start-up.
+
+    ``training.device: cuda`` trains the whole grid in one job at any size: a GPU step is
+    bound by dispatching its few hundred small operators, not by arithmetic, so 20 λ batched
+    cost what one does (H200, p = 1,000: 2.07 against 2.14 ms a step; benchmarks/README.md,
+    "GPU"), while 20 one-λ jobs would cost 20 times as much.
+    """
+    if str(cfg["training"].get("device", "auto")).startswith("cuda"):
+        return n_lambdas(cfg)
     per = seconds_per_lambda(shape, cfg, threads)
     return int(min(n_lambdas(cfg), max(1, math.ceil(MIN_JOB_SECONDS / max(per, 1e-9)))))
 

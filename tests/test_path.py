@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -238,6 +240,29 @@ def test_fits_borrow_a_float32_input_and_give_it_back() -> None:
 def _subnormal_product() -> float:
     """1e-30 × 1e-10 in float32: 1e-40, a subnormal, unless the CPU flushes it to zero."""
     return float(torch.tensor([1e-30]) * torch.tensor([1e-10]))
+
+
+def test_a_dead_dense_fit_is_refitted_with_smaller_steps() -> None:
+    """A step size that switches every ReLU off (the failure a 50,000 × 1,000 cohort met at
+    the default step) is refitted from the same start with a tenth of the step, until the
+    hidden layer is alive; a live fit is left alone."""
+    rng = np.random.default_rng(0)
+    U = rng.standard_normal((400, 40)).astype(np.float32)
+    y = (U[:, 0] + U[:, 1] ** 2 - 1 + 0.5 * rng.standard_normal(400) > 0).astype(np.int64)
+    cfg = P.TrainConfig(learning_rate=1.0, max_epochs=30, patience=5, device="cpu")
+    lines: list[str] = []
+    res = P.dense_fit(U, y, cfg, 1, log=lines.append)
+    silent = [line for line in lines if "hidden layer went silent" in line]
+    assert len(silent) == 2 and "learning rate 0.01" in silent[-1]
+    val = torch.from_numpy(U[P.split_indices(y, cfg, 1)[1]])
+    assert P.active_fraction(res, val, cfg) >= P.DEAD_ACTIVE
+    assert res["val_accuracy"][0] > 0.7
+    direct = P.dense_fit(U, y, dataclasses.replace(cfg, learning_rate=0.01), 1, log=_quiet)
+    for key in ("W0", "b0", "W1", "unit_a", "val_loss"):
+        np.testing.assert_array_equal(res[key], direct[key])
+    lines.clear()
+    P.dense_fit(U, y, P.TrainConfig(max_epochs=30, patience=5, device="cpu"), 1, lines.append)
+    assert not any("silent" in line for line in lines)
 
 
 def test_fits_flush_subnormal_floats_and_restore_the_mode() -> None:

@@ -35,11 +35,13 @@ from knockoffnet.network import (
     eval_rows,
     evaluate,
     flush_denormals,
+    forward,
     gradients,
     group_norms,
     group_view,
     init_net,
     net_arrays,
+    net_from_arrays,
     stack,
 )
 from knockoffnet.vocabulary import OPTIMIZERS, PENALTIES, STARTS, TASKS
@@ -62,6 +64,12 @@ GRID_CHECK_PATIENCES = 3
 # Once two candidates of the check have kept every tested input at zero (current and best
 # weights) for this many checks in a row, the larger candidates stop.
 GRID_ZERO_CHECKS = 3
+# A ReLU dense fit is dead when fewer than this fraction of its first hidden layer's
+# activations on the validation rows are positive: every dense fit of the κ = 3 studies had
+# ≥ 0.019, the one that died at 50,000 × 1,000 had 0.001 (docs/method.md, "Dead dense fits").
+DEAD_ACTIVE = 0.005
+# Refits of a dead dense fit, each with a tenth of the previous step size.
+DENSE_REFITS = 2
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -669,15 +677,43 @@ def dense_fit(
 ) -> dict[str, np.ndarray]:
     """The seed's network trained without penalty (λ = 0) from its random initialisation,
     early-stopped on the validation loss: the warm start of every λ, and the "did the
-    network learn at all" reference of the report. Same keys as :func:`train_path` (Λ = 1)."""
+    network learn at all" reference of the report. Same keys as :func:`train_path` (Λ = 1).
+
+    A fit whose ReLU hidden layer went silent (:func:`active_fraction` < DEAD_ACTIVE) is
+    refitted from the same start with a tenth of the step size, at most DENSE_REFITS times:
+    Adam's first steps move each of a large fan-in's weights by about the step size at once
+    and can switch every hidden unit off for good (one seed at 50,000 × 1,000).
+    """
     with _prepared(U, y, cfg, seed, log) as data:
         _log_setup(log, data, cfg, "dense fit")
-        res = _train(data, np.zeros(1), cfg, seed, _start(None, data, cfg, seed), log)
+        fit = cfg
+        for refit in range(DENSE_REFITS + 1):
+            res = _train(data, np.zeros(1), fit, seed, _start(None, data, fit, seed), log)
+            active = active_fraction(res, data.u_val, fit)
+            if active >= DEAD_ACTIVE or refit == DENSE_REFITS:
+                break
+            fit = replace(fit, learning_rate=fit.lr / 10)
+            log(
+                f"warning: the dense fit's hidden layer went silent ({active:.4f} of its "
+                f"validation activations positive); refitting with learning rate {fit.lr:.3g}"
+            )
     log(
         f"dense fit: {res['best_epoch'][0]} epochs to the best validation loss "
         f"{res['val_loss'][0]:.4f} (accuracy {res['val_accuracy'][0]:.3f})"
     )
     return res
+
+
+def active_fraction(res: dict[str, np.ndarray], u: torch.Tensor, cfg: TrainConfig) -> float:
+    """Fraction of positive first-hidden-layer activations of a fit's first network on the
+    rows ``u`` (at most one evaluation block of them); 1.0 where units cannot die (no hidden
+    layer, or an activation other than ReLU)."""
+    if cfg.activation != "relu" or not cfg.hidden:
+        return 1.0
+    net = stack(net_from_arrays(res, 0), 1).map(lambda t: t.to(u.device, torch.float32))
+    with torch.no_grad():
+        _, inputs, _ = forward(net, u[: eval_rows(u.shape[1], cfg.units + 1)], cfg.activation)
+    return float((inputs[1] > 0).double().mean())
 
 
 def concat_chunks(chunks: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -54,9 +54,10 @@ def _filled(spec: dict):
     return {k: _filled(v) for k, v in spec["properties"].items()}
 
 
-def _defaults(name: str) -> dict:
-    """The config block ``name`` at its schema defaults."""
-    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+def schema_defaults(name: str, root: Path = ROOT) -> dict:
+    """The config block ``name`` at the schema defaults of the checkout ``root`` (what the
+    workflow's validation fills in; read without Snakemake, which a GPU machine may lack)."""
+    schema = yaml.safe_load((root / "workflow" / "schemas" / "config.schema.yaml").read_text())
     return _filled(schema["properties"][name])
 
 
@@ -64,9 +65,9 @@ def config(device: str, threads: int = 1, **training):
     """The schema's default TrainConfig for a binary cohort, with ``training`` overrides."""
     from knockoffnet.runtime import train_config
 
-    tr = {**_defaults("training"), "device": device, **training}
+    tr = {**schema_defaults("training"), "device": device, **training}
     meta = {"task": "binary", "classes": [0, 1]}
-    return train_config(_defaults("network"), tr, meta, 0, threads)
+    return train_config(schema_defaults("network"), tr, meta, 0, threads)
 
 
 def cohort(n: int, p: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
@@ -198,7 +199,7 @@ def fit_seed(data: str, seed: int, device: str, rows: int, work: str, events: st
         U, y = np.load(f"{data}/U.npy"), np.load(f"{data}/y.npy")
         p = U.shape[1] // 2
         cfg = config(device)
-        lam = _defaults("training")["lambdas"]
+        lam = schema_defaults("training")["lambdas"]
         quiet = lambda msg: None  # noqa: E731
         t = time.perf_counter()
         dense = dense_fit(U, y, cfg, seed, log=quiet)
@@ -244,7 +245,7 @@ def select(work: Path, seeds: list[int], names: list[str], relevant: list[str]) 
     """The workflow's statistics, thresholds and seed aggregation on the seeds that finished."""
     from knockoffnet.selection import build_tables, run_statistics
 
-    sel = _defaults("selection")
+    sel = schema_defaults("selection")
     runs = []
     for s in seeds:
         with np.load(work / f"seed{s}.npz") as f:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from bench_gpu import schema_defaults  # before --code's scripts/ goes first on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,13 +47,10 @@ def main() -> None:
     from knockoffnet.runtime import load_columns, train_config
     from knockoffnet.seeds import derive_seed
 
-    schema = yaml.safe_load((args.code / "workflow" / "schemas" / "config.schema.yaml").read_text())
     config = yaml.safe_load((args.workdir / "config.yaml").read_text())
 
     def block(name: str) -> dict:
-        props = schema["properties"][name]["properties"]
-        given = config.get(name, {})
-        return {k: given.get(k, v.get("default")) for k, v in props.items()}
+        return {**schema_defaults(name, args.code), **config.get(name, {})}
 
     net, tr = block("network"), block("training")
     run = args.workdir / "results" / args.cohort

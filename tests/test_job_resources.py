@@ -215,3 +215,41 @@ def test_training_asks_for_a_gpu_only_when_it_may_use_one(
         start = next(i for i, line in enumerate(lines) if line.startswith(f"rule {rule}"))
         resources = next(line for line in lines[start:] if "resources:" in line)
         assert f"gpu={gpus}" in resources, resources
+
+
+def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
+    """Issue 16's criterion on the recorded benchmark jobs (benchmarks/records/
+    scale_2026-12-04/jobs.csv: one seed end to end at 25,000 / 50,000 / 100,000 × 1,000 with
+    default settings, and the data jobs at 20,000 × 1,000 / 5,000 / 10,000): every job is asked
+    at least its measured peak memory and wall time, and each rule's largest job at most twice
+    them (time in SLURM's whole minutes: at most ⌈2 × wall⌉ minutes). A `train` job asks for
+    the longest λ's time, so the short λ of the same rule are asked more than twice theirs."""
+    import math
+
+    import pandas as pd
+
+    jobs = pd.read_csv(REPO / "benchmarks" / "records" / "scale_2026-12-04" / "jobs.csv")
+    cfg = {**defaults, "training": {**defaults["training"], "seeds": 1}}
+    threads = {"prune": 2, "knockoffs": 2}  # the rules' threads
+    rows = []
+    for job in jobs.itertuples():
+        shape, rule = (
+            Shape(job.n, job.p, job.covariates),
+            job.rule.replace("select", "select_features"),
+        )
+        # Reduce Weight forks two workers: their summed RSS is what it must hold
+        rss = job.snakemake_max_rss_mb if rule == "prune" else job.peak_rss_mb
+        asked_min = runtime_min(rule, shape, cfg, threads.get(rule, 1))
+        rows.append(
+            (job.n, job.p, rule, job.wall_s, 60 * asked_min, rss, memory_mb(rule, shape, cfg))
+        )
+    table = pd.DataFrame(rows, columns=["n", "p", "rule", "wall", "asked_s", "rss", "asked_mb"])
+    assert len(table) == len(jobs) >= 99 and set(table["rule"]) >= set(RULES)
+    assert (table["asked_s"] >= table["wall"]).all(), table[table["asked_s"] < table["wall"]]
+    assert (table["asked_mb"] >= table["rss"]).all(), table[table["asked_mb"] < table["rss"]]
+    largest = table.loc[table.groupby(["n", "p", "rule"])["wall"].idxmax()]
+    limit = largest["wall"].map(lambda s: 60 * max(1, math.ceil(2 * s / 60)))
+    assert (largest["asked_s"] <= limit).all(), largest[largest["asked_s"] > limit]
+    assert (table["asked_mb"] <= 2 * table["rss"]).all(), table[
+        table["asked_mb"] > 2 * table["rss"]
+    ]

@@ -24,24 +24,51 @@ from pathlib import Path
 from typing import Any
 
 from knockoffnet.filters import resolve_copies
+from knockoffnet.vocabulary import REFERENCE_VALUES
 
 MB = 1e-6  # bytes → MB
 # Resident memory of a fresh interpreter with the rule family's libraries (measured: the
 # smallest cohorts' jobs: 574 MB for a 25,000 × 1,000 train job holding 200 MB of [X, X~];
 # benchmarks/README.md "Scale").
-BASE_MB = {"data": 250, "torch": 500, "report": 450}
-# Sustained float32 FLOP rate of one CPU thread in mini-batch training (the dense fit of a
-# 20,000 × 1,000 cohort: about 31 GFLOP an epoch in 2-3 s on the 2-core machine; the
-# batched kernels of benchmarks/bench_path.py reach 29 GFLOP/s per thread at best).
-FLOPS_PER_THREAD = 1.5e10
+BASE_MB = {"data": 250, "torch": 500, "report": 350}
+# Sustained float32 FLOP rate of one CPU thread in mini-batch training, counted as 6 FLOPs
+# per first-layer weight and training row and 2 per validation row: a validation check of
+# the default-setting runs at 25,000 / 50,000 / 100,000 × 1,000 took 1.19 / 1.25 / 1.42 s for
+# 4.2 / 4.5 / 5.1·10¹⁰ FLOPs, i.e. 3.5–3.6·10¹⁰ (benchmarks/README.md, "Requests against
+# the measured jobs").
+FLOPS_PER_THREAD = 3.5e10
 # Sustained float64 rate of one thread in the knockoff job's dense linear algebra (Gram
 # matrix, Cholesky factors and solves, the draw's GEMMs; measured at 20,000 × 10,000).
 DENSE_FLOPS_PER_THREAD = 3.5e10
 # (p, p) float64 matrices a knockoff draw holds at its peak (tracemalloc: 6.3 per-feature,
 # about 9 with group knockoffs, whose S solver whitens by group; tests/test_moments.py).
 P2_MATRICES = {False: 6.5, True: 9.5}
-# Wall-time floor of any job (start-up, imports, file I/O), minutes.
-MIN_RUNTIME = 5
+# Smallest runtime request, minutes: SLURM's unit of wall time.
+MIN_RUNTIME = 1
+# Seconds added to every job's runtime for what its measured wall time does not include:
+# Snakemake's own start inside a cluster job (1.7 s for this workflow's DAG here) and a
+# busier node's file system. The measured walls already include the interpreter, the
+# imports (torch: 2.4 s) and reading the inputs.
+SETUP_SECONDS = 10.0
+# A λ ends `patience` checks after its best one; in the default-setting benchmark runs the
+# best came 1–83 checks in at patience 20, so a λ took 21–103 checks: a `train` job asks
+# for LONGEST_PATIENCES × patience + LONGEST_EXTRA checks per λ (105 at the defaults).
+LONGEST_PATIENCES, LONGEST_EXTRA = 5, 5
+# The `lambda_grid` job (dense fit, six batched probes, three refining ones) took 259–335
+# checks' worth of time at patience 20: it asks for GRID_PATIENCES × patience checks, at
+# most GRID_FITS × max_epochs (each of its ten fits stops by max_epochs).
+GRID_PATIENCES, GRID_FITS = 20, 10
+# The gradient-boosting reference inside `lambda_grid`: 24 s on its cap of 2·10⁷ training
+# values (vocabulary.REFERENCE_VALUES) at 100,000 × 1,000.
+REFERENCE_SECONDS = 30.0
+# Epochs of an early-stopped comparison network of the Reduce Weight job (patience 10): its
+# 30 fits on 20,000 rows × 1,000 features took 87–117 s on 2 threads, about 60–70 epochs each.
+PRUNE_EPOCHS = 80
+# Rate at which the data jobs read, convert and write X (ingest read 100,000 × 1,000 in 6.5 s,
+# about 3.7 GB a minute; a slower shared file system is allowed for).
+READ_MB_PER_MIN = 1000.0
+# Selection, figures and report at p = 1,000 took 0.4, 3.5 and 1.4 s.
+TABLE_SECONDS_PER_FEATURE = 0.01
 
 
 @dataclass(frozen=True)
@@ -160,8 +187,8 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
         # Λ = the grid's 6 probes (lambda_grid), the job's λ (train) or one network
         lam = {"lambda_grid": 6, "train": _lambdas_per_job(cfg, shape)}.get(rule, 1)
         act = min(2**25, max(batch, 2048) * d * ch * lam) * 4 * MB
-        # the gradient-boosting reference: ≤ 2·10⁷ training values, float32 and float64 copies
-        extra = 12 * min(2e7, shape.n * d) * MB if rule == "lambda_grid" else 0.0
+        # the gradient-boosting reference: ≤ REFERENCE_VALUES training values, float32 and float64
+        extra = 12 * min(REFERENCE_VALUES, shape.n * d) * MB if rule == "lambda_grid" else 0.0
         if rule == "collect_z":  # validation scores and importances, by blocks of rows:
             extra = 450.0  # measured 0.53 GB above [X, X~] at 20,000 × 1,000, not growing with n
         # [X, X~] once (the split is taken in place), a few activation tensors, Adam's state
@@ -171,28 +198,41 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
         return _mb(BASE_MB["torch"] + X + 2 * (300 + 12 * rows * p * 4 * MB))
     if rule == "select_features":
         return _mb(BASE_MB["data"] + 2 * p * int(cfg["training"]["seeds"]) * 8 * MB * 100)
-    return _mb(BASE_MB["report"] + 200 * p * 8 * MB * 10)
+    if rule == "provenance":  # hashes the inputs in chunks
+        return _mb(BASE_MB["data"])
+    # figures and report: the result tables (a few float64 columns per feature); the figures
+    # job also holds matplotlib's canvases (measured at p = 1,000: 322–327 and 235–242 MB)
+    plots = 100 if rule == "figures" else 0
+    return _mb(BASE_MB["report"] + plots + 200 * p * 8 * MB * 10)
 
 
 def runtime_min(rule: str, shape: Shape, cfg: dict[str, Any], threads: int = 1) -> int:
-    """Wall minutes of the rule's job in the typical case (a retry multiplies it)."""
+    """Wall minutes the rule's job may take, from above: the longest λ early stopping gave
+    on the benchmark cohorts, not the typical one (a retry multiplies it)."""
     X = shape.x_mb()
-    if rule in ("lambda_grid", "train", "collect_z", "prune"):
+    t = cfg["training"]
+    if rule in ("lambda_grid", "train"):
+        check = seconds_per_check(shape, cfg, threads)
+        patience, cap = int(t["patience"]), int(t["max_epochs"])
+        if rule == "lambda_grid":
+            d = _training(cfg, shape)[0]
+            values = min(REFERENCE_VALUES, shape.n * d) if t.get("reference") != "none" else 0
+            seconds = min(GRID_PATIENCES * patience, GRID_FITS * cap) * check
+            seconds += REFERENCE_SECONDS * values / REFERENCE_VALUES
+        else:
+            longest = min(cap, LONGEST_PATIENCES * patience + LONGEST_EXTRA)
+            seconds = _lambdas_per_job(cfg, shape) * longest * check
+    elif rule in ("collect_z", "prune"):
         d, ch, h, _ = _training(cfg, shape)
         rate = FLOPS_PER_THREAD * max(1, threads)
-        per_lambda = seconds_per_lambda(shape, cfg, threads)
-        if rule == "lambda_grid":  # dense fit, the grid's probes, the reference model
-            seconds = 4 * per_lambda
-        elif rule == "train":
-            seconds = _lambdas_per_job(cfg, shape) * per_lambda
-        elif rule == "collect_z":  # importances and effects: a few gradient passes
+        if rule == "collect_z":  # importances and effects: a few gradient passes
             seconds = 8 * 6.0 * shape.n * d * ch * h / rate
-        else:  # 3 networks × repeats, on at most max_rows rows
+        else:  # 3 networks × repeats, on at most max_rows rows, early-stopped
             rows = min(shape.n, int(cfg["pruning"]["max_rows"]))
-            pc = int(cfg["pruning"]["repeats"]) * 3 * int(cfg["pruning"]["max_epochs"])
-            seconds = 6.0 * rows * shape.p * h * pc / rate
-        return _minutes(MIN_RUNTIME + seconds / 60.0)
-    if rule == "knockoffs":
+            epochs = min(int(cfg["pruning"]["max_epochs"]), PRUNE_EPOCHS)
+            fits = int(cfg["pruning"]["repeats"]) * 3
+            seconds = 6.0 * rows * shape.p * h * fits * epochs / rate
+    elif rule == "knockoffs":
         from knockoffnet.knockoffs import diagnostic_rows
 
         n, p = shape.n, shape.p
@@ -204,10 +244,26 @@ def runtime_min(rule: str, shape: Shape, cfg: dict[str, Any], threads: int = 1) 
             + 6 * diagnostic_rows(n, p) * p**2  # the checks' cross-covariances
         )
         seconds = flops / (DENSE_FLOPS_PER_THREAD * max(1, threads))
-        return _minutes(MIN_RUNTIME + seconds / 60.0)
-    if rule == "groups" and cfg["knockoffs"]["groups"] == "none":
-        return MIN_RUNTIME  # labels only: X is not read
-    return _minutes(MIN_RUNTIME + X / 200.0)  # reading and writing at ≥ 200 MB/min
+    elif rule == "groups" and cfg["knockoffs"]["groups"] == "none":
+        seconds = 0.0  # labels only: X is not read
+    elif rule in ("ingest", "groups", "provenance"):  # reading (hashing), converting, writing X
+        seconds = 60.0 * X / READ_MB_PER_MIN
+    else:  # selection, figures, report: tables of a few values per feature and run
+        seconds = TABLE_SECONDS_PER_FEATURE * shape.p
+    return _minutes((SETUP_SECONDS + seconds) / 60.0)
+
+
+def seconds_per_check(shape: Shape, cfg: dict[str, Any], threads: int = 1) -> float:
+    """One validation check of training: ``check_rows`` training rows (a pass over the
+    training rows when they are fewer), 6 FLOPs per first-layer weight and row (forward and
+    backward dominate), then a pass over the validation rows at 2 FLOPs per weight and row."""
+    d, ch, h, _ = _training(cfg, shape)
+    t = cfg["training"]
+    m = shape.n * (1.0 - float(t["val_fraction"]))
+    check = int(t.get("check_rows", 0))
+    rows = min(m, check) if check > 0 else m
+    val = shape.n - m
+    return (6.0 * rows + 2.0 * val) * d * ch * h / (FLOPS_PER_THREAD * max(1, threads))
 
 
 # Work (seconds) a `train` job should do at least when lambdas_per_job is auto: start-up
@@ -216,18 +272,11 @@ MIN_JOB_SECONDS = 60.0
 
 
 def seconds_per_lambda(shape: Shape, cfg: dict[str, Any], threads: int = 1) -> float:
-    """Typical training seconds of one λ: about 4 × patience epochs (an epoch: a pass over the
-    training rows, or ``check_rows`` rows of a larger cohort), 6 FLOPs per first-layer weight
-    and row (forward and backward dominate), plus each epoch's validation check (2 FLOPs per
-    weight and validation row)."""
-    d, ch, h, _ = _training(cfg, shape)
+    """Typical training seconds of one λ: about 4 × patience checks (an epoch: a pass over
+    the training rows, or ``check_rows`` rows of a larger cohort)."""
     t = cfg["training"]
     epochs = min(int(t["max_epochs"]), 4 * int(t["patience"]))
-    m = shape.n * (1.0 - float(t["val_fraction"]))
-    check = int(t.get("check_rows", 0))
-    rows = min(m, check) if check > 0 else m
-    val = shape.n - m
-    return epochs * (6.0 * rows + 2.0 * val) * d * ch * h / (FLOPS_PER_THREAD * max(1, threads))
+    return epochs * seconds_per_check(shape, cfg, threads)
 
 
 def auto_lambdas_per_job(shape: Shape, cfg: dict[str, Any], threads: int = 1) -> int:

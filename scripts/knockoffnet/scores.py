@@ -15,9 +15,7 @@ import numpy as np
 
 from knockoffnet.errors import InputError
 from knockoffnet.network import Net, predict
-from knockoffnet.vocabulary import TASKS
-
-REFERENCES = ("gb", "none")
+from knockoffnet.vocabulary import REFERENCE_VALUES, REFERENCES, TASKS
 
 
 def metric_name(task: str) -> str:
@@ -42,10 +40,6 @@ def score_outputs(out: np.ndarray, y: np.ndarray, task: str) -> float:
 def network_score(net: Net, U: np.ndarray, y: np.ndarray, task: str, activation: str) -> float:
     """The network's validation score on rows ``U``, ``y``."""
     return score_outputs(predict(net, U, activation), y, task)
-
-
-# Training values (rows × inputs) the reference model is fitted on at most: 0.16 GB as float64.
-REFERENCE_VALUES = 20_000_000
 
 
 def reference_score(

@@ -25,6 +25,12 @@ STATISTICS = ("importance", "paper")
 # How the training seeds of one knockoff draw combine for the OL/ML filters.
 COMBINES = ("mean", "first")
 
+# Reference models scored beside the network on every run's validation split
+# (`training.reference`), and the training values (rows × inputs) the reference is fitted on
+# at most (0.16 GB as float64; the job resources model its time and memory from it).
+REFERENCES = ("gb", "none")
+REFERENCE_VALUES = 20_000_000
+
 PATH_FILTERS = ("OL", "ML")
 FILTERS = ("OL", "ML", "VWA-OL", "VWA-ML", "VWA-OML", "ebh")
 FILTER_NAMES = {

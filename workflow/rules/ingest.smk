@@ -42,8 +42,8 @@ rule provenance:
         "../../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=job_mem("provenance"),
+        runtime=job_runtime("provenance"),
     params:
         config=lambda wc: cohort_config(wc.cohort),
         cohort=lambda wc: wc.cohort,

@@ -22,8 +22,8 @@ rule figures:
         "../../envs/report.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=job_mem("figures"),
+        runtime=job_runtime("figures"),
     params:
         runs=RUNS,
     script:
@@ -52,8 +52,8 @@ rule report:
         "../../envs/report.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=job_mem("report"),
+        runtime=job_runtime("report"),
     params:
         runs=RUNS,
         benchmark_root=lambda wc: f"results/{wc.cohort}/benchmarks",

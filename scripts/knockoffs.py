@@ -29,6 +29,8 @@ with rule_context(snakemake) as log:
             names=meta["features"],
             copies=opts["copies"],
             groups=labels,
+            sampling=opts["sampling"],
+            chromosomes=(meta.get("variants") or {}).get("chromosome"),
         )
     except InputError as err:
         raise InputError(f"cohort {meta['cohort']} ({meta['source']}): {err}") from err

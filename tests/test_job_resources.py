@@ -109,6 +109,22 @@ def test_knockoff_requests_follow_p_squared(defaults: dict) -> None:
     assert memory_mb("groups", big, defaults) < memory_mb("groups", big, grouped)
 
 
+def test_block_wise_draws_ask_for_memory_linear_in_p(defaults: dict) -> None:
+    """Beyond 10,000 features `sampling: auto` draws by blocks of max_block features: the
+    request grows with n·p (X and its knockoffs) and max_block², not p²."""
+    blocks = {**defaults, "knockoffs": {**defaults["knockoffs"], "sampling": "blocks"}}
+    full = {**defaults, "knockoffs": {**defaults["knockoffs"], "sampling": "full"}}
+    wide, wider = Shape(20_000, 50_000), Shape(20_000, 100_000)
+    assert memory_mb("knockoffs", wide, defaults) == memory_mb("knockoffs", wide, blocks)
+    assert memory_mb("knockoffs", wide, blocks) < memory_mb("knockoffs", wide, full) / 10
+    X = wider.n * wider.p * 4 / 1e6
+    assert 2 * X < memory_mb("knockoffs", wider, blocks) < 2 * X + 2_000
+    ratio = runtime_min("knockoffs", wider, blocks, 2) / runtime_min("knockoffs", wide, blocks, 2)
+    assert 1.5 < ratio <= 2.5  # twice the blocks, twice the time
+    edge = Shape(20_000, 10_000)  # auto: still one joint draw
+    assert memory_mb("knockoffs", edge, defaults) == memory_mb("knockoffs", edge, full)
+
+
 def test_workflow_asks_the_model_for_ingest(tmp_path: Path, defaults: dict) -> None:
     """The dry run shows ingest's request computed from the PLINK files; later jobs wait
     for meta.json (<TBD> until ingest has run)."""

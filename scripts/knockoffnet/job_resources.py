@@ -151,6 +151,20 @@ def _training(cfg: dict[str, Any], shape: Shape) -> tuple[int, int, int, int]:
     return d, int(cfg["network"]["units"]) + 1, int(cfg["network"]["hidden"][0]), min(batch, m)
 
 
+def _joint_draws(shape: Shape, cfg: dict[str, Any]) -> tuple[int, int]:
+    """(features of the widest joint draw, number of joint draws): all p at once, or the
+    blocks of ``knockoffs.sampling: blocks`` (:mod:`knockoffnet.knockoff_blocks`; the job
+    cuts them at chromosome changes too, which only makes them smaller)."""
+    from knockoffnet.knockoffs import resolve_sampling
+
+    ko = cfg["knockoffs"]
+    grouped = ko["groups"] != "none"
+    if resolve_sampling(ko.get("sampling", "auto"), shape.p, ko["method"], grouped) == "full":
+        return shape.p, 1
+    parts = math.ceil(shape.p / int(ko["max_block"]))
+    return math.ceil(shape.p / parts), parts
+
+
 def n_lambdas(cfg: dict[str, Any]) -> int:
     lam = cfg["training"]["lambdas"]
     return len(lam["values"]) if lam.get("values") else int(lam["count"])
@@ -171,14 +185,16 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
     if rule == "knockoffs":
         from knockoffnet.knockoffs import diagnostic_rows
 
-        block = min(p, int(cfg["knockoffs"]["max_block"]))
+        width, parts = _joint_draws(shape, cfg)
+        block = min(width, int(cfg["knockoffs"]["max_block"]))
         return _mb(
             BASE_MB["data"]
             + (1 + kappa) * X  # X and the draw, float32
+            + (0 if parts == 1 else (1 + kappa) * shape.n * width * 4 * MB)  # a block's copies
             + 200  # row blocks of the sampler and the moments (32 MB each)
             + 24 * 8 * block * block * MB  # S solver on the largest block
-            + P2_MATRICES[grouped] * p * p * 8 * MB  # Σ, Σ⁻¹S, factors, cross-covariances
-            + 3 * diagnostic_rows(shape.n, p) * p * 4 * MB  # diagnostics' sample
+            + P2_MATRICES[grouped] * width * width * 8 * MB  # Σ, Σ⁻¹S, factors, covariances
+            + 3 * diagnostic_rows(shape.n, width) * width * 4 * MB  # diagnostics' sample
         )
     if rule in ("lambda_grid", "train", "collect_z"):
         d, ch, h, batch = _training(cfg, shape)
@@ -235,13 +251,14 @@ def runtime_min(rule: str, shape: Shape, cfg: dict[str, Any], threads: int = 1) 
     elif rule == "knockoffs":
         from knockoffnet.knockoffs import diagnostic_rows
 
-        n, p = shape.n, shape.p
-        block = min(p, int(cfg["knockoffs"]["max_block"]))
-        flops = (
-            math.ceil(p / block) * 40 * block**3  # S solver, block by block
-            + 7 * p**3  # Cholesky factors, solves and the feasibility eigenvalue on all p
-            + 6 * n * p**2  # Gram matrix, then the draw's two GEMMs (mean and noise)
-            + 6 * diagnostic_rows(n, p) * p**2  # the checks' cross-covariances
+        n = shape.n
+        w, parts = _joint_draws(shape, cfg)  # each joint draw over w features
+        block = min(w, int(cfg["knockoffs"]["max_block"]))
+        flops = parts * (
+            math.ceil(w / block) * 40 * block**3  # S solver, block by block
+            + 7 * w**3  # Cholesky factors, solves and the feasibility eigenvalue on all w
+            + 6 * n * w**2  # Gram matrix, then the draw's two GEMMs (mean and noise)
+            + 6 * diagnostic_rows(n, w) * w**2  # the checks' cross-covariances
         )
         seconds = flops / (DENSE_FLOPS_PER_THREAD * max(1, threads))
     elif rule == "groups" and cfg["knockoffs"]["groups"] == "none":

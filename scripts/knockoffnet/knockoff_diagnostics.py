@@ -228,6 +228,12 @@ def _power_note(pair_corr: float, mean_s: float, grouped: bool = False) -> str:
     )
 
 
+def moment_thresholds(n: int) -> tuple[float, float]:
+    """Skewness and excess-kurtosis gaps that raise the flag on n rows: the practical ones
+    (SKEW_GAP, KURT_GAP), never below 4 standard errors of the gap for Gaussian data."""
+    return max(SKEW_GAP, 4.0 * math.sqrt(12.0 / n)), max(KURT_GAP, 4.0 * math.sqrt(48.0 / n))
+
+
 def _verdict(
     swap_p: float,
     skew_gap: np.ndarray,
@@ -238,8 +244,7 @@ def _verdict(
     """Plain-language flag. Moment thresholds are the practical ones (SKEW_GAP, KURT_GAP) but
     never below 4 standard errors of the gap for Gaussian data (√(12/n), √(48/n)), so small
     samples do not raise the flag by noise alone."""
-    skew_thr = max(SKEW_GAP, 4.0 * math.sqrt(12.0 / n))
-    kurt_thr = max(KURT_GAP, 4.0 * math.sqrt(48.0 / n))
+    skew_thr, kurt_thr = moment_thresholds(n)
     reasons = []
     if swap_p < SWAP_ALPHA:
         reasons.append(

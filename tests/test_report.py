@@ -374,6 +374,21 @@ def test_auto_copies_are_reported_as_the_draws_resolved_them(tmp_path):
     )
 
 
+def test_block_wise_draws_say_so_in_the_diagnostics_table(tmp_path):
+    """A draw made block by block (knockoffs.sampling) names its blocks and the largest
+    correlation its cuts leave out, flagged or not."""
+    write_fake_results(tmp_path, task="binary", n_seeds=1, p=6)
+    for path in (tmp_path / "knockoffs").glob("draw*_diagnostics.tsv"):
+        diag = pd.read_csv(path, sep="\t")
+        diag["sampling"], diag["blocks"], diag["max_cross_block_corr"] = "blocks", 14, 0.4217
+        diag.to_csv(path, sep="\t", index=False)
+    out = tmp_path / "blocks.html"
+    report.render_report(tmp_path, {}, out)
+    assert "model-x, 14 blocks (largest cross-block |corr| 0.422)" in out.read_text(
+        encoding="utf-8"
+    )
+
+
 def test_grouped_run_names_its_selected_groups(tmp_path):
     """Group knockoffs (issue 15): the summary and the filter's table name each selected group
     with its members, the method row says how the groups were made, and an empty selection

@@ -508,9 +508,15 @@ def _diagnostics(res: Results) -> dict[str, Any]:
     rows = []
     for _, r in d.iterrows():
         row = {c: fmt_num(r.get(c)) for c in cols}
+        method = str(r.get("method", DASH))
+        if r.get("sampling") == "blocks":  # say that and what the cuts leave out
+            method += (
+                f", {int(r.get('blocks'))} blocks (largest cross-block |corr| "
+                f"{fmt_num(r.get('max_cross_block_corr'))})"
+            )
         row.update(
             draw=str(r.get("draw", DASH)),
-            method=str(r.get("method", DASH)),
+            method=method,
             s_method=str(r.get("s_method", DASH)),
             covariance=str(r.get("covariance", DASH)),
             swap_pvalue=fmt_q(r.get("swap_pvalue")),

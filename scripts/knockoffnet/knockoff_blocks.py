@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from knockoffnet.errors import InputError
+from knockoffnet.groups import correlation
 from knockoffnet.knockoff_diagnostics import (
     SWAP_ALPHA,
     _power_note,
@@ -89,11 +90,7 @@ def link_scores(
     """For each cut c in [lo, hi] (a block ends before column c): the largest |corr| between
     columns [c − k, c) and [c, c + k) of X, the strongest correlation the cut would drop."""
     a, b = max(0, lo - k), min(X.shape[1], hi + k)
-    Z = np.asarray(X[:, a:b][rows], dtype=np.float64)  # columns first: a small copy
-    Z -= Z.mean(axis=0)
-    norms = np.linalg.norm(Z, axis=0)
-    Z /= np.where(norms > 0, norms, 1.0)
-    C = np.abs(Z.T @ Z)
+    C = correlation(X[:, a:b][rows])  # columns first: a small copy
     scores = np.zeros(hi - lo + 1)
     for i, c in enumerate(range(lo, hi + 1)):
         left, right = slice(max(a, c - k) - a, c - a), slice(c - a, min(b, c + k) - a)
@@ -217,11 +214,8 @@ def boundary_corr(
     the next: what the block-wise draw treats as zero (0 with a single block)."""
     largest = 0.0
     for a, b in itertools.pairwise(blocks):
-        left = np.asarray(X[:, max(a.start, a.stop - edge) : a.stop][rows], dtype=np.float64)
-        right = np.asarray(X[:, b.start : min(b.stop, b.start + edge)][rows], dtype=np.float64)
-        left = left - left.mean(axis=0)
-        right = right - right.mean(axis=0)
-        norm = np.outer(np.linalg.norm(left, axis=0), np.linalg.norm(right, axis=0))
-        C = np.abs(left.T @ right) / np.where(norm > 0, norm, 1.0)
+        left = X[:, max(a.start, a.stop - edge) : a.stop][rows]
+        right = X[:, b.start : min(b.stop, b.start + edge)][rows]
+        C = correlation(np.hstack([left, right]))[: left.shape[1], left.shape[1] :]
         largest = max(largest, float(C.max()))
     return largest

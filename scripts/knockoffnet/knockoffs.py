@@ -462,8 +462,8 @@ def _block_knockoffs(
     from knockoffnet.knockoff_blocks import block_draw, sampling_blocks
 
     A = np.asarray(X)
-    if A.ndim != 2 or A.shape[0] < 3 or A.shape[1] < 1:
-        _checked_moments(A[:, :1] if A.ndim == 2 else A)  # the joint draw's error message
+    if A.ndim != 2 or A.shape[1] < 1:
+        _checked_moments(A)  # raises the joint draw's message (each block checks its rows)
     n, p = A.shape
     n_diag = diagnostic_rows(n, min(p, max_block))
     rows: np.ndarray | slice = slice(None)

@@ -26,6 +26,7 @@ from knockoffnet.simulation.generators import GENERATORS, generate, latent_score
 from knockoffnet.simulation.peers import (
     _mixed_copies,
     _unmix,
+    knockpy_statistic,
     oracle_statistic,
     peer_masks,
     peer_statistics,
@@ -352,6 +353,20 @@ def test_multi_copy_forest_peer_uses_the_multi_knockoff_threshold() -> None:
     assert grouped[:2].all() and (grouped[::2] == grouped[1::2]).all()  # whole groups
 
 
+def test_mlr_peer_finds_linear_signals_and_is_reproducible() -> None:
+    """knockpy's MLR (probit for two classes) ranks the two linear signals first with W near
+    its maximum of 1/2, and the same seed gives the same W although its sampler draws from
+    C's rand(). Skipped without the optional `baselines` extra (CI does not install it)."""
+    pytest.importorskip("knockpy.mlr")
+    rng = np.random.default_rng(4)
+    X, Xk = rng.standard_normal((300, 6)), rng.standard_normal((300, 6))
+    y = ((X[:, 0] + 0.8 * X[:, 1] + 0.3 * rng.standard_normal(300)) > 0).astype(np.int64)
+    W = knockpy_statistic("mlr", X, Xk, y, "binary", seed=3)
+    assert W.shape == (6,) and (W[:2] > 0.45).all() and (np.abs(W[2:]) < 0.1).all()
+    np.testing.assert_array_equal(W, knockpy_statistic("mlr", X, Xk, y, "binary", seed=3))
+    assert not np.array_equal(W, knockpy_statistic("mlr", X, Xk, y, "binary", seed=4))
+
+
 def test_knockpy_peers_are_skipped_with_a_message(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -361,7 +376,7 @@ def test_knockpy_peers_are_skipped_with_a_message(
     X, Xk, y = _knockoff_pair(200, 5, 3)
     with caplog.at_level(logging.INFO, logger="test-simulation"):
         out = peer_statistics(
-            ["rf", "lasso", "deeppink", "lassonet", "oracle"],
+            ["rf", "lasso", "deeppink", "mlr", "lassonet", "oracle"],
             X,
             Xk,
             y,
@@ -371,7 +386,7 @@ def test_knockpy_peers_are_skipped_with_a_message(
             logging.getLogger("test-simulation"),
         )
     assert list(out) == ["peer-rf"]
-    assert caplog.text.count("its package is not importable") == 3
+    assert caplog.text.count("its package is not importable") == 4
     assert "peer oracle skipped: this design has no latent score" in caplog.text
     # each peer that ran logs its time; the skipped ones do not
     assert re.search(r"peer rf: \d+\.\d s", caplog.text)

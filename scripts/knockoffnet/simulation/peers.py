@@ -1,5 +1,6 @@
 """Peer knockoff statistics on the same data and knockoffs as the pipeline: random forest,
-knockpy's lasso and DeepPINK, LassoNet, and the latent-score oracle.
+knockpy's lasso, DeepPINK and masked likelihood ratio (MLR), LassoNet, and the latent-score
+oracle.
 
 Every peer fits [X, X~] with a random half of the pairs exchanged and exchanges the
 importances back, so a peer that prefers a column position cannot favour originals: W keeps
@@ -14,6 +15,7 @@ as for the networks. knockpy's statistics take one knockoff matrix and see the f
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import time
 from collections.abc import Iterable
@@ -26,7 +28,7 @@ from knockoffnet.filters import knockoff_threshold
 from knockoffnet.groups import group_sum
 from knockoffnet.statistics import multi_statistic
 
-PEERS = ("rf", "lasso", "deeppink", "lassonet", "oracle")
+PEERS = ("rf", "lasso", "deeppink", "mlr", "lassonet", "oracle")
 PEER_FILTER = {peer: f"peer-{peer}" for peer in PEERS}
 
 
@@ -106,13 +108,18 @@ def rf_statistic(
 def knockpy_statistic(
     name: str, X: np.ndarray, Xk: np.ndarray, y: np.ndarray, task: str, seed: int, epochs: int = 50
 ) -> np.ndarray:
-    """knockpy's lasso or DeepPINK statistic on our data and our knockoffs.
+    """knockpy's lasso, DeepPINK or MLR statistic on our data and our knockoffs.
 
     knockpy picks the lasso family itself (logistic for two classes, Gaussian otherwise, so a
     multiclass outcome is regressed on its class codes). DeepPINK always uses its Gaussian
     (squared-error) loss on the codes: knockpy 1.3.5's binomial branch passes a 2-D target to
-    torch's cross-entropy and fails. NumPy's and torch's global RNGs, which knockpy uses
-    internally, are seeded first. Raises ImportError when knockpy is missing.
+    torch's cross-entropy and fails. MLR is Spector & Fithian's masked likelihood ratio under
+    a spike-and-slab linear model (knockpy's defaults: 5 Gibbs chains of 2,000 draws), probit
+    for two classes and Gaussian on the codes otherwise; it is asymptotically the most
+    powerful statistic when that model holds, so on the near-linear teacher designs it is the
+    strongest peer that, like the networks, sees only the labels. NumPy's and torch's global
+    RNGs, and C's rand() that MLR's sampler draws from, are seeded first, so a peer's W is
+    reproducible. Raises ImportError when knockpy is missing.
     """
     import knockpy.knockoff_stats as ks
 
@@ -129,7 +136,14 @@ def knockpy_statistic(
             X, Xk, target, y_dist="gaussian", train_kwargs={"verbose": False, "num_epochs": epochs}
         )
         return np.asarray(W, dtype=float)
-    raise InputError(f"unknown knockpy peer {name!r}; choose lasso or deeppink")
+    if name == "mlr":
+        from knockpy.mlr import MLR_Spikeslab
+
+        # knockpy's Gibbs sampler draws from C's rand() besides NumPy: seed both
+        ctypes.CDLL(None).srand(seed % 2**31)
+        groups = np.arange(1, X.shape[1] + 1)  # one group per feature: feature-level MLR
+        return np.asarray(MLR_Spikeslab().fit(X, Xk, np.asarray(y), groups=groups), dtype=float)
+    raise InputError(f"unknown knockpy peer {name!r}; choose lasso, deeppink or mlr")
 
 
 def lassonet_statistic(

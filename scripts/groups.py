@@ -5,6 +5,8 @@ import json
 import numpy as np
 
 from knockoffnet.groups import auto_groups, group_table, read_group_table
+from knockoffnet.knockoff_blocks import sampling_blocks
+from knockoffnet.knockoffs import resolve_sampling
 from knockoffnet.runtime import rule_context, save_tsv
 
 with rule_context(snakemake) as log:
@@ -14,7 +16,13 @@ with rule_context(snakemake) as log:
     if mode == "none":
         labels = np.arange(X.shape[1])
     elif mode == "auto":
-        labels = auto_groups(X, snakemake.params.cutoff)
+        # a block-wise draw clusters block by block, so no group crosses a block
+        ko, windows = snakemake.params.sampling, None
+        if resolve_sampling(ko["sampling"], X.shape[1], ko["method"]) == "blocks":
+            chromosomes = (meta.get("variants") or {}).get("chromosome")
+            windows = sampling_blocks(X.shape[1], ko["max_block"], chromosomes, X)
+            log.info("clustering within %d blocks of at most %d", len(windows), ko["max_block"])
+        labels = auto_groups(X, snakemake.params.cutoff, windows)
     else:
         labels, names = read_group_table(snakemake.input.table, meta["features"])
     table = group_table(meta["features"], labels, X, names)

@@ -47,6 +47,17 @@ def test_auto_groups_recover_correlated_blocks() -> None:
         auto_groups(X, 1.0)
 
 
+def test_auto_groups_within_windows_never_cross_them() -> None:
+    """Clustered window by window (a block-wise draw's blocks): a window boundary through a
+    correlated block splits it, windows on block boundaries change nothing, and one window
+    over everything is the plain clustering."""
+    X = block_data(2000, 0)
+    assert np.array_equal(auto_groups(X, 0.5, [slice(0, 12)]), LABELS)
+    assert np.array_equal(auto_groups(X, 0.5, [slice(0, 6), slice(6, 12)]), LABELS)
+    split = auto_groups(X, 0.5, [slice(0, 4), slice(4, 12)])  # cuts the second block 1 | 2
+    assert np.array_equal(split, [0, 0, 0, 1, 2, 2, 3, 3, 3, 4, 4, 4])
+
+
 def test_group_table_names_groups_by_their_representative(tmp_path) -> None:
     X = block_data(500, 1)
     names = [f"f{j}" for j in range(12)]

@@ -123,6 +123,11 @@ def test_block_wise_draws_ask_for_memory_linear_in_p(defaults: dict) -> None:
     assert 1.5 < ratio <= 2.5  # twice the blocks, twice the time
     edge = Shape(20_000, 10_000)  # auto: still one joint draw
     assert memory_mb("knockoffs", edge, defaults) == memory_mb("knockoffs", edge, full)
+    # groups: auto clusters within the blocks, so its |corr| matrices are max_block², not p²
+    grouped = {**defaults, "knockoffs": {**defaults["knockoffs"], "groups": "auto"}}
+    assert memory_mb("groups", wide, grouped) < wide.x_mb() + 2_000
+    joint = {**grouped, "knockoffs": {**grouped["knockoffs"], "sampling": "full"}}
+    assert memory_mb("groups", wide, joint) > 24 * wide.p**2 / 1e6  # 60 GB: one clustering
 
 
 def test_workflow_asks_the_model_for_ingest(tmp_path: Path, defaults: dict) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -62,13 +63,69 @@ def test_cuts_fall_where_the_correlation_across_them_is_weakest() -> None:
 def test_auto_draws_wide_cohorts_by_blocks_and_refuses_what_blocks_cannot_do() -> None:
     assert resolve_sampling("auto", FULL_SAMPLING_MAX_P) == "full"
     assert resolve_sampling("auto", FULL_SAMPLING_MAX_P + 1) == "blocks"
-    assert resolve_sampling("auto", 50_000, grouped=True) == "full"
     assert resolve_sampling("auto", 50_000, method="fixed-x") == "full"
-    for kwargs in ({"grouped": True}, {"method": "fixed-x"}):
-        with pytest.raises(InputError, match=r"knockoffs\.sampling: blocks"):
-            resolve_sampling("blocks", 100, **kwargs)
+    with pytest.raises(InputError, match=r"knockoffs\.sampling: blocks"):
+        resolve_sampling("blocks", 100, method="fixed-x")
     with pytest.raises(InputError, match=r"knockoffs\.sampling"):
         resolve_sampling("chunks", 100)
+
+
+def test_blocks_never_cut_through_a_group() -> None:
+    """Cuts fall only between groups (a group's members may be anywhere in the block, not
+    only side by side); a group too long for max_block, or on two chromosomes, is an error
+    naming two of its members."""
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(60), rng.integers(1, 8, 60))[:300]
+    groups[[40, 45]] = groups[[45, 40]]  # members interleaved with a neighbour group
+    X, _ = _ar1_blocks(500, [groups.size], 0.5, seed=5)
+    for data in (None, X):
+        blocks = sampling_blocks(groups.size, 25, X=data, groups=groups)
+        assert blocks[0].start == 0 and blocks[-1].stop == groups.size
+        assert all(a.stop == b.start for a, b in itertools.pairwise(blocks))
+        assert all(0 < b.stop - b.start <= 25 for b in blocks)
+        owner = np.concatenate([np.full(b.stop - b.start, i) for i, b in enumerate(blocks)])
+        for g in np.unique(groups):
+            assert np.unique(owner[groups == g]).size == 1, g
+    spread = np.arange(40) // 2
+    spread[[3, 30]] = 99  # columns 3 and 30 in one group: 28 columns apart
+    names = [f"v{j}" for j in range(40)]
+    with pytest.raises(InputError, match=r"group of v\d+ and v\d+ spans more than .*= 20"):
+        sampling_blocks(40, 20, groups=spread, names=names)
+    chrom = ["1"] * 20 + ["2"] * 20
+    pairs = np.arange(40) // 2
+    pairs[[19, 20]] = 50  # one group on both chromosomes
+    with pytest.raises(InputError, match="group of v19 and v20 has members on two chromosomes"):
+        sampling_blocks(40, 30, chrom, groups=pairs, names=names)
+    assert sampling_blocks(40, 30, chrom, groups=np.arange(40) // 2) == [
+        slice(0, 20),
+        slice(20, 40),
+    ]
+
+
+def test_a_grouped_block_draw_keeps_each_group_exchangeable() -> None:
+    """Group knockoffs drawn block by block on three independent AR(1) blocks with groups of
+    three neighbours: on 40,000 rows cov(x_j, x~_k) equals Σ_jk wherever j and k are in
+    different groups (S is block-diagonal by group, inside one block), X~ has X's
+    correlation, and the group swap test sees nothing."""
+    X, Sigma = _ar1_blocks(40_000, [30, 30, 30], 0.8, seed=6)
+    p = X.shape[1]
+    groups = np.arange(p) // 3
+    Xk, s, info = make_knockoffs(X, max_block=30, seed=2, sampling="blocks", groups=groups)
+    assert info["sampling"] == "blocks" and info["blocks"] == 3 and info["groups"] == p // 3
+    assert not info["flag"], info["message"]
+    C = np.corrcoef(np.hstack([X, Xk]).T.astype(np.float64))
+    cross, kk = C[:p, p:], C[p:, p:]
+    other_group = groups[:, None] != groups[None, :]
+    assert np.abs(cross - Sigma)[other_group].max() < 0.04
+    assert np.abs(kk - Sigma).max() < 0.04
+    same = ~other_group & ~np.eye(p, dtype=bool)
+    assert np.abs(cross - Sigma)[same].max() > 0.05  # S has off-diagonal group entries
+    assert np.allclose(np.diag(cross), 1 - s, atol=0.04)
+    again, _, _ = make_knockoffs(X, max_block=30, seed=2, sampling="blocks", groups=groups)
+    assert np.array_equal(Xk, again)
+    # groups that do not fit the blocks are refused before any drawing
+    with pytest.raises(InputError, match=r"spans more than knockoffs\.max_block = 10"):
+        make_knockoffs(X, max_block=10, seed=2, sampling="blocks", groups=np.arange(p) // 12)
 
 
 def test_a_block_draw_is_exchangeable_when_the_blocks_are_independent() -> None:
@@ -142,3 +199,44 @@ def test_workflow_draws_a_plink_cohort_by_blocks_per_chromosome(tmp_path: Path) 
     Xk = np.load(out / "draw0.npy")
     assert Xk.shape == (295, 60) and Xk.dtype == np.float32
     assert np.allclose(Xk.mean(0), 0, atol=1e-4) and np.allclose(Xk.std(0), 1, atol=1e-3)
+
+
+def test_workflow_clusters_and_draws_groups_inside_blocks(tmp_path: Path) -> None:
+    """`groups: auto` with a block-wise draw through the workflow: a PLINK cohort of 40
+    variants on two chromosomes in LD pairs (|r| about 0.8) and max_block 12: the groups rule
+    clusters within the draw's blocks, so the pairs become groups, none crossing a block or a
+    chromosome, and the draw is a group draw in at least two blocks a chromosome."""
+    from bed_reader import to_bed
+
+    rng = np.random.default_rng(3)
+    n, p = 400, 40
+    base = rng.binomial(2, 0.3, size=(n, p // 2)).astype(np.float32)
+    G = np.repeat(base, 2, axis=1)
+    flip = rng.random(G.shape) < 0.1  # about 10 % of genotypes redrawn: LD r ≈ 0.8
+    G[flip] = rng.binomial(2, 0.3, size=int(flip.sum()))
+    iids = [f"id{i}" for i in range(n)]
+    to_bed(
+        str(tmp_path / "geno.bed"), G,
+        properties={"iid": iids, "fid": iids, "sid": [f"rs{j}" for j in range(p)],
+                    "chromosome": ["1"] * 20 + ["2"] * 20,
+                    "bp_position": list(range(1000, 1000 + 100 * p, 100))},
+    )  # fmt: skip
+    y = (G[:, 0] - G[:, 10] + rng.normal(0, 1, n) > 0).astype(int)
+    pd.DataFrame({"IID": iids, "case": y}).to_csv(tmp_path / "pheno.tsv", sep="\t", index=False)
+    config = {
+        "cohorts": {"geno": {"plink": "geno", "pheno": "pheno.tsv", "label": "case"}},
+        "knockoffs": {"sampling": "blocks", "max_block": 12, "groups": "auto"},
+    }
+    write_config(tmp_path, config)
+    result = snakemake(tmp_path, "results/geno/knockoffs/draw0_diagnostics.tsv")
+    assert result.returncode == 0, result.stderr[-4000:]
+    groups = pd.read_csv(tmp_path / "results" / "geno" / "groups.tsv", sep="\t")
+    labels = groups.set_index("feature").loc[[f"rs{j}" for j in range(p)], "group"].to_numpy()
+    assert (labels[0::2] == labels[1::2]).all() and len(set(labels)) == p // 2  # the LD pairs
+    log = (tmp_path / "logs" / "geno" / "groups.log").read_text()
+    assert re.search(r"clustering within \d+ blocks of at most 12", log), log
+    diag = pd.read_csv(tmp_path / "results/geno/knockoffs/draw0_diagnostics.tsv", sep="\t")
+    assert diag.loc[0, "sampling"] == "blocks" and diag.loc[0, "groups"] == p // 2
+    assert diag.loc[0, "blocks"] >= 4  # 20 variants a chromosome, at most 12 a block
+    Xk = np.load(tmp_path / "results/geno/knockoffs/draw0.npy")
+    assert Xk.shape[1] == diag.loc[0, "copies"] * p and np.isfinite(Xk).all()

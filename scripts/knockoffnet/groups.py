@@ -45,19 +45,35 @@ def correlation(X: np.ndarray) -> np.ndarray:
     return np.clip(R, 0.0, 1.0)
 
 
-def auto_groups(X: np.ndarray, cutoff: float = DEFAULT_GROUP_CUTOFF) -> np.ndarray:
-    """Average-linkage clusters of 1 − |corr| cut at 1 − cutoff; labels 0..G−1."""
+def auto_groups(
+    X: np.ndarray, cutoff: float = DEFAULT_GROUP_CUTOFF, windows: Sequence[slice] | None = None
+) -> np.ndarray:
+    """Average-linkage clusters of 1 − |corr| cut at 1 − cutoff; labels 0..G−1.
+
+    With ``windows`` (contiguous column ranges covering X, e.g. the blocks of a block-wise
+    knockoff draw) each window is clustered on its own: O(window²) memory instead of O(p²),
+    and no group crosses a window, so every group can be drawn whole inside one block."""
+    cutoff = float(cutoff)
+    if not 0.0 < cutoff < 1.0:
+        raise InputError(f"knockoffs.group_cutoff must lie in (0, 1); got {cutoff}")
+    if windows is None:
+        return _clusters(correlation(X), cutoff)
+    labels, offset = np.empty(X.shape[1], dtype=np.int64), 0
+    for window in windows:
+        part = _clusters(correlation(X[:, window]), cutoff)
+        labels[window] = part + offset
+        offset += int(part.max()) + 1
+    return labels
+
+
+def _clusters(R: np.ndarray, cutoff: float) -> np.ndarray:
+    """Average-linkage clusters of 1 − R cut at 1 − cutoff (labels in order of appearance)."""
     # scipy here, not at the top: the selection and report environments import this module
     # for its table helpers and do not ship scipy.
     from scipy.cluster import hierarchy
     from scipy.spatial.distance import squareform
 
-    cutoff = float(cutoff)
-    if not 0.0 < cutoff < 1.0:
-        raise InputError(f"knockoffs.group_cutoff must lie in (0, 1); got {cutoff}")
-    R = correlation(X)
-    p = R.shape[0]
-    if p == 1:
+    if R.shape[0] == 1:
         return np.zeros(1, dtype=np.int64)
     D = 1.0 - R
     np.fill_diagonal(D, 0.0)

@@ -158,8 +158,7 @@ def _joint_draws(shape: Shape, cfg: dict[str, Any]) -> tuple[int, int]:
     from knockoffnet.knockoffs import resolve_sampling
 
     ko = cfg["knockoffs"]
-    grouped = ko["groups"] != "none"
-    if resolve_sampling(ko.get("sampling", "auto"), shape.p, ko["method"], grouped) == "full":
+    if resolve_sampling(ko.get("sampling", "auto"), shape.p, ko["method"]) == "full":
         return shape.p, 1
     parts = math.ceil(shape.p / int(ko["max_block"]))
     return math.ceil(shape.p / parts), parts
@@ -181,7 +180,8 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
     if rule == "groups":
         if not grouped:  # labels only: X is not read
             return _mb(0.8 * BASE_MB["data"])
-        return _mb(0.6 * BASE_MB["data"] + X + 24 * p * p * MB)  # |corr|, distances, tree
+        width = _joint_draws(shape, cfg)[0]  # a block-wise draw clusters block by block
+        return _mb(0.6 * BASE_MB["data"] + X + 24 * width * width * MB)  # |corr|, distances
     if rule == "knockoffs":
         from knockoffnet.knockoffs import diagnostic_rows
 

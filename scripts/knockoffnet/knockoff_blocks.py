@@ -51,13 +51,18 @@ def sampling_blocks(
     chromosomes: Sequence[str] | None = None,
     X: np.ndarray | None = None,
     rows: np.ndarray | slice = _ALL,
+    groups: np.ndarray | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[slice]:
     """Contiguous column ranges of at most ``max_block`` features, cut at every change of
     chromosome. Given ``X`` (its ``rows`` are read), each further cut is placed at the weakest
     link within the last half of the allowed range: where the largest |corr| between the
     LINK_COLUMNS columns on either side is smallest (a block then ends where LD is low and
     holds max_block/2 to max_block features); without X, each chromosome's run is split into
-    near-equal blocks."""
+    near-equal blocks. With ``groups`` (a label per feature) a cut never separates two
+    members of a group, so each group is drawn whole inside one block; a group that cannot
+    fit (it spans more than max_block columns or two chromosomes) is an InputError naming two
+    of its members (``names``, else column numbers)."""
     if p < 1 or max_block < 1:
         raise InputError(f"need p >= 1 and max_block >= 1, got p = {p}, max_block = {max_block}")
     if chromosomes is not None and len(chromosomes) != p:
@@ -66,9 +71,18 @@ def sampling_blocks(
     if chromosomes is not None:
         labels = np.asarray(chromosomes, dtype=str)
         cuts = [0, *(np.flatnonzero(labels[1:] != labels[:-1]) + 1).tolist(), p]
+    allowed = _group_cuts(p, groups)
+    for c in cuts[1:-1]:
+        if not allowed[c]:
+            raise InputError(
+                f"the feature group of {_straddling(groups, c, names)} has members on two "
+                "chromosomes: "
+                "block-wise knockoffs draw a group inside one chromosome; split that group in "
+                "the group table, or draw jointly (knockoffs.sampling: full)"
+            )
     blocks = []
     for start, stop in itertools.pairwise(cuts):
-        if X is None:
+        if X is None and groups is None:
             k = math.ceil((stop - start) / max_block)
             edges = np.linspace(start, stop, k + 1).round().astype(int)
             blocks += [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
@@ -76,12 +90,50 @@ def sampling_blocks(
         current = start
         while stop - current > max_block:
             lo, hi = current + max(1, max_block // 2), current + max_block
-            scores = link_scores(X, lo, hi, rows)
-            cut = lo + int(np.flatnonzero(scores == scores.min())[-1])  # the later of ties
+            ok = allowed[lo : hi + 1]
+            if not ok.any():  # no cut in the last half: the latest one in the first half
+                earlier = np.flatnonzero(allowed[current + 1 : lo]) + current + 1
+                if earlier.size == 0:
+                    raise InputError(
+                        f"the feature group of {_straddling(groups, hi, names)} spans more than "
+                        f"knockoffs.max_block = {max_block} consecutive features, so no block "
+                        "can hold it whole: raise knockoffs.max_block, split the group, or "
+                        "draw jointly (knockoffs.sampling: full)"
+                    )
+                cut = int(earlier[-1])
+            else:
+                scores = np.zeros(hi - lo + 1) if X is None else link_scores(X, lo, hi, rows)
+                scores = np.where(ok, scores, np.inf)
+                cut = lo + int(np.flatnonzero(scores == scores.min())[-1])  # the later of ties
             blocks.append(slice(current, cut))
             current = cut
         blocks.append(slice(current, stop))
     return blocks
+
+
+def _group_cuts(p: int, groups: np.ndarray | None) -> np.ndarray:
+    """allowed[c] (c = 0..p): a block may end before column c without separating a group,
+    i.e. no group has members on both sides of c."""
+    allowed = np.ones(p + 1, dtype=bool)
+    if groups is None:
+        return allowed
+    labels = np.asarray(groups, dtype=np.int64)
+    if labels.shape != (p,):
+        raise InputError(f"{labels.size} group labels for {p} features")
+    last = np.zeros(labels.max() + 1, dtype=np.int64)
+    np.maximum.at(last, labels, np.arange(p))
+    reach = np.maximum.accumulate(last[labels])  # furthest member of any group begun so far
+    allowed[1:p] = reach[:-1] < np.arange(1, p)
+    return allowed
+
+
+def _straddling(groups: np.ndarray | None, c: int, names: Sequence[str] | None) -> str:
+    """Two members of a group on either side of cut c, by name (else column number)."""
+    labels = np.asarray(groups, dtype=np.int64)
+    g = np.intersect1d(labels[:c], labels[c:])[0]
+    a, b = np.flatnonzero(labels[:c] == g)[-1], c + np.flatnonzero(labels[c:] == g)[0]
+    a, b = (str(names[a]), str(names[b])) if names is not None else (f"column {a}", f"{b}")
+    return f"{a} and {b}"
 
 
 def link_scores(
@@ -107,15 +159,18 @@ def block_draw(
     copies: int,
     rows: np.ndarray | slice,
     names: Sequence[str] | None = None,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float | bool | str]]:
     """X̃ (float32 (n, κp), copies side by side as in a joint draw), s (p,) and the combined
     diagnostics of a block-wise draw.
 
-    ``draw_block(X_B, offset, rng) -> (X̃_B float32 (n, κ·|B|), s_B, Σ_B)`` draws one block
-    (:func:`knockoffnet.knockoffs.make_knockoffs` supplies the joint draw on the block's
-    columns); every block gets its own random stream spawned from ``rng``, so a block's
-    knockoffs do not depend on how many blocks precede it. ``rows`` are the diagnostics'
-    rows.
+    ``draw_block(X_B, offset, rng, groups_B) -> (X̃_B float32 (n, κ·|B|), S_B, Σ_B)`` draws
+    one block (:func:`knockoffnet.knockoffs.make_knockoffs` supplies the joint draw on the
+    block's columns); ``groups_B`` is None per feature, else the block's group labels
+    renumbered 0..G_B−1 (``groups`` never cross blocks: :func:`sampling_blocks`), and S_B is
+    then the block's group S matrix, whose diagonal goes into s. Every block gets its own
+    random stream spawned from ``rng``, so a block's knockoffs do not depend on how many
+    blocks precede it. ``rows`` are the diagnostics' rows.
     """
     n, p = X.shape
     Xk = np.empty((n, copies * p), dtype=np.float32)
@@ -125,12 +180,18 @@ def block_draw(
     for blk, stream in zip(blocks, rng.spawn(len(blocks)), strict=True):
         width = blk.stop - blk.start
         XB = np.ascontiguousarray(X[:, blk])
-        XkB, sB, SigmaB = draw_block(XB, blk.start, stream)
+        gB = None
+        if groups is not None:
+            gB = np.unique(np.asarray(groups)[blk], return_inverse=True)[1].astype(np.int64)
+            gB = gB if np.bincount(gB).max() > 1 else None  # only singletons: per feature
+        XkB, SB, SigmaB = draw_block(XB, blk.start, stream, gB)
         for k in range(copies):
             Xk[:, k * p + blk.start : k * p + blk.stop] = XkB[:, k * width : (k + 1) * width]
-        s[blk] = sB
+        s[blk] = np.diag(SB) if np.ndim(SB) == 2 else SB
         label = None if names is None else list(names[blk])
-        checks.append(diagnostics(XB[rows], XkB[rows, :width], SigmaB, sB, stream, names=label))
+        checks.append(
+            diagnostics(XB[rows], XkB[rows, :width], SigmaB, SB, stream, names=label, groups=gB)
+        )
         del XB, XkB
     info = combine_checks(checks, [b.stop - b.start for b in blocks], checks_rows)
     cross = boundary_corr(X, blocks, rows)

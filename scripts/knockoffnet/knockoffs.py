@@ -69,18 +69,17 @@ DIAGNOSTIC_BUDGET = 2e11
 MIN_DIAGNOSTIC_ROWS = 2_000
 
 
-def resolve_sampling(sampling: str, p: int, method: str = "model-x", grouped: bool = False) -> str:
+def resolve_sampling(sampling: str, p: int, method: str = "model-x") -> str:
     """``full`` or ``blocks`` for a cohort of p features (``auto``: blocks beyond
-    FULL_SAMPLING_MAX_P per-feature model-x features); an InputError for blocks with fixed-x
-    or group knockoffs, which the block-wise draw does not make."""
+    FULL_SAMPLING_MAX_P model-x features, per feature or by group); an InputError for blocks
+    with fixed-x knockoffs, which are built from the whole design's Gram matrix."""
     sampling = _choice(sampling, SAMPLINGS, "knockoffs.sampling")
     if sampling == "auto":
-        wide = p > FULL_SAMPLING_MAX_P and method == "model-x" and not grouped
-        return "blocks" if wide else "full"
-    if sampling == "blocks" and (method != "model-x" or grouped):
+        return "blocks" if p > FULL_SAMPLING_MAX_P and method == "model-x" else "full"
+    if sampling == "blocks" and method != "model-x":
         raise InputError(
-            "knockoffs.sampling: blocks draws per-feature model-x knockoffs only; set "
-            "knockoffs.sampling: full (or auto), or method: model-x with groups: none"
+            "knockoffs.sampling: blocks draws model-x knockoffs only; set "
+            "knockoffs.sampling: full (or auto), or method: model-x"
         )
     return sampling
 
@@ -371,7 +370,7 @@ def make_knockoffs(
     (model-x only): S is block-diagonal by group (:func:`solve_group_s`), a group is
     exchangeable with its knockoffs as a whole, and the returned s is S's diagonal.
     ``sampling`` (:func:`resolve_sampling`) draws a wide cohort block by block, never across
-    a change of ``chromosomes`` (one label per feature, PLINK cohorts).
+    a change of ``chromosomes`` (one label per feature, PLINK cohorts) nor through a group.
     """
     method = _choice(method, METHODS, "knockoffs.method")
     covariance = _choice(covariance, COVARIANCES, "knockoffs.covariance")
@@ -392,7 +391,7 @@ def make_knockoffs(
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise InputError(f"knockoffs.seed must be a non-negative integer; got {seed!r}")
     rng = np.random.Generator(np.random.PCG64(int(seed)))
-    sampling = resolve_sampling(sampling, X.shape[1], method, grouped)
+    sampling = resolve_sampling(sampling, X.shape[1], method)
     info: dict[str, float | bool | str] = {
         "method": method,
         "covariance": covariance if method == "model-x" else "gram",
@@ -403,8 +402,9 @@ def make_knockoffs(
     }
     if sampling == "blocks":
         Xk, s, diag = _block_knockoffs(
-            X, covariance, s_method, max_block, rng, copies, names, chromosomes
-        )
+            X, covariance, s_method, max_block, rng, copies, names, chromosomes,
+            groups if grouped else None,
+        )  # fmt: skip
         info.update(diag)
         Xk, sd = standardise_columns(Xk)
         info.update(knockoff_sd_min=float(sd.min()), knockoff_sd_max=float(sd.max()))
@@ -456,9 +456,11 @@ def _block_knockoffs(
     copies: int,
     names: Sequence[str] | None,
     chromosomes: Sequence[str] | None,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float | bool | str]]:
     """The block-wise model-x draw: each block checked, estimated, solved and sampled as a
-    cohort of its own (:mod:`knockoffnet.knockoff_blocks`)."""
+    cohort of its own (:mod:`knockoffnet.knockoff_blocks`); with ``groups`` every block holds
+    whole groups and gets a group S."""
     from knockoffnet.knockoff_blocks import block_draw, sampling_blocks
 
     A = np.asarray(X)
@@ -469,18 +471,22 @@ def _block_knockoffs(
     rows: np.ndarray | slice = slice(None)
     if n > n_diag:
         rows = np.sort(rng.choice(n, n_diag, replace=False))
-    blocks = sampling_blocks(p, max_block, chromosomes, A, rows)  # cut at weak links
+    # cut at weak links, between groups
+    blocks = sampling_blocks(p, max_block, chromosomes, A, rows, groups, names)
 
-    def draw_block(XB: np.ndarray, offset: int, stream: np.random.Generator):
+    def draw_block(XB: np.ndarray, offset: int, stream: np.random.Generator, gB: np.ndarray | None):
         XB, m = _checked_moments(XB, offset)
         mu, Sigma = m.mean, _covariance_from_moments(m, covariance)
         del m
-        sB = solve_s(Sigma, s_method, max_block, copies)
+        if gB is None:
+            SB = solve_s(Sigma, s_method, max_block, copies)
+        else:
+            SB = solve_group_s(Sigma, gB, s_method, max_block, copies)
         out = np.empty((XB.shape[0], copies * XB.shape[1]), dtype=np.float32)
-        sample_model_x(XB, mu, Sigma, sB, stream, copies, out=out)
-        return out, sB, Sigma
+        sample_model_x(XB, mu, Sigma, SB, stream, copies, out=out)
+        return out, SB, Sigma
 
-    Xk, s, diag = block_draw(A, blocks, draw_block, rng, copies, rows, names)
+    Xk, s, diag = block_draw(A, blocks, draw_block, rng, copies, rows, names, groups)
     diag["diagnostic_rows"] = n_diag
     return Xk, s, diag
 

@@ -16,9 +16,15 @@ rule groups:
         runtime=job_runtime("groups"),
     params:
         groups=config["knockoffs"]["groups"],
-        # only `auto` reads the cutoff: changing it reruns nothing otherwise
+        # only `auto` reads the cutoff and the draw's blocks: changing them reruns nothing
+        # otherwise
         cutoff=(
             config["knockoffs"]["group_cutoff"]
+            if config["knockoffs"]["groups"] == "auto"
+            else None
+        ),
+        sampling=(
+            {k: config["knockoffs"][k] for k in ("sampling", "max_block", "method")}
             if config["knockoffs"]["groups"] == "auto"
             else None
         ),

@@ -95,7 +95,8 @@ def sampling_blocks(
                 earlier = np.flatnonzero(allowed[current + 1 : lo]) + current + 1
                 if earlier.size == 0:
                     raise InputError(
-                        f"the feature group of {_straddling(groups, hi, names)} spans more than "
+                        f"the feature group of {_straddling(groups, hi, names)} (with the "
+                        "groups its members interleave with) spans more than "
                         f"knockoffs.max_block = {max_block} consecutive features, so no block "
                         "can hold it whole: raise knockoffs.max_block, split the group, or "
                         "draw jointly (knockoffs.sampling: full)"

@@ -76,9 +76,8 @@ def sampling_blocks(
         if not allowed[c]:
             raise InputError(
                 f"the feature group of {_straddling(groups, c, names)} has members on two "
-                "chromosomes: "
-                "block-wise knockoffs draw a group inside one chromosome; split that group in "
-                "the group table, or draw jointly (knockoffs.sampling: full)"
+                "chromosomes: block-wise knockoffs draw a group inside one chromosome; split "
+                "that group in the group table, or draw jointly (knockoffs.sampling: full)"
             )
     blocks = []
     for start, stop in itertools.pairwise(cuts):

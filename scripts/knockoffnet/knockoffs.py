@@ -53,7 +53,7 @@ METHODS = ("model-x", "fixed-x")
 COVARIANCES = ("ledoit-wolf", "sample", "graphical-lasso")
 # `full`: one joint draw over all p features; `blocks`: contiguous blocks of at most
 # max_block features drawn independently (:mod:`knockoffnet.knockoff_blocks`); `auto`: full
-# up to FULL_SAMPLING_MAX_P features, blocks beyond (model-x, per-feature knockoffs).
+# up to FULL_SAMPLING_MAX_P features, blocks beyond (model-x; groups stay inside blocks).
 SAMPLINGS = ("auto", "full", "blocks")
 # A joint draw holds about six float64 (p, p) matrices: 5 GB at 10⁴ features (measured: 5.9
 # GB peak at 20,000 × 10,000), 21 GB at 2·10⁴.

@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 
 from knockoffnet.errors import InputError
-from knockoffnet.knockoff_blocks import boundary_corr, sampling_blocks
+from knockoffnet.knockoff_blocks import (
+    block_order,
+    boundary_corr,
+    correlation_order,
+    resolve_block_order,
+    sampling_blocks,
+)
 from knockoffnet.knockoffs import FULL_SAMPLING_MAX_P, make_knockoffs, resolve_sampling
 
 from conftest import snakemake, write_config, write_plink
@@ -171,6 +177,65 @@ def test_the_diagnostics_report_what_the_blocks_do_not_carry() -> None:
     )
 
 
+def _runs(order: np.ndarray, labels: np.ndarray) -> int:
+    """How many runs of equal labels the order makes (one per label when each is together)."""
+    seq = labels[order]
+    return 1 + int(np.sum(seq[1:] != seq[:-1]))
+
+
+def test_the_correlation_order_makes_shuffled_clusters_neighbours() -> None:
+    """40 clusters of 5 features (r = 0.9) with their columns shuffled: in the correlation
+    order each cluster is one run of 5 positions; a group (here two clusters joined) stays
+    one run; each chromosome is one run, in the order of its first column; a PLINK cohort
+    (chromosomes known) keeps its columns under `auto`; the order is deterministic."""
+    rng = np.random.default_rng(4)
+    n, p = 1000, 200
+    shared = rng.standard_normal((n, p // 5))
+    X = np.sqrt(0.9) * np.repeat(shared, 5, axis=1) + np.sqrt(0.1) * rng.standard_normal((n, p))
+    shuffle = rng.permutation(p)
+    X, cluster = X[:, shuffle], (np.arange(p) // 5)[shuffle]
+    order = correlation_order(X)
+    assert np.array_equal(np.sort(order), np.arange(p))
+    assert _runs(order, cluster) == p // 5
+    assert np.array_equal(order, correlation_order(X.copy()))
+    groups = cluster // 2  # clusters 0-1, 2-3, ... as groups of 10
+    assert _runs(correlation_order(X, groups=groups), groups) == p // 10
+    chrom = np.where(np.arange(p) < 120, "2", "1")  # chromosome 2 holds the first columns
+    by_chrom = correlation_order(X, chromosomes=chrom)
+    assert list(chrom[by_chrom][[0, -1]]) == ["2", "1"] and _runs(by_chrom, chrom) == 2
+    assert np.array_equal(block_order("auto", X, chromosomes=chrom), np.arange(p))
+    assert np.array_equal(block_order("correlation", X, chromosomes=chrom), by_chrom)
+    assert np.array_equal(block_order("columns", X), np.arange(p))
+    assert resolve_block_order("auto") == "correlation"
+    with pytest.raises(InputError, match=r"knockoffs\.block_order must be one of"):
+        resolve_block_order("genome")
+
+
+def test_a_shuffled_table_is_drawn_exchangeably_only_in_correlation_order() -> None:
+    """Twelve independent AR(1) clusters of 5 (ρ = 0.8) with shuffled columns, blocks of at
+    most 10: cut from the correlation order every block holds whole clusters, so on 40,000
+    rows cov(x_j, x~_k) = Σ_jk in every cell and nothing is flagged; cut from the columns as
+    given the blocks split clusters, the draw drops correlations of 0.8 (flagged) and the
+    knockoffs miss them."""
+    X, Sigma = _ar1_blocks(40_000, [5] * 12, 0.8, seed=5)
+    p = X.shape[1]
+    shuffle = np.random.default_rng(5).permutation(p)
+    X, Sigma = np.ascontiguousarray(X[:, shuffle]), Sigma[np.ix_(shuffle, shuffle)]
+    Xk, s, info = make_knockoffs(X, max_block=10, seed=3, sampling="blocks")
+    assert info["block_order"] == "correlation" and info["blocks"] >= 6
+    assert not info["flag"] and info["max_cross_block_corr"] < 0.05, info["message"]
+    C = np.corrcoef(np.hstack([X, Xk]).T.astype(np.float64))
+    target = np.block([[Sigma, Sigma - np.diag(s)], [Sigma - np.diag(s), Sigma]])
+    assert np.abs(C - target).max() < 0.04
+    Xc, sc, given = make_knockoffs(
+        X, max_block=10, seed=3, sampling="blocks", block_order="columns"
+    )
+    assert given["block_order"] == "columns" and given["flag"]
+    assert given["max_cross_block_corr"] > 0.5
+    Cc = np.corrcoef(np.hstack([X, Xc]).T.astype(np.float64))[:p, p:]
+    assert np.abs(Cc - (Sigma - np.diag(sc))).max() > 0.3
+
+
 def test_block_errors_name_the_column_of_the_whole_cohort() -> None:
     X, _ = _ar1_blocks(500, [20, 20], 0.3, seed=3)
     X[:, 27] = 1.0  # in the second block
@@ -240,3 +305,31 @@ def test_workflow_clusters_and_draws_groups_inside_blocks(tmp_path: Path) -> Non
     assert diag.loc[0, "blocks"] >= 4  # 20 variants a chromosome, at most 12 a block
     Xk = np.load(tmp_path / "results/geno/knockoffs/draw0.npy")
     assert Xk.shape[1] == diag.loc[0, "copies"] * p and np.isfinite(Xk).all()
+
+
+def test_workflow_groups_and_draws_a_shuffled_table_in_correlation_order(tmp_path: Path) -> None:
+    """A table cohort whose correlated pairs sit far apart (x_j with x_{j+20}, |r| ≈ 0.9)
+    drawn in blocks of at most 12 with `groups: auto`: the groups rule and the draw order
+    the features by correlation, so every pair becomes a group inside one block, which the
+    column order (blocks of neighbouring columns, no pair inside one) could not do."""
+    rng = np.random.default_rng(8)
+    n, half = 400, 20
+    base = rng.standard_normal((n, half))
+    X = np.hstack([base, 0.95 * base + 0.3 * rng.standard_normal((n, half))])
+    y = (X[:, 0] - X[:, 5] + rng.normal(0, 1, n) > 0).astype(int)
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(2 * half)]).assign(y=y)
+    frame.to_csv(tmp_path / "table.csv", index=False)
+    config = {
+        "cohorts": {"tab": {"path": "table.csv", "label": "y"}},
+        "knockoffs": {"sampling": "blocks", "max_block": 12, "groups": "auto"},
+    }
+    write_config(tmp_path, config)
+    result = snakemake(tmp_path, "results/tab/knockoffs/draw0_diagnostics.tsv")
+    assert result.returncode == 0, result.stderr[-4000:]
+    groups = pd.read_csv(tmp_path / "results" / "tab" / "groups.tsv", sep="\t")
+    labels = groups.set_index("feature").loc[frame.columns[:-1], "group"].to_numpy()
+    assert (labels[:half] == labels[half:]).all() and len(set(labels)) == half
+    diag = pd.read_csv(tmp_path / "results/tab/knockoffs/draw0_diagnostics.tsv", sep="\t")
+    row = diag.iloc[0]
+    assert row["block_order"] == "correlation" and row["groups"] == half
+    assert row["blocks"] >= 4 and row["max_cross_block_corr"] < 0.3 and not row["flag"]

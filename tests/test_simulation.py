@@ -22,7 +22,7 @@ from knockoffnet.errors import InputError
 from knockoffnet.filters import knockoff_select
 from knockoffnet.report import fmt_num
 from knockoffnet.selection import FILTERS
-from knockoffnet.simulation.generators import GENERATORS, generate, latent_score
+from knockoffnet.simulation.generators import GENERATORS, generate, latent_score, true_groups
 from knockoffnet.simulation.peers import (
     _mixed_copies,
     _unmix,
@@ -167,6 +167,24 @@ def test_blocks_are_correlated_within_and_one_member_is_relevant() -> None:
     assert blocks == [0, 1]  # one member of each of the first s blocks
     with pytest.raises(InputError, match="multiple"):
         generate("blocks", 50, 0, {"p": 10, "block": 4, "s": 1})
+
+
+def test_interleaved_blocks_are_the_same_draw_with_members_dealt_apart() -> None:
+    """`interleave` moves the columns only: the labels and each feature's values are the
+    contiguous draw's, no two members of a block are neighbours, and the true groups and the
+    relevant names follow the columns."""
+    params = {"p": 12, "block": 4, "r": 0.8, "s": 2}
+    frame, relevant = generate("blocks", 5000, 4, params)
+    dealt, moved = generate("blocks", 5000, 4, {**params, "interleave": True})
+    assert dealt["y"].equals(frame["y"])
+    groups = true_groups("blocks", {**params, "interleave": True})
+    assert groups == [f"block{j % 3 + 1}" for j in range(12)]  # 3 blocks dealt in turn
+    R = np.corrcoef(dealt.iloc[:, 2:].to_numpy(), rowvar=False)
+    same = np.equal.outer(groups, groups) & ~np.eye(12, dtype=bool)
+    assert abs(R[same].mean() - 0.8) < 0.03 and np.abs(np.diag(R, 1)).max() < 0.1
+    for name, new in zip(relevant, moved, strict=True):  # the same feature, renamed
+        assert np.array_equal(frame[name], dealt[new])
+    assert sorted(groups[int(n[1:]) - 1] for n in moved) == ["block1", "block2"]
 
 
 def test_skewed_laws_are_skewed() -> None:
@@ -412,6 +430,7 @@ def _schema() -> dict:
         "simulation_groups.yaml",
         "simulation_groups_null.yaml",
         "simulation_groups_small.yaml",
+        "simulation_groups_shuffled.yaml",
     ],
 )
 def test_shipped_simulation_configs_are_valid(name: str) -> None:

@@ -46,11 +46,13 @@ def correlation(X: np.ndarray) -> np.ndarray:
 
 
 def auto_groups(
-    X: np.ndarray, cutoff: float = DEFAULT_GROUP_CUTOFF, windows: Sequence[slice] | None = None
+    X: np.ndarray,
+    cutoff: float = DEFAULT_GROUP_CUTOFF,
+    windows: Sequence[slice | np.ndarray] | None = None,
 ) -> np.ndarray:
     """Average-linkage clusters of 1 − |corr| cut at 1 − cutoff; labels 0..G−1.
 
-    With ``windows`` (contiguous column ranges covering X, e.g. the blocks of a block-wise
+    With ``windows`` (column ranges or index arrays covering X, e.g. the blocks of a block-wise
     knockoff draw) each window is clustered on its own: O(window²) memory instead of O(p²),
     and no group crosses a window, so every group can be drawn whole inside one block."""
     cutoff = float(cutoff)

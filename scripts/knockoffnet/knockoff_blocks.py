@@ -2,12 +2,15 @@
 
 A joint model-X draw holds about six float64 (p, p) matrices (Σ, its factor, Σ⁻¹S, the
 conditional covariance and its factor): 5 GB at p = 10⁴, 21 GB at 2·10⁴, half a terabyte
-at 10⁵. Here the features are cut into contiguous blocks of at most ``max_block`` columns
-(never across a chromosome: a PLINK cohort's columns come in genome order, so a block is a
-stretch of neighbouring variants, where linkage disequilibrium lives; each cut placed where
-the correlation across it is weakest) and each block's
-knockoffs are drawn from its own mean, covariance and S, as if the blocks were independent.
-Memory is O(n·p + max_block²) and time O(n·p·max_block).
+at 10⁵. Here the features are put in an order (:func:`block_order`), cut into runs of at most
+``max_block`` consecutive features of that order (never across a chromosome; each cut
+placed where the correlation across it is weakest) and each block's knockoffs are drawn
+from its own mean, covariance and S, as if the blocks were independent. A PLINK cohort
+keeps its genome order, so a block is a stretch of neighbouring variants, where linkage
+disequilibrium lives; a table's columns can come in any order, so by default they are
+ordered by correlation first (:func:`correlation_order`), which puts each cluster of
+correlated features into one block wherever its columns are. Memory is
+O(n·p + max_block²) and time O(n·p·max_block) plus the order's O(ORDER_ROWS·p²).
 
 What this gives up: for x_a and x_b in different blocks A and B the draw makes
 cov(x_a, x̃_b) = Σ_ab − (Σ_AB Σ_BB⁻¹ S_B)_ab instead of Σ_ab, so exchangeability holds
@@ -42,7 +45,122 @@ LINK_COLUMNS = 10
 # A draw whose largest cross-block |corr| exceeds this is flagged: features next to a cut
 # lose much of their dependence on the other side, which their knockoffs then lack.
 CROSS_BLOCK_FLAG = 0.5
+# Rows the correlation order reads (evenly spaced): |corr| to about ±0.02, O(rows·p) memory.
+ORDER_ROWS = 2_000
+# Bytes of one chunk of the order's (chunk, p) correlations.
+ORDER_CHUNK_BYTES = 64 * 2**20
+BLOCK_ORDERS = ("auto", "columns", "correlation")
 _ALL = slice(None)
+
+
+def resolve_block_order(how: str, chromosomes: Sequence[str] | None = None) -> str:
+    """``columns`` or ``correlation`` for ``knockoffs.block_order`` (``auto``: the given
+    order where ``chromosomes`` are known, a PLINK cohort's genome order; by correlation
+    otherwise, since a table's columns may come in any order)."""
+    if how not in BLOCK_ORDERS:
+        raise InputError(
+            f"knockoffs.block_order must be one of {', '.join(BLOCK_ORDERS)}; got {how!r}"
+        )
+    if how == "auto":
+        return "columns" if chromosomes is not None else "correlation"
+    return how
+
+
+def block_order(
+    how: str,
+    X: np.ndarray,
+    rows: np.ndarray | slice = _ALL,
+    chromosomes: Sequence[str] | None = None,
+    groups: np.ndarray | None = None,
+) -> np.ndarray:
+    """The feature order that blocks are cut from (:func:`resolve_block_order`)."""
+    if resolve_block_order(how, chromosomes) == "columns":
+        return np.arange(X.shape[1])
+    return correlation_order(X, rows, chromosomes, groups)
+
+
+def correlation_order(
+    X: np.ndarray,
+    rows: np.ndarray | slice = _ALL,
+    chromosomes: Sequence[str] | None = None,
+    groups: np.ndarray | None = None,
+    k: int = LINK_COLUMNS,
+) -> np.ndarray:
+    """A permutation of the columns in which correlated features are neighbours: the leaf
+    order of single linkage on |corr| over each feature's ``k`` most correlated others.
+
+    Edges are merged strongest first (Kruskal); merging two clusters puts one's features
+    right after the other's, so every cluster, at every level of the tree, is a run of
+    consecutive positions and the weakest link of a run is where a cut drops least. Members
+    of one group are joined before any correlation (a group stays one run), features on
+    different ``chromosomes`` are never joined (each chromosome stays one run, in genome
+    order), and clusters left unjoined follow in the order of their first column. Reads at
+    most ORDER_ROWS of ``rows``; memory O(ORDER_ROWS·p), time O(ORDER_ROWS·p²)."""
+    n, p = X.shape
+    if p < 2:
+        return np.arange(p)
+    use = np.arange(n)[rows]
+    if use.size > ORDER_ROWS:
+        use = use[np.linspace(0, use.size - 1, ORDER_ROWS).round().astype(np.int64)]
+    Z = np.array(X[use], dtype=np.float32)
+    Z -= Z.mean(axis=0)
+    sd = np.sqrt(np.mean(Z * Z, axis=0))
+    Z /= np.where(sd > 0, sd, 1.0).astype(np.float32)
+    labels = None if chromosomes is None else np.asarray(chromosomes, dtype=str)
+    k = min(k, p - 1)
+    src, dst, weight = [], [], []
+    step = max(1, ORDER_CHUNK_BYTES // (4 * p))
+    for a in range(0, p, step):
+        b = min(p, a + step)
+        C = np.abs(Z[:, a:b].T @ Z) / use.size
+        C[np.arange(b - a), np.arange(a, b)] = -1.0  # never its own neighbour
+        if labels is not None:
+            C[labels[a:b, None] != labels[None, :]] = -1.0
+        top = np.argpartition(C, -k, axis=1)[:, -k:]
+        w = np.take_along_axis(C, top, axis=1)
+        keep = w >= 0
+        src.append(np.broadcast_to(np.arange(a, b)[:, None], top.shape)[keep])
+        dst.append(top[keep])
+        weight.append(w[keep].astype(np.float64))
+    if groups is not None:  # consecutive members of a group, above any correlation
+        g = np.asarray(groups, dtype=np.int64)
+        by = np.argsort(g, kind="stable")
+        same = g[by[1:]] == g[by[:-1]]
+        src.append(by[:-1][same])
+        dst.append(by[1:][same])
+        weight.append(np.full(int(same.sum()), 2.0))
+    return _kruskal_order(p, np.concatenate(src), np.concatenate(dst), np.concatenate(weight))
+
+
+def _kruskal_order(p: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Leaf order of single linkage: edges strongest first (ties by src, dst); each merge
+    appends the cluster whose smallest column is later to the other (linked lists, O(1))."""
+    parent, low = list(range(p)), list(range(p))
+    head, tail, nxt = list(range(p)), list(range(p)), [-1] * p
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    order = np.lexsort((dst, src, -weight))
+    for i, j in zip(src[order].tolist(), dst[order].tolist(), strict=True):
+        a, b = find(i), find(j)
+        if a == b:
+            continue
+        if low[b] < low[a]:
+            a, b = b, a
+        nxt[tail[a]] = head[b]  # a's run, then b's
+        tail[a] = tail[b]
+        parent[b] = a
+    out = []
+    for r in sorted((r for r in range(p) if parent[r] == r), key=low.__getitem__):
+        x = head[r]
+        while x != -1:
+            out.append(x)
+            x = nxt[x]
+    return np.asarray(out, dtype=np.int64)
 
 
 def sampling_blocks(
@@ -53,9 +171,11 @@ def sampling_blocks(
     rows: np.ndarray | slice = _ALL,
     groups: np.ndarray | None = None,
     names: Sequence[str] | None = None,
+    order: np.ndarray | None = None,
 ) -> list[slice]:
-    """Contiguous column ranges of at most ``max_block`` features, cut at every change of
-    chromosome. Given ``X`` (its ``rows`` are read), each further cut is placed at the weakest
+    """Runs of at most ``max_block`` consecutive positions of ``order`` (a permutation of
+    the columns, :func:`block_order`; default the columns as given), cut at every change of
+    chromosome; ``chromosomes``, ``groups`` and ``names`` are per column. Given ``X`` (its ``rows`` are read), each further cut is placed at the weakest
     link within the last half of the allowed range: where the largest |corr| between the
     LINK_COLUMNS columns on either side is smallest (a block then ends where LD is low and
     holds max_block/2 to max_block features); without X, each chromosome's run is split into
@@ -67,6 +187,11 @@ def sampling_blocks(
         raise InputError(f"need p >= 1 and max_block >= 1, got p = {p}, max_block = {max_block}")
     if chromosomes is not None and len(chromosomes) != p:
         raise InputError(f"{len(chromosomes)} chromosome labels for {p} features")
+    if order is not None:  # everything below works on positions of the order
+        order = np.asarray(order, dtype=np.int64)
+        chromosomes = None if chromosomes is None else np.asarray(chromosomes, dtype=str)[order]
+        groups = None if groups is None else np.asarray(groups)[order]
+        names = None if names is None else [names[j] for j in order]
     cuts = [0, p]
     if chromosomes is not None:
         labels = np.asarray(chromosomes, dtype=str)
@@ -102,7 +227,7 @@ def sampling_blocks(
                     )
                 cut = int(earlier[-1])
             else:
-                scores = np.zeros(hi - lo + 1) if X is None else link_scores(X, lo, hi, rows)
+                scores = np.zeros(hi - lo + 1) if X is None else link_scores(X, lo, hi, rows, order)
                 scores = np.where(ok, scores, np.inf)
                 cut = lo + int(np.flatnonzero(scores == scores.min())[-1])  # the later of ties
             blocks.append(slice(current, cut))
@@ -137,12 +262,18 @@ def _straddling(groups: np.ndarray | None, c: int, names: Sequence[str] | None) 
 
 
 def link_scores(
-    X: np.ndarray, lo: int, hi: int, rows: np.ndarray | slice = _ALL, k: int = LINK_COLUMNS
+    X: np.ndarray,
+    lo: int,
+    hi: int,
+    rows: np.ndarray | slice = _ALL,
+    order: np.ndarray | None = None,
+    k: int = LINK_COLUMNS,
 ) -> np.ndarray:
-    """For each cut c in [lo, hi] (a block ends before column c): the largest |corr| between
-    columns [c − k, c) and [c, c + k) of X, the strongest correlation the cut would drop."""
+    """For each cut c in [lo, hi] (a block ends before position c of ``order``, default the
+    columns): the largest |corr| between positions [c − k, c) and [c, c + k), the strongest
+    correlation the cut would drop."""
     a, b = max(0, lo - k), min(X.shape[1], hi + k)
-    C = correlation(X[:, a:b][rows])  # columns first: a small copy
+    C = correlation(X[:, slice(a, b) if order is None else order[a:b]][rows])  # a small copy
     scores = np.zeros(hi - lo + 1)
     for i, c in enumerate(range(lo, hi + 1)):
         left, right = slice(max(a, c - k) - a, c - a), slice(c - a, min(b, c + k) - a)
@@ -153,7 +284,7 @@ def link_scores(
 
 def block_draw(
     X: np.ndarray,
-    blocks: list[slice],
+    blocks: Sequence[slice | np.ndarray],
     draw_block,
     rng: np.random.Generator,
     copies: int,
@@ -162,9 +293,10 @@ def block_draw(
     groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float | bool | str]]:
     """X̃ (float32 (n, κp), copies side by side as in a joint draw), s (p,) and the combined
-    diagnostics of a block-wise draw.
+    diagnostics of a block-wise draw. ``blocks`` are column ranges or index arrays (runs of
+    a :func:`block_order`).
 
-    ``draw_block(X_B, offset, rng, groups_B) -> (X̃_B float32 (n, κ·|B|), S_B, Σ_B)`` draws
+    ``draw_block(X_B, columns, rng, groups_B) -> (X̃_B float32 (n, κ·|B|), S_B, Σ_B)`` draws
     one block (:func:`knockoffnet.knockoffs.make_knockoffs` supplies the joint draw on the
     block's columns); ``groups_B`` is None per feature, else the block's group labels
     renumbered 0..G_B−1 (``groups`` never cross blocks: :func:`sampling_blocks`), and S_B is
@@ -177,27 +309,28 @@ def block_draw(
     s = np.empty(p)
     checks = []
     checks_rows = np.arange(n)[rows].size
+    blocks = _as_columns(blocks, p)
     for blk, stream in zip(blocks, rng.spawn(len(blocks)), strict=True):
-        width = blk.stop - blk.start
+        width = blk.size
         XB = np.ascontiguousarray(X[:, blk])
         gB = None
         if groups is not None:
             gB = np.unique(np.asarray(groups)[blk], return_inverse=True)[1].astype(np.int64)
             gB = gB if np.bincount(gB).max() > 1 else None  # only singletons: per feature
-        XkB, SB, SigmaB = draw_block(XB, blk.start, stream, gB)
+        XkB, SB, SigmaB = draw_block(XB, blk, stream, gB)
         for k in range(copies):
-            Xk[:, k * p + blk.start : k * p + blk.stop] = XkB[:, k * width : (k + 1) * width]
+            Xk[:, k * p + blk] = XkB[:, k * width : (k + 1) * width]
         s[blk] = np.diag(SB) if np.ndim(SB) == 2 else SB
-        label = None if names is None else list(names[blk])
+        label = None if names is None else [names[j] for j in blk]
         checks.append(
             diagnostics(XB[rows], XkB[rows, :width], SigmaB, SB, stream, names=label, groups=gB)
         )
         del XB, XkB
-    info = combine_checks(checks, [b.stop - b.start for b in blocks], checks_rows)
+    info = combine_checks(checks, [b.size for b in blocks], checks_rows)
     cross = boundary_corr(X, blocks, rows)
     info["blocks"] = len(blocks)
     info["max_cross_block_corr"] = cross
-    widest = max(b.stop - b.start for b in blocks)
+    widest = max(b.size for b in blocks)
     note = (
         f"Drawn block by block ({len(blocks)} blocks of at most {widest} features): "
         f"correlations across blocks are not carried (largest |corr| between neighbouring "
@@ -269,14 +402,24 @@ def combine_checks(
 
 
 def boundary_corr(
-    X: np.ndarray, blocks: list[slice], rows: np.ndarray | slice = _ALL, edge: int = EDGE_COLUMNS
+    X: np.ndarray,
+    blocks: Sequence[slice | np.ndarray],
+    rows: np.ndarray | slice = _ALL,
+    edge: int = EDGE_COLUMNS,
 ) -> float:
-    """Largest |corr| between the last ``edge`` columns of a block and the first ``edge`` of
-    the next: what the block-wise draw treats as zero (0 with a single block)."""
+    """Largest |corr| between the last ``edge`` features of a block and the first ``edge``
+    of the next (neighbours in the blocks' order): what the block-wise draw treats as zero
+    where it is largest (0 with a single block)."""
     largest = 0.0
-    for a, b in itertools.pairwise(blocks):
-        left = X[:, max(a.start, a.stop - edge) : a.stop][rows]
-        right = X[:, b.start : min(b.stop, b.start + edge)][rows]
+    for a, b in itertools.pairwise(_as_columns(blocks, X.shape[1])):
+        left = X[:, a[-edge:]][rows]
+        right = X[:, b[:edge]][rows]
         C = correlation(np.hstack([left, right]))[: left.shape[1], left.shape[1] :]
         largest = max(largest, float(C.max()))
     return largest
+
+
+def _as_columns(blocks: Sequence[slice | np.ndarray], p: int) -> list[np.ndarray]:
+    """Each block as an array of column indices (a range's too)."""
+    columns = np.arange(p)
+    return [columns[b] if isinstance(b, slice) else np.asarray(b, dtype=np.int64) for b in blocks]

@@ -106,10 +106,10 @@ def validate_X(X: object) -> np.ndarray:
     return np.array(A, dtype=np.float64)
 
 
-def _checked_moments(X: object, offset: int = 0) -> tuple[np.ndarray, RowMoments]:
+def _checked_moments(X: object, columns: np.ndarray | None = None) -> tuple[np.ndarray, RowMoments]:
     """X as an (n, p) array (float32 kept: no float64 copy) and its row moments, or an
-    InputError naming the problem; the checks read only the moments. ``offset`` is added to
-    the column numbers the errors name (X a block of a wider matrix's columns)."""
+    InputError naming the problem; the checks read only the moments. ``columns`` are the
+    column numbers the errors name (X a block of a wider matrix's columns)."""
     try:
         A = np.asarray(X)
         if A.dtype not in (np.float32, np.float64):
@@ -121,6 +121,7 @@ def _checked_moments(X: object, offset: int = 0) -> tuple[np.ndarray, RowMoments
     n, p = A.shape
     if p < 1:
         raise InputError("X has no columns; knockoffs need at least one feature")
+    number = np.arange(p) if columns is None else np.asarray(columns)
     if n < 3:
         raise InputError(f"X has {n} row(s); knockoffs need at least 3 samples")
     m = row_moments(A)
@@ -131,7 +132,7 @@ def _checked_moments(X: object, offset: int = 0) -> tuple[np.ndarray, RowMoments
     const = np.flatnonzero(m.col_max == m.col_min)
     if const.size:
         raise InputError(
-            f"column(s) {', '.join(str(j + offset) for j in const[:10])} are constant; drop them"
+            f"column(s) {', '.join(str(number[j]) for j in const[:10])} are constant; drop them"
             " at ingest"
         )
     d = np.sqrt(np.diag(m.gram))
@@ -141,7 +142,7 @@ def _checked_moments(X: object, offset: int = 0) -> tuple[np.ndarray, RowMoments
         if hits.size:
             i, j = (int(v) for v in hits[0])
             raise InputError(
-                f"columns {i + rows.start + offset} and {j + offset} are identical or perfectly"
+                f"columns {number[i + rows.start]} and {number[j]} are identical or perfectly"
                 f" collinear (|corr|"
                 f" = {C[i, j]:.12f}); knockoffs are not identifiable for such a pair — drop one"
                 " of the two columns"
@@ -358,6 +359,7 @@ def make_knockoffs(
     groups: np.ndarray | None = None,
     sampling: str = "auto",
     chromosomes: Sequence[str] | None = None,
+    block_order: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float | bool | str]]:
     """One knockoff draw: (X~ as float32 (n, κp), s float64 (p,), diagnostics).
 
@@ -370,7 +372,9 @@ def make_knockoffs(
     (model-x only): S is block-diagonal by group (:func:`solve_group_s`), a group is
     exchangeable with its knockoffs as a whole, and the returned s is S's diagonal.
     ``sampling`` (:func:`resolve_sampling`) draws a wide cohort block by block, never across
-    a change of ``chromosomes`` (one label per feature, PLINK cohorts) nor through a group.
+    a change of ``chromosomes`` (one label per feature, PLINK cohorts) nor through a group,
+    its blocks cut from the features in ``block_order``
+    (:func:`knockoffnet.knockoff_blocks.block_order`).
     """
     method = _choice(method, METHODS, "knockoffs.method")
     covariance = _choice(covariance, COVARIANCES, "knockoffs.covariance")
@@ -403,7 +407,7 @@ def make_knockoffs(
     if sampling == "blocks":
         Xk, s, diag = _block_knockoffs(
             X, covariance, s_method, max_block, rng, copies, names, chromosomes,
-            groups if grouped else None,
+            groups if grouped else None, block_order,
         )  # fmt: skip
         info.update(diag)
         Xk, sd = standardise_columns(Xk)
@@ -457,11 +461,17 @@ def _block_knockoffs(
     names: Sequence[str] | None,
     chromosomes: Sequence[str] | None,
     groups: np.ndarray | None = None,
+    order: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float | bool | str]]:
     """The block-wise model-x draw: each block checked, estimated, solved and sampled as a
     cohort of its own (:mod:`knockoffnet.knockoff_blocks`); with ``groups`` every block holds
     whole groups and gets a group S."""
-    from knockoffnet.knockoff_blocks import block_draw, sampling_blocks
+    from knockoffnet.knockoff_blocks import (
+        block_draw,
+        block_order,
+        resolve_block_order,
+        sampling_blocks,
+    )
 
     A = np.asarray(X)
     if A.ndim != 2 or A.shape[1] < 1:
@@ -471,11 +481,15 @@ def _block_knockoffs(
     rows: np.ndarray | slice = slice(None)
     if n > n_diag:
         rows = np.sort(rng.choice(n, n_diag, replace=False))
-    # cut at weak links, between groups
-    blocks = sampling_blocks(p, max_block, chromosomes, A, rows, groups, names)
+    # runs of the block order, cut at weak links and between groups
+    perm = block_order(order, A, rows, chromosomes, groups)
+    runs = sampling_blocks(p, max_block, chromosomes, A, rows, groups, names, perm)
+    blocks = [perm[run] for run in runs]
 
-    def draw_block(XB: np.ndarray, offset: int, stream: np.random.Generator, gB: np.ndarray | None):
-        XB, m = _checked_moments(XB, offset)
+    def draw_block(
+        XB: np.ndarray, cols: np.ndarray, stream: np.random.Generator, gB: np.ndarray | None
+    ):
+        XB, m = _checked_moments(XB, cols)
         mu, Sigma = m.mean, _covariance_from_moments(m, covariance)
         del m
         if gB is None:
@@ -488,6 +502,7 @@ def _block_knockoffs(
 
     Xk, s, diag = block_draw(A, blocks, draw_block, rng, copies, rows, names, groups)
     diag["diagnostic_rows"] = n_diag
+    diag["block_order"] = resolve_block_order(order, chromosomes)
     return Xk, s, diag
 
 

@@ -24,7 +24,7 @@ rule groups:
             else None
         ),
         sampling=(
-            {k: config["knockoffs"][k] for k in ("sampling", "max_block", "method")}
+            {k: config["knockoffs"][k] for k in ("sampling", "max_block", "method", "block_order")}
             if config["knockoffs"]["groups"] == "auto"
             else None
         ),

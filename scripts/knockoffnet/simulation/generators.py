@@ -218,13 +218,16 @@ def blocks(
     classes: int = 2,
     noise: float = 0.5,
     nonlinear: bool = False,
+    interleave: bool = False,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Blocks of ``block`` equicorrelated features (within-block corr r, independent blocks)
     with the signal on one random member of each of the first s blocks (issue 15's design for
     group knockoffs): at feature level "which member?" is nearly unanswerable, at group level
     it is the question. Signals are linear (random signs), or with ``nonlinear`` alternately
     linear and x² − 1. With s = 0 the labels are independent of X (a global null whose
-    features still come in tight blocks)."""
+    features still come in tight blocks). With ``interleave`` the same draw's columns are
+    dealt out block by block (block b's members at columns b, b + p/block, ...), so no two
+    members are neighbours: a table whose columns are not in correlation order."""
     _check_sizes(n, p, s)
     if p % block or not 1 < block <= p:
         raise InputError(f"p = {p} must be a multiple of the block size {block} (> 1)")
@@ -242,7 +245,16 @@ def blocks(
     # s = 0: labels from the noise alone, a global null with correlated blocks
     latent = np.column_stack(terms) @ signs if terms else np.zeros(n)
     score = _add_noise(rng, latent, noise)
+    if interleave:  # column c of the contiguous layout moves to _dealt(c)
+        moved = _dealt(np.arange(p), p, block)
+        X[:, moved], idx = X.copy(), moved[idx]
     return _with_latent(_frame(X, balanced_labels(score, classes)), latent), _names(idx)
+
+
+def _dealt(columns: np.ndarray, p: int, block: int) -> np.ndarray:
+    """Where the interleaved layout puts contiguous column c: member c % block of block
+    c // block goes to column (c % block)·(p / block) + c // block."""
+    return (columns % block) * (p // block) + columns // block
 
 
 def global_null(
@@ -393,7 +405,11 @@ def true_groups(generator: str, params: dict[str, Any] | None = None) -> list[st
         if par.default is not inspect.Parameter.empty
     }
     kw = {**defaults, **(params or {})}
-    return [f"block{j // int(kw['block']) + 1}" for j in range(int(kw["p"]))]
+    p, block = int(kw["p"]), int(kw["block"])
+    label = np.arange(p) // block
+    if kw["interleave"]:
+        label[_dealt(np.arange(p), p, block)] = label.copy()
+    return [f"block{b + 1}" for b in label]
 
 
 def generate(

@@ -144,13 +144,15 @@ def group_table(
     labels = np.asarray(labels, dtype=np.int64)
     features = np.asarray(features, dtype=object)
     sizes = np.bincount(labels)
-    rep = np.empty(sizes.size, dtype=object)
-    for g in np.flatnonzero(sizes > 1):  # loop over groups, not features
-        members = np.flatnonzero(labels == g)
-        R = correlation(np.asarray(X)[:, members])
+    first = np.full(sizes.size, labels.size)
+    np.minimum.at(first, labels, np.arange(labels.size))  # a singleton is its own name
+    rep = features[first]
+    by_group = np.argsort(labels, kind="stable")  # each group's members, in column order
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    for g in np.flatnonzero(sizes > 1):  # over groups, never a scan of all labels per group
+        members = by_group[starts[g] : starts[g + 1]]
+        R = correlation(np.asarray(X[:, members]))
         rep[g] = features[members[int(np.argmax(R.sum(axis=0)))]]
-    for g in np.flatnonzero(sizes == 1):
-        rep[g] = features[np.flatnonzero(labels == g)[0]]
     group_names = rep if names is None else np.asarray(names, dtype=object)
     return pd.DataFrame(
         {

@@ -111,10 +111,18 @@ def test_knockoff_requests_follow_p_squared(defaults: dict) -> None:
 
 def test_block_wise_draws_ask_for_memory_linear_in_p(defaults: dict) -> None:
     """Beyond 10,000 features `sampling: auto` draws by blocks of max_block features: the
-    request grows with n·p (X and its knockoffs) and max_block², not p²."""
+    request grows with n·p (X and its knockoffs) and max_block², not p² (a PLINK cohort,
+    cut in genome order; a table's correlation order adds O(rows·p) memory and O(rows·p²)
+    time)."""
     blocks = {**defaults, "knockoffs": {**defaults["knockoffs"], "sampling": "blocks"}}
     full = {**defaults, "knockoffs": {**defaults["knockoffs"], "sampling": "full"}}
-    wide, wider = Shape(20_000, 50_000), Shape(20_000, 100_000)
+    wide, wider = Shape(20_000, 50_000, genome=True), Shape(20_000, 100_000, genome=True)
+    table = Shape(20_000, 100_000)
+    extra = memory_mb("knockoffs", table, blocks) - memory_mb("knockoffs", wider, blocks)
+    assert 2_000 * table.p * 4 / 1e6 <= extra < 2_000 * table.p * 4 / 1e6 + 200
+    assert runtime_min("knockoffs", table, blocks, 2) > runtime_min("knockoffs", wider, blocks, 2)
+    columns = {**blocks, "knockoffs": {**blocks["knockoffs"], "block_order": "columns"}}
+    assert memory_mb("knockoffs", table, columns) == memory_mb("knockoffs", wider, blocks)
     assert memory_mb("knockoffs", wide, defaults) == memory_mb("knockoffs", wide, blocks)
     assert memory_mb("knockoffs", wide, blocks) < memory_mb("knockoffs", wide, full) / 10
     X = wider.n * wider.p * 4 / 1e6

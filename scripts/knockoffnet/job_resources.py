@@ -78,6 +78,7 @@ class Shape:
     n: int
     p: int
     covariates: int = 0
+    genome: bool = False  # chromosomes known (PLINK): blocks keep the genome order
 
     def x_mb(self) -> float:
         """X as float32."""
@@ -87,7 +88,8 @@ class Shape:
 def shape_from_meta(path: str | Path) -> Shape:
     """The shape ingest recorded (``data/meta.json``)."""
     meta = json.loads(Path(path).read_text())
-    return Shape(int(meta["n"]), int(meta["p"]), len(meta.get("covariates") or []))
+    genome = bool((meta.get("variants") or {}).get("chromosome"))
+    return Shape(int(meta["n"]), int(meta["p"]), len(meta.get("covariates") or []), genome)
 
 
 def _count_lines(path: str | Path) -> int:
@@ -164,6 +166,21 @@ def _joint_draws(shape: Shape, cfg: dict[str, Any]) -> tuple[int, int]:
     return math.ceil(shape.p / parts), parts
 
 
+def _order_cost(shape: Shape, cfg: dict[str, Any]) -> tuple[float, float]:
+    """(MB, FLOPs) of the correlation order a block-wise draw of a table cuts its blocks
+    from (:func:`knockoffnet.knockoff_blocks.correlation_order`); (0, 0) otherwise."""
+    from knockoffnet.knockoff_blocks import ORDER_CHUNK_BYTES, ORDER_ROWS, resolve_block_order
+
+    ko = cfg["knockoffs"]
+    if _joint_draws(shape, cfg)[1] == 1 and ko.get("sampling", "auto") != "blocks":
+        return 0.0, 0.0
+    how = resolve_block_order(ko.get("block_order", "auto"), ["1"] if shape.genome else None)
+    if how == "columns":
+        return 0.0, 0.0
+    rows = min(shape.n, ORDER_ROWS)
+    return rows * shape.p * 4 * MB + 2 * ORDER_CHUNK_BYTES * MB, 2.0 * rows * shape.p**2
+
+
 def n_lambdas(cfg: dict[str, Any]) -> int:
     lam = cfg["training"]["lambdas"]
     return len(lam["values"]) if lam.get("values") else int(lam["count"])
@@ -181,7 +198,8 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
         if not grouped:  # labels only: X is not read
             return _mb(0.8 * BASE_MB["data"])
         width = _joint_draws(shape, cfg)[0]  # a block-wise draw clusters block by block
-        return _mb(0.6 * BASE_MB["data"] + X + 24 * width * width * MB)  # |corr|, distances
+        order = _order_cost(shape, cfg)[0]
+        return _mb(0.6 * BASE_MB["data"] + X + 24 * width * width * MB + order)
     if rule == "knockoffs":
         from knockoffnet.knockoffs import diagnostic_rows
 
@@ -195,6 +213,7 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
             + 24 * 8 * block * block * MB  # S solver on the largest block
             + P2_MATRICES[grouped] * width * width * 8 * MB  # Σ, Σ⁻¹S, factors, covariances
             + 3 * diagnostic_rows(shape.n, width) * width * 4 * MB  # diagnostics' sample
+            + _order_cost(shape, cfg)[0]  # a table's correlation order
         )
     if rule in ("lambda_grid", "train", "collect_z"):
         d, ch, h, batch = _training(cfg, shape)
@@ -254,17 +273,23 @@ def runtime_min(rule: str, shape: Shape, cfg: dict[str, Any], threads: int = 1) 
         n = shape.n
         w, parts = _joint_draws(shape, cfg)  # each joint draw over w features
         block = min(w, int(cfg["knockoffs"]["max_block"]))
-        flops = parts * (
-            math.ceil(w / block) * 40 * block**3  # S solver, block by block
-            + 7 * w**3  # Cholesky factors, solves and the feasibility eigenvalue on all w
-            + 6 * n * w**2  # Gram matrix, then the draw's two GEMMs (mean and noise)
-            + 6 * diagnostic_rows(n, w) * w**2  # the checks' cross-covariances
+        flops = (
+            parts
+            * (
+                math.ceil(w / block) * 40 * block**3  # S solver, block by block
+                + 7 * w**3  # Cholesky factors, solves and the feasibility eigenvalue on all w
+                + 6 * n * w**2  # Gram matrix, then the draw's two GEMMs (mean and noise)
+                + 6 * diagnostic_rows(n, w) * w**2  # the checks' cross-covariances
+            )
+            + _order_cost(shape, cfg)[1]
         )
         seconds = flops / (DENSE_FLOPS_PER_THREAD * max(1, threads))
     elif rule == "groups" and cfg["knockoffs"]["groups"] == "none":
         seconds = 0.0  # labels only: X is not read
     elif rule in ("ingest", "groups", "provenance"):  # reading (hashing), converting, writing X
         seconds = 60.0 * X / READ_MB_PER_MIN
+        if rule == "groups":  # auto groups of a block-wise draw: the blocks' order first
+            seconds += _order_cost(shape, cfg)[1] / (DENSE_FLOPS_PER_THREAD * max(1, threads))
     else:  # selection, figures, report: tables of a few values per feature and run
         seconds = TABLE_SECONDS_PER_FEATURE * shape.p
     return _minutes((SETUP_SECONDS + seconds) / 60.0)

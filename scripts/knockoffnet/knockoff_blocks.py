@@ -102,9 +102,9 @@ def correlation_order(
     use = np.arange(n)[rows]
     if use.size > ORDER_ROWS:
         use = use[np.linspace(0, use.size - 1, ORDER_ROWS).round().astype(np.int64)]
-    Z = np.array(X[use], dtype=np.float32)
+    Z = np.asarray(X[use], dtype=np.float32)  # the rows' copy, the only (rows, p) array
     Z -= Z.mean(axis=0)
-    sd = np.sqrt(np.mean(Z * Z, axis=0))
+    sd = np.sqrt(np.einsum("ij,ij->j", Z, Z) / use.size)
     Z /= np.where(sd > 0, sd, 1.0).astype(np.float32)
     labels = None if chromosomes is None else np.asarray(chromosomes, dtype=str)
     k = min(k, p - 1)

@@ -224,6 +224,7 @@ def test_a_shuffled_table_is_drawn_exchangeably_only_in_correlation_order() -> N
     Xk, s, info = make_knockoffs(X, max_block=10, seed=3, sampling="blocks")
     assert info["block_order"] == "correlation" and info["blocks"] >= 6
     assert not info["flag"] and info["max_cross_block_corr"] < 0.05, info["message"]
+    assert "cut from the correlation order" in str(info["message"])
     C = np.corrcoef(np.hstack([X, Xk]).T.astype(np.float64))
     target = np.block([[Sigma, Sigma - np.diag(s)], [Sigma - np.diag(s), Sigma]])
     assert np.abs(C - target).max() < 0.04

@@ -291,9 +291,10 @@ def block_draw(
     rows: np.ndarray | slice,
     names: Sequence[str] | None = None,
     groups: np.ndarray | None = None,
+    order: str = "columns",
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float | bool | str]]:
     """X̃ (float32 (n, κp), copies side by side as in a joint draw), s (p,) and the combined
-    diagnostics of a block-wise draw. ``blocks`` are column ranges or index arrays (runs of
+    diagnostics of a block-wise draw (``order`` names the block order in them). ``blocks`` are column ranges or index arrays (runs of
     a :func:`block_order`).
 
     ``draw_block(X_B, columns, rng, groups_B) -> (X̃_B float32 (n, κ·|B|), S_B, Σ_B)`` draws
@@ -329,10 +330,12 @@ def block_draw(
     info = combine_checks(checks, [b.size for b in blocks], checks_rows)
     cross = boundary_corr(X, blocks, rows)
     info["blocks"] = len(blocks)
+    info["block_order"] = order
     info["max_cross_block_corr"] = cross
     widest = max(b.size for b in blocks)
     note = (
-        f"Drawn block by block ({len(blocks)} blocks of at most {widest} features): "
+        f"Drawn block by block ({len(blocks)} blocks of at most {widest} features, cut from "
+        f"the {'columns as given' if order == 'columns' else 'correlation order'}): "
         f"correlations across blocks are not carried (largest |corr| between neighbouring "
         f"blocks' features {cross:.2f}). "
     )

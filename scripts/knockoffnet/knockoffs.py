@@ -500,9 +500,9 @@ def _block_knockoffs(
         sample_model_x(XB, mu, Sigma, SB, stream, copies, out=out)
         return out, SB, Sigma
 
-    Xk, s, diag = block_draw(A, blocks, draw_block, rng, copies, rows, names, groups)
+    how = resolve_block_order(order, chromosomes)
+    Xk, s, diag = block_draw(A, blocks, draw_block, rng, copies, rows, names, groups, how)
     diag["diagnostic_rows"] = n_diag
-    diag["block_order"] = resolve_block_order(order, chromosomes)
     return Xk, s, diag
 
 

@@ -79,6 +79,22 @@ def block_order(
     return correlation_order(X, rows, chromosomes, groups)
 
 
+def ordered_blocks(
+    how: str,
+    X: np.ndarray,
+    max_block: int,
+    chromosomes: Sequence[str] | None = None,
+    rows: np.ndarray | slice = _ALL,
+    groups: np.ndarray | None = None,
+    names: Sequence[str] | None = None,
+) -> list[np.ndarray]:
+    """The blocks of a block-wise draw as column-index arrays: runs of :func:`block_order`
+    cut by :func:`sampling_blocks`."""
+    order = block_order(how, X, rows, chromosomes, groups)
+    runs = sampling_blocks(X.shape[1], max_block, chromosomes, X, rows, groups, names, order)
+    return [order[run] for run in runs]
+
+
 def correlation_order(
     X: np.ndarray,
     rows: np.ndarray | slice = _ALL,

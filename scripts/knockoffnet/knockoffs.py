@@ -466,12 +466,7 @@ def _block_knockoffs(
     """The block-wise model-x draw: each block checked, estimated, solved and sampled as a
     cohort of its own (:mod:`knockoffnet.knockoff_blocks`); with ``groups`` every block holds
     whole groups and gets a group S."""
-    from knockoffnet.knockoff_blocks import (
-        block_draw,
-        block_order,
-        resolve_block_order,
-        sampling_blocks,
-    )
+    from knockoffnet.knockoff_blocks import block_draw, ordered_blocks, resolve_block_order
 
     A = np.asarray(X)
     if A.ndim != 2 or A.shape[1] < 1:
@@ -482,9 +477,7 @@ def _block_knockoffs(
     if n > n_diag:
         rows = np.sort(rng.choice(n, n_diag, replace=False))
     # runs of the block order, cut at weak links and between groups
-    perm = block_order(order, A, rows, chromosomes, groups)
-    runs = sampling_blocks(p, max_block, chromosomes, A, rows, groups, names, perm)
-    blocks = [perm[run] for run in runs]
+    blocks = ordered_blocks(order, A, max_block, chromosomes, rows, groups, names)
 
     def draw_block(
         XB: np.ndarray, cols: np.ndarray, stream: np.random.Generator, gB: np.ndarray | None

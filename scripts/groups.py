@@ -20,7 +20,7 @@ with rule_context(snakemake) as log:
         ko, windows = snakemake.params.sampling, None
         if resolve_sampling(ko["sampling"], X.shape[1], ko["method"]) == "blocks":
             chromosomes = (meta.get("variants") or {}).get("chromosome")
-            windows = ordered_blocks(ko["block_order"], X, ko["max_block"], chromosomes)
+            windows = ordered_blocks(ko.get("block_order", "auto"), X, ko["max_block"], chromosomes)
             log.info("clustering within %d blocks of at most %d", len(windows), ko["max_block"])
         labels = auto_groups(X, snakemake.params.cutoff, windows)
     else:

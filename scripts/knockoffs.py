@@ -31,7 +31,7 @@ with rule_context(snakemake) as log:
             groups=labels,
             sampling=opts["sampling"],
             chromosomes=(meta.get("variants") or {}).get("chromosome"),
-            block_order=opts["block_order"],
+            block_order=opts.get("block_order", "auto"),
         )
     except InputError as err:
         raise InputError(f"cohort {meta['cohort']} ({meta['source']}): {err}") from err

@@ -334,3 +334,14 @@ def test_workflow_groups_and_draws_a_shuffled_table_in_correlation_order(tmp_pat
     row = diag.iloc[0]
     assert row["block_order"] == "correlation" and row["groups"] == half
     assert row["blocks"] >= 4 and row["max_cross_block_corr"] < 0.3 and not row["flag"]
+    # the order is part of a block-wise draw: changing it redoes the groups and the draw
+    target = "results/tab/knockoffs/draw0_diagnostics.tsv"
+    change = ["--config", 'knockoffs={"block_order": "columns"}']
+    again = snakemake(tmp_path, "-n", target, *change)
+    assert again.returncode == 0 and re.search(r"^knockoffs\s+1$", again.stdout, re.M)
+    assert re.search(r"^groups\s+1$", again.stdout, re.M), again.stdout[-2000:]
+    # a joint draw (sampling: full) does not read it: the same change redoes nothing
+    write_config(tmp_path, {**config, "knockoffs": {"sampling": "full", "groups": "auto"}})
+    assert snakemake(tmp_path, target).returncode == 0
+    joint = snakemake(tmp_path, "-n", target, *change)
+    assert joint.returncode == 0 and "Nothing to be done" in joint.stdout + joint.stderr

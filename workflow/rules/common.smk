@@ -368,13 +368,29 @@ def training_seed(wildcards):
     return run_seed("train", wildcards.cohort, int(wildcards.draw), int(wildcards.seed))
 
 
+def _block_only_keys():
+    """Keys only a block-wise draw reads: left out of the params of a joint draw
+    (`sampling: full`), so changing them reruns nothing there."""
+    return ("block_order",) if config["knockoffs"]["sampling"] == "full" else ()
+
+
 def knockoff_params():
-    """The knockoffs block without `draws` (how many draws there are changes no draw) and
-    without the grouping keys (the draw reads their result, groups.tsv)."""
-    skip = ("draws", "groups", "group_cutoff")
+    """The knockoffs block without `draws` (how many draws there are changes no draw),
+    without the grouping keys (the draw reads their result, groups.tsv) and without the
+    block-only keys of a joint draw."""
+    skip = ("draws", "groups", "group_cutoff", *_block_only_keys())
     ko = {k: v for k, v in config["knockoffs"].items() if k not in skip}
     ko["copies"] = copies_for_statistic(ko["copies"], config["selection"]["statistic"])
     return ko
+
+
+def group_window_params():
+    """What `groups: auto` reads to cluster within a block-wise draw's blocks (None for
+    other groupings, so changing these keys reruns nothing there)."""
+    if config["knockoffs"]["groups"] != "auto":
+        return None
+    keys = ("sampling", "max_block", "method", "block_order")
+    return {k: config["knockoffs"][k] for k in keys if k not in _block_only_keys()}
 
 
 def network_params():

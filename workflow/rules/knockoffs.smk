@@ -23,11 +23,7 @@ rule groups:
             if config["knockoffs"]["groups"] == "auto"
             else None
         ),
-        sampling=(
-            {k: config["knockoffs"][k] for k in ("sampling", "max_block", "method", "block_order")}
-            if config["knockoffs"]["groups"] == "auto"
-            else None
-        ),
+        sampling=group_window_params(),
     script:
         "../../scripts/groups.py"
 

@@ -170,9 +170,10 @@ def _order_cost(shape: Shape, cfg: dict[str, Any]) -> tuple[float, float]:
     """(MB, FLOPs) of the correlation order a block-wise draw of a table cuts its blocks
     from (:func:`knockoffnet.knockoff_blocks.correlation_order`); (0, 0) otherwise."""
     from knockoffnet.knockoff_blocks import ORDER_CHUNK_BYTES, ORDER_ROWS, resolve_block_order
+    from knockoffnet.knockoffs import resolve_sampling
 
     ko = cfg["knockoffs"]
-    if _joint_draws(shape, cfg)[1] == 1 and ko.get("sampling", "auto") != "blocks":
+    if resolve_sampling(ko.get("sampling", "auto"), shape.p, ko["method"]) == "full":
         return 0.0, 0.0
     how = resolve_block_order(ko.get("block_order", "auto"), ["1"] if shape.genome else None)
     if how == "columns":

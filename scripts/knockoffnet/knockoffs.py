@@ -477,7 +477,8 @@ def _block_knockoffs(
     if n > n_diag:
         rows = np.sort(rng.choice(n, n_diag, replace=False))
     # runs of the block order, cut at weak links and between groups
-    blocks = ordered_blocks(order, A, max_block, chromosomes, rows, groups, names)
+    how = resolve_block_order(order, chromosomes)
+    blocks = ordered_blocks(how, A, max_block, chromosomes, rows, groups, names)
 
     def draw_block(
         XB: np.ndarray, cols: np.ndarray, stream: np.random.Generator, gB: np.ndarray | None
@@ -493,7 +494,6 @@ def _block_knockoffs(
         sample_model_x(XB, mu, Sigma, SB, stream, copies, out=out)
         return out, SB, Sigma
 
-    how = resolve_block_order(order, chromosomes)
     Xk, s, diag = block_draw(A, blocks, draw_block, rng, copies, rows, names, groups, how)
     diag["diagnostic_rows"] = n_diag
     return Xk, s, diag

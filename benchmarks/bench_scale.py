@@ -13,11 +13,18 @@ with the code of a git ref first (a worktree), in the same run.
     python benchmarks/bench_scale.py --sizes 25000x1000,50000x1000,100000x1000
     python benchmarks/bench_scale.py --sizes 20000x1000,20000x5000,20000x10000
     python benchmarks/bench_scale.py --sizes 2000x200          # a quick check (~2 min)
+    python benchmarks/bench_scale.py --sizes 2000x20000 --table \
+        --target results/scale/knockoffs/draw0.npy --override '{knockoffs: {groups: auto}}'
+                                        # a wide table: correlation order, block-wise draw
     python benchmarks/bench_scale.py --sizes 20000x1000 --baseline 8fe8665 \
         --target results/scale/knockoffs/draw0.npy             # data rules, before/after
     python benchmarks/bench_scale.py --sizes 20000x1000 --baseline 8fe8665 \
         --target results/scale/z/draw0_seed0.npz \
         --override '{training: {max_epochs: 3, patience: 2, lambdas: {count: 4}}}'  # training
+
+``--table`` writes a table cohort instead (``table.csv``: the study's ``blocks`` generator,
+blocks of 5 features at r = 0.8 with their columns dealt apart, 20 relevant blocks), whose
+block-wise draw is cut from the correlation order.
 
 Writes ``<out>/scale.csv`` (one row per size x rule), ``<out>/scale.md`` and ``<out>/scale.png``.
 """
@@ -68,6 +75,18 @@ def write_cohort(directory: Path, n: int, p: int, seed: int = 0) -> list[str]:
     age = np.random.default_rng(seed).normal(50, 10, n)
     pheno = pd.DataFrame({"IID": frame["id"], "case": frame["y"], "age": age})
     pheno.to_csv(directory / "pheno.tsv", sep="\t", index=False)
+    return relevant
+
+
+def write_table(directory: Path, n: int, p: int, seed: int = 0) -> list[str]:
+    """``table.csv`` in ``directory`` (id, y and p features in blocks of 5 at r = 0.8, each
+    block's members dealt apart, as a table need not list correlated features together);
+    returns the relevant features."""
+    from knockoffnet.simulation.generators import generate
+
+    params = {"p": p, "block": 5, "r": 0.8, "s": RELEVANT, "interleave": True}
+    frame, relevant = generate("blocks", n, seed, params)
+    frame.to_csv(directory / "table.csv", index=False)
     return relevant
 
 
@@ -123,20 +142,26 @@ def run_size(
     repo: Path = REPO,
     code: str = "current",
     override: dict | None = None,
+    table: bool = False,
 ) -> pd.DataFrame:
-    work = root / code / f"n{n}_p{p}"
+    kind = "table_" if table else ""
+    work = root / code / f"{kind}n{n}_p{p}"
     work.mkdir(parents=True, exist_ok=True)
-    cohort = root / "cohorts" / f"n{n}_p{p}"
-    if not (cohort / "geno.bed").exists():
+    cohort = root / "cohorts" / f"{kind}n{n}_p{p}"
+    files = ("table.csv",) if table else ("geno.bed", "geno.bim", "geno.fam", "pheno.tsv")
+    if not (cohort / files[0]).exists():
         cohort.mkdir(parents=True, exist_ok=True)
-        write_cohort(cohort, n, p)
-    for name in ("geno.bed", "geno.bim", "geno.fam", "pheno.tsv"):
+        (write_table if table else write_cohort)(cohort, n, p)
+    for name in files:
         if not (work / name).exists():
             (work / name).symlink_to(cohort / name)
+    entry = (
+        {"path": "table.csv", "label": "y", "id": "id"}
+        if table
+        else {"plink": "geno", "pheno": "pheno.tsv", "label": "case", "covariates": ["age"]}
+    )
     config = {
-        "cohorts": {
-            "scale": {"plink": "geno", "pheno": "pheno.tsv", "label": "case", "covariates": ["age"]}
-        },
+        "cohorts": {"scale": entry},
         "seed": 1,
         "training": {"seeds": 1},
     }
@@ -290,6 +315,7 @@ def main() -> None:
         "--target", default="results/scale/report.html", help="the file each run builds"
     )
     parser.add_argument("--baseline", help="a git ref whose code runs the same cohorts first")
+    parser.add_argument("--table", action="store_true", help="table cohorts instead of PLINK")
     parser.add_argument(
         "--override",
         default="{}",
@@ -305,9 +331,13 @@ def main() -> None:
         if args.baseline:
             repo = baseline_checkout(args.baseline, args.out)
             frames.append(
-                run_size(args.out, n, p, args.cores, args.target, repo, "baseline", override)
+                run_size(
+                    args.out, n, p, args.cores, args.target, repo, "baseline", override, args.table
+                )
             )
-        frames.append(run_size(args.out, n, p, args.cores, args.target, override=override))
+        frames.append(
+            run_size(args.out, n, p, args.cores, args.target, override=override, table=args.table)
+        )
         print(f"n={n} p={p}: {frames[-1]['end_to_end_s'].iloc[0]:.0f} s", flush=True)
     table = pd.concat(frames, ignore_index=True)
     table.to_csv(args.out / "scale.csv", index=False)

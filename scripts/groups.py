@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from knockoffnet.groups import auto_groups, group_table, read_group_table
-from knockoffnet.knockoff_blocks import ordered_blocks
+from knockoffnet.knockoff_blocks import load_links, ordered_blocks
 from knockoffnet.knockoffs import resolve_sampling
 from knockoffnet.runtime import rule_context, save_tsv
 
@@ -20,7 +20,10 @@ with rule_context(snakemake) as log:
         ko, windows = snakemake.params.sampling, None
         if resolve_sampling(ko["sampling"], X.shape[1], ko["method"]) == "blocks":
             chromosomes = (meta.get("variants") or {}).get("chromosome")
-            windows = ordered_blocks(ko.get("block_order", "auto"), X, ko["max_block"], chromosomes)
+            links = load_links(snakemake.input.links)  # the cohort's, shared with the draws
+            windows = ordered_blocks(
+                ko["block_order"], X, ko["max_block"], chromosomes, links=links
+            )
             log.info("clustering within %d blocks of at most %d", len(windows), ko["max_block"])
         labels = auto_groups(X, snakemake.params.cutoff, windows)
     else:

@@ -7,6 +7,7 @@ import pandas as pd
 
 from knockoffnet.errors import InputError
 from knockoffnet.groups import index_from_table, read_groups
+from knockoffnet.knockoff_blocks import load_links
 from knockoffnet.knockoffs import make_knockoffs
 from knockoffnet.runtime import rule_context, save_npy, save_tsv
 
@@ -32,6 +33,7 @@ with rule_context(snakemake) as log:
             sampling=opts["sampling"],
             chromosomes=(meta.get("variants") or {}).get("chromosome"),
             block_order=opts.get("block_order", "auto"),
+            links=load_links(snakemake.input.links),  # once per cohort, not per draw
         )
     except InputError as err:
         raise InputError(f"cohort {meta['cohort']} ({meta['source']}): {err}") from err

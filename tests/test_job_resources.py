@@ -18,7 +18,16 @@ from knockoffnet.job_resources import (
 
 from conftest import REPO, synthetic_cohort, write_plink
 
-RULES = ("ingest", "groups", "knockoffs", "lambda_grid", "train", "collect_z", "prune")
+RULES = (
+    "ingest",
+    "groups",
+    "correlation_links",
+    "knockoffs",
+    "lambda_grid",
+    "train",
+    "collect_z",
+    "prune",
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +43,7 @@ def defaults() -> dict:
 def test_shape_from_plink_and_table_files(tmp_path: Path) -> None:
     prefix, pheno, _ = write_plink(tmp_path, n=150, p=9)
     files = [f"{prefix}{s}" for s in (".bed", ".bim", ".fam")] + [str(pheno)]
-    assert shape_from_files(files) == Shape(150, 9)
+    assert shape_from_files(files) == Shape(150, 9, genome=True)
     synthetic_cohort(n=3000, p=12).to_csv(tmp_path / "c.csv", index=False)
     est = shape_from_files([str(tmp_path / "c.csv")])
     assert est.p == 14  # id, outcome and 12 features: an upper bound is what a request needs
@@ -112,17 +121,24 @@ def test_knockoff_requests_follow_p_squared(defaults: dict) -> None:
 def test_block_wise_draws_ask_for_memory_linear_in_p(defaults: dict) -> None:
     """Beyond 10,000 features `sampling: auto` draws by blocks of max_block features: the
     request grows with n·p (X and its knockoffs) and max_block², not p² (a PLINK cohort,
-    cut in genome order; a table's correlation order adds O(rows·p) memory and O(rows·p²)
-    time)."""
+    cut in genome order); a table's correlation order is its own job (`correlation_links`,
+    once per cohort), O(rows·p) memory and O(rows·p²) time, and asks nothing otherwise."""
     blocks = {**defaults, "knockoffs": {**defaults["knockoffs"], "sampling": "blocks"}}
     full = {**defaults, "knockoffs": {**defaults["knockoffs"], "sampling": "full"}}
     wide, wider = Shape(20_000, 50_000, genome=True), Shape(20_000, 100_000, genome=True)
     table = Shape(20_000, 100_000)
-    extra = memory_mb("knockoffs", table, blocks) - memory_mb("knockoffs", wider, blocks)
-    assert 2_000 * table.p * 4 / 1e6 <= extra < 2_000 * table.p * 4 / 1e6 + 200
-    assert runtime_min("knockoffs", table, blocks, 2) > runtime_min("knockoffs", wider, blocks, 2)
+    assert memory_mb("knockoffs", table, blocks) == memory_mb("knockoffs", wider, blocks)
+    rows_mb = 2_000 * table.p * 4 / 1e6  # the order's rows, float32
+    links = memory_mb("correlation_links", table, blocks)
+    assert 2 * rows_mb <= links < 2 * rows_mb + 1_000
+    small = Shape(20_000, 20_000)
+    assert runtime_min("correlation_links", table, blocks) > runtime_min(
+        "correlation_links", small, blocks
+    )
     columns = {**blocks, "knockoffs": {**blocks["knockoffs"], "block_order": "columns"}}
-    assert memory_mb("knockoffs", table, columns) == memory_mb("knockoffs", wider, blocks)
+    for shape, cfg in ((table, columns), (wider, blocks), (table, full)):  # no order to build
+        assert memory_mb("correlation_links", shape, cfg) < 300
+        assert runtime_min("correlation_links", shape, cfg) == 1
     assert memory_mb("knockoffs", wide, defaults) == memory_mb("knockoffs", wide, blocks)
     assert memory_mb("knockoffs", wide, blocks) < memory_mb("knockoffs", wide, full) / 10
     X = wider.n * wider.p * 4 / 1e6
@@ -249,7 +265,8 @@ def test_training_asks_for_a_gpu_only_when_it_may_use_one(
 def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
     """Issue 16's criterion on the recorded benchmark jobs (benchmarks/records/
     scale_2026-12-04/jobs.csv: one seed end to end at 25,000 / 50,000 / 100,000 × 1,000 with
-    default settings, and the data jobs at 20,000 × 1,000 / 5,000 / 10,000): every job is asked
+    default settings, and the data jobs at 20,000 × 1,000 / 5,000 / 10,000; table_2026-12-04:
+    the data jobs of a 2,000 × 20,000 table with `groups: auto`): every job is asked
     at least its measured peak memory and wall time, and each rule's largest job at most twice
     them (time in SLURM's whole minutes: at most ⌈2 × wall⌉ minutes). A `train` job asks for
     the longest λ's time, so the short λ of the same rule are asked more than twice theirs."""
@@ -257,13 +274,19 @@ def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
 
     import pandas as pd
 
-    jobs = pd.read_csv(REPO / "benchmarks" / "records" / "scale_2026-12-04" / "jobs.csv")
-    cfg = {**defaults, "training": {**defaults["training"], "seeds": 1}}
+    records = REPO / "benchmarks" / "records"
+    # the PLINK cohorts (genome order) and a table cohort with `groups: auto`
+    scale = pd.read_csv(records / "scale_2026-12-04" / "jobs.csv").assign(genome=True)
+    wide = pd.read_csv(records / "table_2026-12-04" / "jobs.csv").assign(genome=False)
+    jobs = pd.concat([scale, wide], ignore_index=True)
+    jobs["groups"] = jobs["groups"].fillna("none")
+    base = {**defaults, "training": {**defaults["training"], "seeds": 1}}
     threads = {"prune": 2, "knockoffs": 2}  # the rules' threads
     rows = []
     for job in jobs.itertuples():
+        cfg = {**base, "knockoffs": {**base["knockoffs"], "groups": job.groups}}
         shape, rule = (
-            Shape(job.n, job.p, job.covariates),
+            Shape(job.n, job.p, job.covariates, job.genome),
             job.rule.replace("select", "select_features"),
         )
         # Reduce Weight forks two workers: their summed RSS is what it must hold
@@ -273,7 +296,7 @@ def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
             (job.n, job.p, rule, job.wall_s, 60 * asked_min, rss, memory_mb(rule, shape, cfg))
         )
     table = pd.DataFrame(rows, columns=["n", "p", "rule", "wall", "asked_s", "rss", "asked_mb"])
-    assert len(table) == len(jobs) >= 99 and set(table["rule"]) >= set(RULES)
+    assert len(table) == len(jobs) >= 99 + 4 and set(table["rule"]) >= set(RULES)
     assert (table["asked_s"] >= table["wall"]).all(), table[table["asked_s"] < table["wall"]]
     assert (table["asked_mb"] >= table["rss"]).all(), table[table["asked_mb"] < table["rss"]]
     largest = table.loc[table.groupby(["n", "p", "rule"])["wall"].idxmax()]

@@ -14,9 +14,12 @@ from knockoffnet.errors import InputError
 from knockoffnet.knockoff_blocks import (
     block_order,
     boundary_corr,
+    correlation_links,
     correlation_order,
+    load_links,
     resolve_block_order,
     sampling_blocks,
+    save_links,
 )
 from knockoffnet.knockoffs import FULL_SAMPLING_MAX_P, make_knockoffs, resolve_sampling
 
@@ -211,6 +214,36 @@ def test_the_correlation_order_makes_shuffled_clusters_neighbours() -> None:
         resolve_block_order("genome")
 
 
+def test_stored_links_give_the_same_order_and_draw(tmp_path: Path) -> None:
+    """The workflow computes the correlation links once per cohort (rule
+    `correlation_links`) and hands them to the groups rule and every draw: the order and
+    the draw from stored links equal those computed in place (n ≤ the diagnostics' rows, so
+    both read every row), groups and chromosomes still applied on top; `None` round-trips
+    as "not computed"."""
+    rng = np.random.default_rng(11)
+    n, p = 600, 60
+    shared = rng.standard_normal((n, p // 3))
+    X = np.repeat(shared, 3, axis=1) + 0.4 * rng.standard_normal((n, p))
+    X = ((X - X.mean(0)) / X.std(0))[:, rng.permutation(p)]
+    path = tmp_path / "links.npz"
+    save_links(path, correlation_links(X))
+    links = load_links(path)
+    groups = np.arange(p) // 4
+    chrom = np.where(np.arange(p) < 25, "1", "2")
+    assert np.array_equal(correlation_order(X, links=links), correlation_order(X))
+    assert np.array_equal(
+        correlation_order(X, groups=groups, links=links), correlation_order(X, groups=groups)
+    )
+    by_chrom = correlation_links(X, chromosomes=chrom)
+    assert not np.any(chrom[by_chrom.src] != chrom[by_chrom.dst])
+    kw = {"sampling": "blocks", "max_block": 15, "seed": 5, "block_order": "correlation"}
+    Xk, s, diag = make_knockoffs(X, **kw)
+    Xk2, s2, diag2 = make_knockoffs(X, **kw, links=links)
+    assert np.array_equal(Xk, Xk2) and np.array_equal(s, s2) and diag == diag2
+    save_links(path, None)
+    assert load_links(path) is None
+
+
 def test_a_shuffled_table_is_drawn_exchangeably_only_in_correlation_order() -> None:
     """Twelve independent AR(1) clusters of 5 (ρ = 0.8) with shuffled columns, blocks of at
     most 10: cut from the correlation order every block holds whole clusters, so on 40,000
@@ -333,6 +366,8 @@ def test_workflow_groups_and_draws_a_shuffled_table_in_correlation_order(tmp_pat
     diag = pd.read_csv(tmp_path / "results/tab/knockoffs/draw0_diagnostics.tsv", sep="\t")
     row = diag.iloc[0]
     assert row["block_order"] == "correlation" and row["groups"] == half
+    links = load_links(tmp_path / "results/tab/knockoffs/correlation_links.npz")
+    assert links is not None and links.src.size == 2 * half * 10  # 10 links a feature
     assert row["blocks"] >= 4 and row["max_cross_block_corr"] < 0.3 and not row["flag"]
     # the order is part of a block-wise draw: changing it redoes the groups and the draw
     target = "results/tab/knockoffs/draw0_diagnostics.tsv"
@@ -340,8 +375,10 @@ def test_workflow_groups_and_draws_a_shuffled_table_in_correlation_order(tmp_pat
     again = snakemake(tmp_path, "-n", target, *change)
     assert again.returncode == 0 and re.search(r"^knockoffs\s+1$", again.stdout, re.M)
     assert re.search(r"^groups\s+1$", again.stdout, re.M), again.stdout[-2000:]
+    assert re.search(r"^correlation_links\s+1$", again.stdout, re.M)
     # a joint draw (sampling: full) does not read it: the same change redoes nothing
     write_config(tmp_path, {**config, "knockoffs": {"sampling": "full", "groups": "auto"}})
     assert snakemake(tmp_path, target).returncode == 0
     joint = snakemake(tmp_path, "-n", target, *change)
     assert joint.returncode == 0 and "Nothing to be done" in joint.stdout + joint.stderr
+    assert load_links(tmp_path / "results/tab/knockoffs/correlation_links.npz") is None

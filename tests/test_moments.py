@@ -172,14 +172,17 @@ def test_diagnostic_moments_match_scipy(monkeypatch: pytest.MonkeyPatch) -> None
 def test_reference_model_fits_a_bounded_row_subset(monkeypatch: pytest.MonkeyPatch) -> None:
     """Beyond REFERENCE_VALUES the gradient-boosting reference sees a seeded subset of the
     training rows: the same seed gives the same score, and it still learns the signal."""
-    from knockoffnet import scores
+    from knockoffnet import scores, vocabulary
 
     rng = np.random.default_rng(0)
     U = rng.standard_normal((3000, 6)).astype(np.float32)
     y = (U[:, 0] + 0.3 * rng.standard_normal(3000) > 0).astype(np.int64)
     train, val = np.arange(2000), np.arange(2000, 3000)
     full = scores.reference_score(U, y, train, val, "binary", seed=3)
-    monkeypatch.setattr(scores, "REFERENCE_VALUES", 6 * 1200)
+    monkeypatch.setattr(vocabulary, "REFERENCE_VALUES", 6 * 1200)
+    assert vocabulary.reference_rows(2000, 6) == 1200
+    assert vocabulary.reference_rows(2000, 6 * 10**6) == 1000  # never below 1,000 rows
+    assert vocabulary.reference_rows(800, 6) == 800
     sub = scores.reference_score(U, y, train, val, "binary", seed=3)
     assert sub == scores.reference_score(U, y, train, val, "binary", seed=3)
     assert sub != full and sub > 0.8

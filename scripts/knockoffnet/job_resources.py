@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from knockoffnet.filters import resolve_copies
-from knockoffnet.vocabulary import REFERENCE_VALUES
+from knockoffnet.vocabulary import reference_rows
 
 MB = 1e-6  # bytes → MB
 # Resident memory of a fresh interpreter with the rule family's libraries (measured: the
@@ -58,9 +58,11 @@ LONGEST_PATIENCES, LONGEST_EXTRA = 5, 5
 # checks' worth of time at patience 20: it asks for GRID_PATIENCES × patience checks, at
 # most GRID_FITS × max_epochs (each of its ten fits stops by max_epochs).
 GRID_PATIENCES, GRID_FITS = 20, 10
-# The gradient-boosting reference inside `lambda_grid`: 24 s on its cap of 2·10⁷ training
-# values (vocabulary.REFERENCE_VALUES) at 100,000 × 1,000.
-REFERENCE_SECONDS = 30.0
+# The gradient-boosting reference inside `lambda_grid` (scikit-learn's defaults, 100
+# boosting rounds) costs per input column about 8 ms plus 0.6 µs per training row: 27 s for
+# 9,995 rows × 2,001 inputs, 88 s for 1,600 × 10,000, 197 s for 1,600 × 20,000, 336 s
+# for 1,000 × 40,000 (2026-12-04; scores.reference_rows sets the rows).
+REFERENCE_SECONDS_PER_INPUT, REFERENCE_SECONDS_PER_VALUE = 0.010, 0.6e-6
 # Epochs of an early-stopped comparison network of the Reduce Weight job (patience 10): its
 # 30 fits on 20,000 rows × 1,000 features took 87–117 s on 2 threads, about 60–70 epochs each.
 PRUNE_EPOCHS = 80
@@ -83,6 +85,11 @@ class Shape:
     def x_mb(self) -> float:
         """X as float32."""
         return self.n * self.p * 4 * MB
+
+
+# Rows a table's size estimate reads (at most HEAD_BYTES): rows of a 20,000-column table
+# differ in length by a few per cent, and two of them put n 15 % low.
+HEAD_ROWS, HEAD_BYTES = 64, 64 << 20
 
 
 def shape_from_meta(path: str | Path) -> Shape:
@@ -115,7 +122,7 @@ def _shape_from_files(files: list[str]) -> Shape:
     if any(str(f).endswith(".bed") for f in files):
         fam = next(f for f in files if str(f).endswith(".fam"))
         bim = next(f for f in files if str(f).endswith(".bim"))
-        return Shape(_count_lines(fam), _count_lines(bim))
+        return Shape(_count_lines(fam), _count_lines(bim), genome=True)
     path = Path(files[0])
     size = os.path.getsize(path)
     if path.suffix in (".parquet", ".pq"):
@@ -126,8 +133,13 @@ def _shape_from_files(files: list[str]) -> Shape:
     import gzip
 
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
+    with opener(path, "rb") as fh:  # MBs until HEAD_ROWS rows: a wide table's MB holds two
         head = fh.read(1 << 20)
+        while head.count(b"\n") < HEAD_ROWS and len(head) < HEAD_BYTES:
+            more = fh.read(1 << 20)
+            if not more:
+                break
+            head += more
     lines = head.split(b"\n")
     sep = b"\t" if b"\t" in lines[0] else b","
     p = lines[0].count(sep) + 1
@@ -153,6 +165,15 @@ def _training(cfg: dict[str, Any], shape: Shape) -> tuple[int, int, int, int]:
     return d, int(cfg["network"]["units"]) + 1, int(cfg["network"]["hidden"][0]), min(batch, m)
 
 
+def _reference_values(cfg: dict[str, Any], shape: Shape) -> int:
+    """Training values (rows × inputs) the gradient-boosting reference is fitted on."""
+    if cfg["training"].get("reference") == "none":
+        return 0
+    d = _training(cfg, shape)[0]
+    train = int(shape.n * (1.0 - float(cfg["training"]["val_fraction"])))
+    return reference_rows(train, d) * d
+
+
 def _joint_draws(shape: Shape, cfg: dict[str, Any]) -> tuple[int, int]:
     """(features of the widest joint draw, number of joint draws): all p at once, or the
     blocks of ``knockoffs.sampling: blocks`` (:mod:`knockoffnet.knockoff_blocks`; the job
@@ -167,8 +188,8 @@ def _joint_draws(shape: Shape, cfg: dict[str, Any]) -> tuple[int, int]:
 
 
 def _order_cost(shape: Shape, cfg: dict[str, Any]) -> tuple[float, float]:
-    """(MB, FLOPs) of the correlation order a block-wise draw of a table cuts its blocks
-    from (:func:`knockoffnet.knockoff_blocks.correlation_order`); (0, 0) otherwise."""
+    """(MB, FLOPs) of the correlation links a block-wise draw of a table orders its blocks
+    by (:func:`knockoffnet.knockoff_blocks.correlation_links`); (0, 0) otherwise."""
     from knockoffnet.knockoff_blocks import ORDER_CHUNK_BYTES, ORDER_ROWS, resolve_block_order
     from knockoffnet.knockoffs import resolve_sampling
 
@@ -179,7 +200,10 @@ def _order_cost(shape: Shape, cfg: dict[str, Any]) -> tuple[float, float]:
     if how == "columns":
         return 0.0, 0.0
     rows = min(shape.n, ORDER_ROWS)
-    return rows * shape.p * 4 * MB + 2 * ORDER_CHUNK_BYTES * MB, 2.0 * rows * shape.p**2
+    # the rows' mapped pages and their float32 copy; a chunk's product, |·|, scaled copy
+    # and int64 top-k indices (measured 764 MB at 2,000 × 20,000, 131 MB of it imports)
+    memory = 2 * rows * shape.p * 4 * MB + 6 * ORDER_CHUNK_BYTES * MB
+    return memory, 2.0 * rows * shape.p**2
 
 
 def n_lambdas(cfg: dict[str, Any]) -> int:
@@ -193,14 +217,20 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
     kappa = _copies(cfg, shape)
     p = shape.p
     if rule == "ingest":
-        return _mb(BASE_MB["data"] + 3.0 * X)
+        if shape.genome:  # bed-reader's column blocks, then X as float32
+            return _mb(BASE_MB["data"] + 3.0 * X)
+        # pandas parses a table into float64 columns and converts them (measured 2.9 times
+        # the float64 values above the imports at 2,000 × 20,000)
+        return _mb(BASE_MB["data"] + 3.5 * 2 * X)
     grouped = cfg["knockoffs"]["groups"] != "none"
     if rule == "groups":
         if not grouped:  # labels only: X is not read
             return _mb(0.8 * BASE_MB["data"])
         width = _joint_draws(shape, cfg)[0]  # a block-wise draw clusters block by block
-        order = _order_cost(shape, cfg)[0]
-        return _mb(0.6 * BASE_MB["data"] + X + 24 * width * width * MB + order)
+        # scipy's clustering and pandas on top of the imports; X's pages mapped
+        return _mb(BASE_MB["data"] + X + 24 * width * width * MB)
+    if rule == "correlation_links":  # the order's rows and chunks; X itself is mapped
+        return _mb(0.6 * BASE_MB["data"] + _order_cost(shape, cfg)[0])
     if rule == "knockoffs":
         from knockoffnet.knockoffs import diagnostic_rows
 
@@ -214,7 +244,6 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
             + 24 * 8 * block * block * MB  # S solver on the largest block
             + P2_MATRICES[grouped] * width * width * 8 * MB  # Σ, Σ⁻¹S, factors, covariances
             + 3 * diagnostic_rows(shape.n, width) * width * 4 * MB  # diagnostics' sample
-            + _order_cost(shape, cfg)[0]  # a table's correlation order
         )
     if rule in ("lambda_grid", "train", "collect_z"):
         d, ch, h, batch = _training(cfg, shape)
@@ -223,8 +252,11 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
         # Λ = the grid's 6 probes (lambda_grid), the job's λ (train) or one network
         lam = {"lambda_grid": 6, "train": _lambdas_per_job(cfg, shape)}.get(rule, 1)
         act = min(2**25, max(batch, 2048) * d * ch * lam) * 4 * MB
-        # the gradient-boosting reference: ≤ REFERENCE_VALUES training values, float32 and float64
-        extra = 12 * min(REFERENCE_VALUES, shape.n * d) * MB if rule == "lambda_grid" else 0.0
+        if rule == "lambda_grid":  # the probes train as one batch of 6 whatever its size:
+            # its input expansion, units, their gradient and the layer input, four such
+            act = max(act, 4 / 3 * batch * d * ch * lam * 4 * MB)
+        # the gradient-boosting reference's training values, float32 and float64
+        extra = 12 * _reference_values(cfg, shape) * MB if rule == "lambda_grid" else 0.0
         if rule == "collect_z":  # validation scores and importances, by blocks of rows:
             extra = 450.0  # measured 0.53 GB above [X, X~] at 20,000 × 1,000, not growing with n
         # [X, X~] once (the split is taken in place), a few activation tensors, Adam's state
@@ -252,9 +284,10 @@ def runtime_min(rule: str, shape: Shape, cfg: dict[str, Any], threads: int = 1) 
         patience, cap = int(t["patience"]), int(t["max_epochs"])
         if rule == "lambda_grid":
             d = _training(cfg, shape)[0]
-            values = min(REFERENCE_VALUES, shape.n * d) if t.get("reference") != "none" else 0
             seconds = min(GRID_PATIENCES * patience, GRID_FITS * cap) * check
-            seconds += REFERENCE_SECONDS * values / REFERENCE_VALUES
+            values = _reference_values(cfg, shape)
+            seconds += REFERENCE_SECONDS_PER_INPUT * d * (values > 0)
+            seconds += REFERENCE_SECONDS_PER_VALUE * values
         else:
             longest = min(cap, LONGEST_PATIENCES * patience + LONGEST_EXTRA)
             seconds = _lambdas_per_job(cfg, shape) * longest * check
@@ -274,23 +307,19 @@ def runtime_min(rule: str, shape: Shape, cfg: dict[str, Any], threads: int = 1) 
         n = shape.n
         w, parts = _joint_draws(shape, cfg)  # each joint draw over w features
         block = min(w, int(cfg["knockoffs"]["max_block"]))
-        flops = (
-            parts
-            * (
-                math.ceil(w / block) * 40 * block**3  # S solver, block by block
-                + 7 * w**3  # Cholesky factors, solves and the feasibility eigenvalue on all w
-                + 6 * n * w**2  # Gram matrix, then the draw's two GEMMs (mean and noise)
-                + 6 * diagnostic_rows(n, w) * w**2  # the checks' cross-covariances
-            )
-            + _order_cost(shape, cfg)[1]
+        flops = parts * (
+            math.ceil(w / block) * 40 * block**3  # S solver, block by block
+            + 7 * w**3  # Cholesky factors, solves and the feasibility eigenvalue on all w
+            + 6 * n * w**2  # Gram matrix, then the draw's two GEMMs (mean and noise)
+            + 6 * diagnostic_rows(n, w) * w**2  # the checks' cross-covariances
         )
         seconds = flops / (DENSE_FLOPS_PER_THREAD * max(1, threads))
     elif rule == "groups" and cfg["knockoffs"]["groups"] == "none":
         seconds = 0.0  # labels only: X is not read
     elif rule in ("ingest", "groups", "provenance"):  # reading (hashing), converting, writing X
         seconds = 60.0 * X / READ_MB_PER_MIN
-        if rule == "groups":  # auto groups of a block-wise draw: the blocks' order first
-            seconds += _order_cost(shape, cfg)[1] / (DENSE_FLOPS_PER_THREAD * max(1, threads))
+    elif rule == "correlation_links":  # the order's correlations (the rows read are few)
+        seconds = _order_cost(shape, cfg)[1] / (DENSE_FLOPS_PER_THREAD * max(1, threads))
     else:  # selection, figures, report: tables of a few values per feature and run
         seconds = TABLE_SECONDS_PER_FEATURE * shape.p
     return _minutes((SETUP_SECONDS + seconds) / 60.0)

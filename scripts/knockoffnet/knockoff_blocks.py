@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -72,11 +73,13 @@ def block_order(
     rows: np.ndarray | slice = _ALL,
     chromosomes: Sequence[str] | None = None,
     groups: np.ndarray | None = None,
+    links: Links | None = None,
 ) -> np.ndarray:
-    """The feature order that blocks are cut from (:func:`resolve_block_order`)."""
+    """The feature order that blocks are cut from (:func:`resolve_block_order`); ``links``
+    (:func:`correlation_links`, computed once per cohort) spare recomputing them."""
     if resolve_block_order(how, chromosomes) == "columns":
         return np.arange(X.shape[1])
-    return correlation_order(X, rows, chromosomes, groups)
+    return correlation_order(X, rows, chromosomes, groups, links=links)
 
 
 def ordered_blocks(
@@ -87,34 +90,38 @@ def ordered_blocks(
     rows: np.ndarray | slice = _ALL,
     groups: np.ndarray | None = None,
     names: Sequence[str] | None = None,
+    links: Links | None = None,
 ) -> list[np.ndarray]:
     """The blocks of a block-wise draw as column-index arrays: runs of :func:`block_order`
     cut by :func:`sampling_blocks`."""
-    order = block_order(how, X, rows, chromosomes, groups)
+    order = block_order(how, X, rows, chromosomes, groups, links)
     runs = sampling_blocks(X.shape[1], max_block, chromosomes, X, rows, groups, names, order)
     return [order[run] for run in runs]
 
 
-def correlation_order(
+class Links(NamedTuple):
+    """Each feature's strongest |corr| links: edges src → dst with their weight."""
+
+    src: np.ndarray
+    dst: np.ndarray
+    weight: np.ndarray
+
+
+def correlation_links(
     X: np.ndarray,
     rows: np.ndarray | slice = _ALL,
     chromosomes: Sequence[str] | None = None,
-    groups: np.ndarray | None = None,
     k: int = LINK_COLUMNS,
-) -> np.ndarray:
-    """A permutation of the columns in which correlated features are neighbours: the leaf
-    order of single linkage on |corr| over each feature's ``k`` most correlated others.
-
-    Edges are merged strongest first (Kruskal); merging two clusters puts one's features
-    right after the other's, so every cluster, at every level of the tree, is a run of
-    consecutive positions and the weakest link of a run is where a cut drops least. Members
-    of one group are joined before any correlation (a group stays one run), features on
-    different ``chromosomes`` are never joined (each chromosome stays one run, in genome
-    order), and clusters left unjoined follow in the order of their first column. Reads at
-    most ORDER_ROWS of ``rows``; memory O(ORDER_ROWS·p), time O(ORDER_ROWS·p²)."""
+) -> Links:
+    """Each column's ``k`` most correlated others (|corr|, never across ``chromosomes``),
+    the graph :func:`correlation_order` links: the order's whole O(ORDER_ROWS·p²) cost, so
+    the workflow computes it once per cohort (rule ``correlation_links``) for the groups
+    rule and every draw. Reads at most ORDER_ROWS evenly spaced rows of ``rows``; memory
+    O(ORDER_ROWS·p) plus chunks of ORDER_CHUNK_BYTES."""
     n, p = X.shape
+    empty = np.zeros(0, dtype=np.int64)
     if p < 2:
-        return np.arange(p)
+        return Links(empty, empty, np.zeros(0))
     use = np.arange(n)[rows]
     if use.size > ORDER_ROWS:
         use = use[np.linspace(0, use.size - 1, ORDER_ROWS).round().astype(np.int64)]
@@ -138,6 +145,50 @@ def correlation_order(
         src.append(np.broadcast_to(np.arange(a, b)[:, None], top.shape)[keep])
         dst.append(top[keep])
         weight.append(w[keep].astype(np.float64))
+    return Links(*(np.concatenate(part) for part in (src, dst, weight)))
+
+
+def save_links(path: str, links: Links | None) -> None:
+    """links.npz; ``None`` (the draw cuts no blocks from a correlation order) as no edges
+    and ``computed`` false, so a reader can tell "not needed" from "no links"."""
+    from knockoffnet.runtime import save_npz
+
+    empty = Links(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+    save_npz(path, computed=np.bool_(links is not None), **(links or empty)._asdict())
+
+
+def load_links(path: str) -> Links | None:
+    """What :func:`save_links` wrote (None where the links were not needed)."""
+    with np.load(path) as f:
+        if not bool(f["computed"]):
+            return None
+        return Links(f["src"], f["dst"], f["weight"])
+
+
+def correlation_order(
+    X: np.ndarray,
+    rows: np.ndarray | slice = _ALL,
+    chromosomes: Sequence[str] | None = None,
+    groups: np.ndarray | None = None,
+    k: int = LINK_COLUMNS,
+    links: Links | None = None,
+) -> np.ndarray:
+    """A permutation of the columns in which correlated features are neighbours: the leaf
+    order of single linkage on |corr| over each feature's ``k`` most correlated others
+    (:func:`correlation_links`, computed here unless ``links`` are given).
+
+    Edges are merged strongest first (Kruskal); merging two clusters puts one's features
+    right after the other's, so every cluster, at every level of the tree, is a run of
+    consecutive positions and the weakest link of a run is where a cut drops least. Members
+    of one group are joined before any correlation (a group stays one run), features on
+    different ``chromosomes`` are never joined (each chromosome stays one run, in genome
+    order), and clusters left unjoined follow in the order of their first column."""
+    p = X.shape[1]
+    if p < 2:
+        return np.arange(p)
+    if links is None:
+        links = correlation_links(X, rows, chromosomes, k)
+    src, dst, weight = [links.src], [links.dst], [links.weight]
     if groups is not None:  # consecutive members of a group, above any correlation
         g = np.asarray(groups, dtype=np.int64)
         by = np.argsort(g, kind="stable")

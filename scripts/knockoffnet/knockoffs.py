@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import linalg
@@ -48,6 +49,9 @@ from knockoffnet.s_solvers import (
     symmetrised,
     to_correlation,
 )
+
+if TYPE_CHECKING:  # annotations only: a block-wise draw imports the module when it runs
+    from knockoffnet.knockoff_blocks import Links
 
 METHODS = ("model-x", "fixed-x")
 COVARIANCES = ("ledoit-wolf", "sample", "graphical-lasso")
@@ -360,6 +364,7 @@ def make_knockoffs(
     sampling: str = "auto",
     chromosomes: Sequence[str] | None = None,
     block_order: str = "auto",
+    links: Links | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float | bool | str]]:
     """One knockoff draw: (X~ as float32 (n, κp), s float64 (p,), diagnostics).
 
@@ -374,7 +379,8 @@ def make_knockoffs(
     ``sampling`` (:func:`resolve_sampling`) draws a wide cohort block by block, never across
     a change of ``chromosomes`` (one label per feature, PLINK cohorts) nor through a group,
     its blocks cut from the features in ``block_order``
-    (:func:`knockoffnet.knockoff_blocks.block_order`).
+    (:func:`knockoffnet.knockoff_blocks.block_order`; ``links``, the cohort's
+    :func:`~knockoffnet.knockoff_blocks.correlation_links`, spare recomputing them).
     """
     method = _choice(method, METHODS, "knockoffs.method")
     covariance = _choice(covariance, COVARIANCES, "knockoffs.covariance")
@@ -407,7 +413,7 @@ def make_knockoffs(
     if sampling == "blocks":
         Xk, s, diag = _block_knockoffs(
             X, covariance, s_method, max_block, rng, copies, names, chromosomes,
-            groups if grouped else None, block_order,
+            groups if grouped else None, block_order, links,
         )  # fmt: skip
         info.update(diag)
         Xk, sd = standardise_columns(Xk)
@@ -462,6 +468,7 @@ def _block_knockoffs(
     chromosomes: Sequence[str] | None,
     groups: np.ndarray | None = None,
     order: str = "auto",
+    links: Links | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float | bool | str]]:
     """The block-wise model-x draw: each block checked, estimated, solved and sampled as a
     cohort of its own (:mod:`knockoffnet.knockoff_blocks`); with ``groups`` every block holds
@@ -478,7 +485,7 @@ def _block_knockoffs(
         rows = np.sort(rng.choice(n, n_diag, replace=False))
     # runs of the block order, cut at weak links and between groups
     how = resolve_block_order(order, chromosomes)
-    blocks = ordered_blocks(how, A, max_block, chromosomes, rows, groups, names)
+    blocks = ordered_blocks(how, A, max_block, chromosomes, rows, groups, names, links)
 
     def draw_block(
         XB: np.ndarray, cols: np.ndarray, stream: np.random.Generator, gB: np.ndarray | None

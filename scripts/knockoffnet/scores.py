@@ -15,7 +15,7 @@ import numpy as np
 
 from knockoffnet.errors import InputError
 from knockoffnet.network import Net, predict
-from knockoffnet.vocabulary import REFERENCE_VALUES, REFERENCES, TASKS
+from knockoffnet.vocabulary import REFERENCES, TASKS, reference_rows
 
 
 def metric_name(task: str) -> str:
@@ -71,7 +71,7 @@ def reference_score(
         HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
     )
     model = model_cls(random_state=int(seed) % (2**32))
-    rows = max(1000, REFERENCE_VALUES // max(1, U.shape[1]))
+    rows = reference_rows(len(train), U.shape[1])
     if len(train) > rows:
         rng = np.random.default_rng(int(seed) % (2**32))
         train = np.sort(rng.choice(np.asarray(train), rows, replace=False))

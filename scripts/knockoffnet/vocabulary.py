@@ -31,6 +31,13 @@ COMBINES = ("mean", "first")
 REFERENCES = ("gb", "none")
 REFERENCE_VALUES = 20_000_000
 
+
+def reference_rows(train_rows: int, inputs: int) -> int:
+    """Training rows the reference is fitted on: all, or a subset of REFERENCE_VALUES
+    values, never fewer than 1,000 rows (a 40,000-input table: 1,000 rows, 4·10⁷ values)."""
+    return min(int(train_rows), max(1000, REFERENCE_VALUES // max(1, int(inputs))))
+
+
 PATH_FILTERS = ("OL", "ML")
 FILTERS = ("OL", "ML", "VWA-OL", "VWA-ML", "VWA-OML", "ebh")
 FILTER_NAMES = {

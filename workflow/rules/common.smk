@@ -153,11 +153,14 @@ def group_table_path():
 
 
 def get_group_inputs(wildcards):
-    """X and meta, and the user's group table when knockoffs.groups names one."""
-    root = f"results/{wildcards.cohort}/data"
-    files = {"X": f"{root}/X.npy", "meta": f"{root}/meta.json"}
+    """X and meta; the user's group table when knockoffs.groups names one; the correlation
+    links when `auto` clusters within a block-wise draw's blocks."""
+    root = f"results/{wildcards.cohort}"
+    files = {"X": f"{root}/data/X.npy", "meta": f"{root}/data/meta.json"}
     if group_table_path():
         files["table"] = group_table_path()
+    if config["knockoffs"]["groups"] == "auto":
+        files["links"] = f"{root}/knockoffs/correlation_links.npz"
     return files
 
 
@@ -382,6 +385,14 @@ def knockoff_params():
     ko = {k: v for k, v in config["knockoffs"].items() if k not in skip}
     ko["copies"] = copies_for_statistic(ko["copies"], config["selection"]["statistic"])
     return ko
+
+
+def order_params():
+    """What decides whether a draw is cut from a correlation order (None for a joint draw,
+    `sampling: full`, so changing them reruns nothing there)."""
+    if config["knockoffs"]["sampling"] == "full":
+        return None
+    return {k: config["knockoffs"][k] for k in ("sampling", "method", "block_order")}
 
 
 def group_window_params():

@@ -1,3 +1,26 @@
+rule correlation_links:
+    """Each feature's strongest correlation links (the block order's cost), once per cohort."""
+    input:
+        X="results/{cohort}/data/X.npy",
+        meta="results/{cohort}/data/meta.json",
+    output:
+        links="results/{cohort}/knockoffs/correlation_links.npz",
+    log:
+        "logs/{cohort}/knockoffs/correlation_links.log",
+    benchmark:
+        "results/{cohort}/benchmarks/correlation_links.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=job_mem("correlation_links"),
+        runtime=job_runtime("correlation_links"),
+    params:
+        order=order_params(),
+    script:
+        "../../scripts/correlation_links.py"
+
+
 rule groups:
     """Feature groups for group knockoffs: singletons, correlation clusters or a user table."""
     input:
@@ -34,6 +57,7 @@ rule knockoffs:
         X="results/{cohort}/data/X.npy",
         meta="results/{cohort}/data/meta.json",
         groups="results/{cohort}/groups.tsv",
+        links="results/{cohort}/knockoffs/correlation_links.npz",
     output:
         Xk="results/{cohort}/knockoffs/draw{draw}.npy",
         s="results/{cohort}/knockoffs/draw{draw}_s.npy",

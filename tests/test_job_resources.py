@@ -266,7 +266,8 @@ def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
     """Issue 16's criterion on the recorded benchmark jobs (benchmarks/records/
     scale_2026-12-04/jobs.csv: one seed end to end at 25,000 / 50,000 / 100,000 × 1,000 with
     default settings, and the data jobs at 20,000 × 1,000 / 5,000 / 10,000; table_2026-12-04:
-    the data jobs of a 2,000 × 20,000 table with `groups: auto`): every job is asked
+    a 2,000 × 20,000 table with `groups: auto`, its training shortened to patience 2,
+    max_epochs 6 and 4 λ, as recorded): every job is asked
     at least its measured peak memory and wall time, and each rule's largest job at most twice
     them (time in SLURM's whole minutes: at most ⌈2 × wall⌉ minutes). A `train` job asks for
     the longest λ's time, so the short λ of the same rule are asked more than twice theirs."""
@@ -284,7 +285,16 @@ def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
     threads = {"prune": 2, "knockoffs": 2}  # the rules' threads
     rows = []
     for job in jobs.itertuples():
-        cfg = {**base, "knockoffs": {**base["knockoffs"], "groups": job.groups}}
+        training = dict(base["training"])
+        if pd.notna(getattr(job, "patience", float("nan"))):  # a run with shortened training
+            lambdas = {**training["lambdas"], "count": int(job.lambdas)}
+            training.update(patience=int(job.patience), max_epochs=int(job.max_epochs))
+            training["lambdas"] = lambdas
+        cfg = {
+            **base,
+            "training": training,
+            "knockoffs": {**base["knockoffs"], "groups": job.groups},
+        }
         shape, rule = (
             Shape(job.n, job.p, job.covariates, job.genome),
             job.rule.replace("select", "select_features"),

@@ -37,9 +37,17 @@ BASE_MB = {"data": 250, "torch": 500, "report": 350}
 # 4.2 / 4.5 / 5.1·10¹⁰ FLOPs, i.e. 3.5–3.6·10¹⁰ (benchmarks/README.md, "Requests against
 # the measured jobs").
 FLOPS_PER_THREAD = 3.5e10
+# Beyond this many bytes of first-layer weights (float32) a step streams them from memory
+# rather than cache, at about half the rate: a 2,000 × 20,000 table (40,000 inputs × 5
+# channels × 32 units, 26 MB) trained at 3.5 s a check for 1.9·10¹⁰ FLOP/s (2026-12-04).
+CACHED_WEIGHT_BYTES = 8 * 2**20
 # Sustained float64 rate of one thread in the knockoff job's dense linear algebra (Gram
 # matrix, Cholesky factors and solves, the draw's GEMMs; measured at 20,000 × 10,000).
 DENSE_FLOPS_PER_THREAD = 3.5e10
+# Beyond this many bytes of first-layer weights (float32) a step streams them from memory
+# rather than cache, at about half the rate: a 2,000 × 20,000 table (40,000 inputs × 5
+# channels × 32 units, 26 MB) trained at 3.5 s a check for 1.9·10¹⁰ FLOP/s (2026-12-04).
+CACHED_WEIGHT_BYTES = 8 * 2**20
 # (p, p) float64 matrices a knockoff draw holds at its peak (tracemalloc: 6.3 per-feature,
 # about 9 with group knockoffs, whose S solver whitens by group; tests/test_moments.py).
 P2_MATRICES = {False: 6.5, True: 9.5}
@@ -284,7 +292,11 @@ def runtime_min(rule: str, shape: Shape, cfg: dict[str, Any], threads: int = 1) 
         patience, cap = int(t["patience"]), int(t["max_epochs"])
         if rule == "lambda_grid":
             d = _training(cfg, shape)[0]
-            seconds = min(GRID_PATIENCES * patience, GRID_FITS * cap) * check
+            # each of the ten fits stops after patience + 1 checks at the earliest; with a
+            # short patience they run to a small max_epochs (a 2,000 × 20,000 table at
+            # patience 2, max_epochs 6: 57 λ-checks)
+            checks = max(GRID_PATIENCES * patience, GRID_FITS * min(cap, 2 * patience + 2))
+            seconds = min(checks, GRID_FITS * cap) * check
             values = _reference_values(cfg, shape)
             seconds += REFERENCE_SECONDS_PER_INPUT * d * (values > 0)
             seconds += REFERENCE_SECONDS_PER_VALUE * values
@@ -335,7 +347,9 @@ def seconds_per_check(shape: Shape, cfg: dict[str, Any], threads: int = 1) -> fl
     check = int(t.get("check_rows", 0))
     rows = min(m, check) if check > 0 else m
     val = shape.n - m
-    return (6.0 * rows + 2.0 * val) * d * ch * h / (FLOPS_PER_THREAD * max(1, threads))
+    weights = d * ch * h
+    rate = FLOPS_PER_THREAD * (1.0 if weights * 4 <= CACHED_WEIGHT_BYTES else 0.5)
+    return (6.0 * rows + 2.0 * val) * weights / (rate * max(1, threads))
 
 
 # Work (seconds) a `train` job should do at least when lambdas_per_job is auto: start-up

@@ -298,10 +298,15 @@ def gradients(
         g = act_backward_(ga, inputs[i], act)
     if net.ua is None:
         return Net(None, None, gws, gbs)
-    # Through the units: ∂/∂φ_jc, then act', then a_jc (times u_j) and b_jc.
+    # Through the units: ∂/∂φ_jc, then act', then a_jc (times u_j) and b_jc. Only the unit
+    # channels' columns of θ⁽⁰⁾ enter (the identity channel's gradient is not needed), so
+    # the product comes out contiguous in the units' layout: a fifth less matmul and no
+    # strided copy of a (rows, d, units) block per step, the same sums (each element is
+    # one dot product over the hidden units).
     n_lam, rows, d, k = units.shape
-    gphi = mm(g, net.ws[0]).view(n_lam, rows, d, k + 1)[..., 1:]
-    gz = act_backward_(gphi.contiguous(), units, act)
+    w_units = group_view(net.ws[0], d)[..., 1:].reshape(n_lam, -1, d * k)
+    gz = _buffer(work, "gz", (n_lam, rows, d * k), x)
+    gz = act_backward_(mm(g, w_units, out=gz).view(n_lam, rows, d, k), units, act)
     gb = gz.sum(1)
     ga_ = gz.mul_(x.view(1, rows, d, 1)).sum(1)
     return Net(ga_, gb, gws, gbs)

@@ -44,10 +44,6 @@ CACHED_WEIGHT_BYTES = 8 * 2**20
 # Sustained float64 rate of one thread in the knockoff job's dense linear algebra (Gram
 # matrix, Cholesky factors and solves, the draw's GEMMs; measured at 20,000 × 10,000).
 DENSE_FLOPS_PER_THREAD = 3.5e10
-# Beyond this many bytes of first-layer weights (float32) a step streams them from memory
-# rather than cache, at about half the rate: a 2,000 × 20,000 table (40,000 inputs × 5
-# channels × 32 units, 26 MB) trained at 3.5 s a check for 1.9·10¹⁰ FLOP/s (2026-12-04).
-CACHED_WEIGHT_BYTES = 8 * 2**20
 # (p, p) float64 matrices a knockoff draw holds at its peak (tracemalloc: 6.3 per-feature,
 # about 9 with group knockoffs, whose S solver whitens by group; tests/test_moments.py).
 P2_MATRICES = {False: 6.5, True: 9.5}

@@ -177,7 +177,7 @@ def test_workflow_through_slurm(local_slurm, tmp_path: Path) -> None:
     # The repository's profile, plus what differs on this test cluster: partitions `cpu`/`gpu`
     # exist, any account passes (no accounting), there is no GPU, status via squeue (no sacct
     # database), 2 cores per group job. Stages are grouped into three SLURM jobs (each job
-    # costs ~15 s of SLURM round trips here): ingest + groups + knockoffs; the lambda grids and every
+    # costs ~15 s of SLURM round trips here): ingest + links + groups + knockoffs; the lambda grids and every
     # train chunk of both seeds (2 components, which also exercises the group `cores` limit:
     # without --cores 2 the group would ask for more CPUs than the node has); collect_z + select.
     command = [
@@ -193,7 +193,7 @@ def test_workflow_through_slurm(local_slurm, tmp_path: Path) -> None:
         "lambda_grid:slurm_partition=gpu", "lambda_grid:gpu=0",
         "train:slurm_partition=gpu", "train:gpu=0",
         "--groups",
-        "ingest=prep", "groups=prep", "knockoffs=prep",
+        "ingest=prep", "correlation_links=prep", "groups=prep", "knockoffs=prep",
         "lambda_grid=training", "train=training",
         "collect_z=collect", "select_features=collect",
         "--group-components", "training=2",

@@ -234,7 +234,7 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
         # scipy's clustering and pandas on top of the imports; X's pages mapped
         return _mb(BASE_MB["data"] + X + 24 * width * width * MB)
     if rule == "correlation_links":  # the order's rows and chunks; X itself is mapped
-        return _mb(0.6 * BASE_MB["data"] + _order_cost(shape, cfg)[0])
+        return _mb(BASE_MB["data"] + _order_cost(shape, cfg)[0])  # 208 MB with no links
     if rule == "knockoffs":
         from knockoffnet.knockoffs import diagnostic_rows
 

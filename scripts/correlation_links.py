@@ -5,8 +5,7 @@ import json
 
 import numpy as np
 
-from knockoffnet.knockoff_blocks import correlation_links, resolve_block_order, save_links
-from knockoffnet.knockoffs import resolve_sampling
+from knockoffnet.knockoff_blocks import correlation_links, needs_links, save_links
 from knockoffnet.runtime import rule_context
 
 with rule_context(snakemake) as log:
@@ -14,10 +13,8 @@ with rule_context(snakemake) as log:
     X = np.load(snakemake.input.X, mmap_mode="r")  # only the order's rows are read
     ko, links = snakemake.params.order, None
     chromosomes = (meta.get("variants") or {}).get("chromosome")
-    if (
-        ko is not None
-        and resolve_sampling(ko["sampling"], X.shape[1], ko["method"]) == "blocks"
-        and resolve_block_order(ko["block_order"], chromosomes) == "correlation"
+    if ko is not None and needs_links(
+        ko["sampling"], ko["method"], ko["block_order"], X.shape[1], chromosomes
     ):
         links = correlation_links(X, chromosomes=chromosomes)
         log.info("%d correlation links among %d features", links.src.size, X.shape[1])

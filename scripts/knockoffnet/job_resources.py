@@ -194,14 +194,12 @@ def _joint_draws(shape: Shape, cfg: dict[str, Any]) -> tuple[int, int]:
 def _order_cost(shape: Shape, cfg: dict[str, Any]) -> tuple[float, float]:
     """(MB, FLOPs) of the correlation links a block-wise draw of a table orders its blocks
     by (:func:`knockoffnet.knockoff_blocks.correlation_links`); (0, 0) otherwise."""
-    from knockoffnet.knockoff_blocks import ORDER_CHUNK_BYTES, ORDER_ROWS, resolve_block_order
-    from knockoffnet.knockoffs import resolve_sampling
+    from knockoffnet.knockoff_blocks import ORDER_CHUNK_BYTES, ORDER_ROWS, needs_links
 
     ko = cfg["knockoffs"]
-    if resolve_sampling(ko.get("sampling", "auto"), shape.p, ko["method"]) == "full":
-        return 0.0, 0.0
-    how = resolve_block_order(ko.get("block_order", "auto"), ["1"] if shape.genome else None)
-    if how == "columns":
+    chromosomes = ["1"] * shape.p if shape.genome else None
+    how = ko.get("block_order", "auto")
+    if not needs_links(ko.get("sampling", "auto"), ko["method"], how, shape.p, chromosomes):
         return 0.0, 0.0
     rows = min(shape.n, ORDER_ROWS)
     # the rows' mapped pages and their float32 copy; a chunk's product, |·|, scaled copy

@@ -67,6 +67,19 @@ def resolve_block_order(how: str, chromosomes: Sequence[str] | None = None) -> s
     return how
 
 
+def needs_links(
+    sampling: str, method: str, how: str, p: int, chromosomes: Sequence[str] | None = None
+) -> bool:
+    """Whether a cohort's draws are cut from the correlation order, the one reader of
+    :func:`correlation_links` (a block-wise draw, ``block_order`` resolving to correlation)."""
+    from knockoffnet.knockoffs import resolve_sampling
+
+    return (
+        resolve_sampling(sampling, p, method) == "blocks"
+        and resolve_block_order(how, chromosomes) == "correlation"
+    )
+
+
 def block_order(
     how: str,
     X: np.ndarray,

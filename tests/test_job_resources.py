@@ -67,10 +67,12 @@ def test_requests_grow_with_the_work_and_stay_schedulable(defaults: dict) -> Non
         assert runtime_min(rule, big, defaults) >= runtime_min(rule, small, defaults), rule
         assert memory_mb(rule, big, defaults) <= 8_000, rule
         assert runtime_min(rule, big, defaults) <= 12 * 60, rule
-    # the training jobs hold one float32 copy of [X, X~] (the split is taken in place)
+    # the training jobs hold one float32 copy of [X, X~] (the split is taken in place);
+    # collect_z is asked for a second one: a transient seen in 4 of 14 identical runs
     U = big.n * 2 * big.p * 4 / 1e6
-    for rule in ("lambda_grid", "train", "collect_z"):
+    for rule in ("lambda_grid", "train"):
         assert U < memory_mb(rule, big, defaults) < 2 * U + 1000
+    assert 2 * U < memory_mb("collect_z", big, defaults) < 3 * U + 1000
     # copies widen the network input and the draw
     many = {**defaults, "knockoffs": {**defaults["knockoffs"], "copies": 3}}
     assert memory_mb("train", big, many) > memory_mb("train", big, defaults)

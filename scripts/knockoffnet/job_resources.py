@@ -260,7 +260,10 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
         # the gradient-boosting reference's training values, float32 and float64
         extra = 12 * _reference_values(cfg, shape) * MB if rule == "lambda_grid" else 0.0
         if rule == "collect_z":  # validation scores and importances, by blocks of rows:
-            extra = 450.0  # measured 0.53 GB above [X, X~] at 20,000 × 1,000, not growing with n
+            # measured 0.53 GB above [X, X~] at 20,000 × 1,000; at 100,000 × 1,000 the same
+            # job on the same inputs peaked at 1.66-2.53 GB over 14 runs (one more [X, X~]
+            # for about a second while loading, in 4 of them; cause not found), so one more U
+            extra = 450.0 + U
         # [X, X~] once (the split is taken in place), a few activation tensors, Adam's state
         return _mb(BASE_MB["torch"] + U + 3 * act + extra + 16 * h * d * ch * lam * MB)
     if rule == "prune":

@@ -119,6 +119,11 @@ class Links(NamedTuple):
     dst: np.ndarray
     weight: np.ndarray
 
+    @classmethod
+    def empty(cls) -> Links:
+        """No edges (fewer than two features, or links that were not needed)."""
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
+
 
 def correlation_links(
     X: np.ndarray,
@@ -132,9 +137,8 @@ def correlation_links(
     rule and every draw. Reads at most ORDER_ROWS evenly spaced rows of ``rows``; memory
     O(ORDER_ROWS·p) plus chunks of ORDER_CHUNK_BYTES."""
     n, p = X.shape
-    empty = np.zeros(0, dtype=np.int64)
     if p < 2:
-        return Links(empty, empty, np.zeros(0))
+        return Links.empty()
     use = np.arange(n)[rows]
     if use.size > ORDER_ROWS:
         use = use[np.linspace(0, use.size - 1, ORDER_ROWS).round().astype(np.int64)]
@@ -166,8 +170,7 @@ def save_links(path: str, links: Links | None) -> None:
     and ``computed`` false, so a reader can tell "not needed" from "no links"."""
     from knockoffnet.runtime import save_npz
 
-    empty = Links(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-    save_npz(path, computed=np.bool_(links is not None), **(links or empty)._asdict())
+    save_npz(path, computed=np.bool_(links is not None), **(links or Links.empty())._asdict())
 
 
 def load_links(path: str) -> Links | None:

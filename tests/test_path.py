@@ -11,7 +11,7 @@ import torch
 from knockoffnet import path as P
 from knockoffnet.errors import InputError
 from knockoffnet.importance import group_z
-from knockoffnet.network import net_from_arrays, predict
+from knockoffnet.network import loss_rows, net_from_arrays, predict
 
 P_FEAT = 10
 
@@ -127,7 +127,7 @@ def test_grid_check_stops_the_lambdas_above_two_that_zeroed_the_features():
         start = P._start(None, data, cfg, 1)
         cands = P._lambda_zero(data, cfg, start) * P.GRID_FACTOR ** np.arange(P.GRID_TRIES)
         full = P._train(data, cands, cfg, 1, start, _quiet)
-        quick = P._train(data, cands, cfg, 1, start, _quiet, P.GRID_ZERO_CHECKS)
+        quick = P._train(data, cands, cfg, 1, start, _quiet, P._GridCheck(P.GRID_ZERO_CHECKS))
     zero = full["inputs_alive"] == 0
     first = int(np.argmax(zero))
     assert zero[first:].all() and cands.size - first >= 3  # λ0 keeps features, 3+ zero them
@@ -137,6 +137,86 @@ def test_grid_check_stops_the_lambdas_above_two_that_zeroed_the_features():
     above = slice(first + 2, None)
     assert (quick["epochs"][above] < full["epochs"][above]).all()
     assert (quick["inputs_alive"][above] == 0).all()
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_constant_loss_is_the_smallest_any_constant_output_scores(task):
+    """The floor of the grid check: no constant output scores below constant_loss, and the
+    optimal constant (mean, log-frequencies, logit of the rate) scores it."""
+    _, y = _cohort(n=300, seed=2, task=task)
+    yt = torch.as_tensor(y.astype(np.float32) if task == "regression" else y)
+    floor = P.constant_loss(yt, task)
+
+    def mean_loss(c: np.ndarray) -> float:
+        out = torch.as_tensor(np.broadcast_to(c, (1, y.size, c.size)).copy(), dtype=torch.float32)
+        return float(loss_rows(out, yt, task).double().mean())
+
+    if task == "regression":
+        best = np.array([y.mean()])
+    elif task == "binary":
+        best = np.array([np.log(y.mean() / (1 - y.mean()))])
+    else:
+        best = np.log(np.bincount(y) / y.size)
+    assert mean_loss(best) == pytest.approx(floor, rel=1e-6)
+    rng = np.random.default_rng(0)
+    for c in best + rng.normal(0, 0.5, (200, best.size)):
+        assert mean_loss(c) >= floor * (1 - 1e-6)
+
+
+def test_grid_check_stops_lambdas_that_keep_features_below_the_floor_with_the_same_answer():
+    """Without covariates a λ whose best validation objective is below the best constant's
+    loss can never end all zero: the check stops it at once (the λ0 probe used to run to the
+    cap), and every answer, and the grid, are what training on gives."""
+    U, y = _cohort(n=400, seed=5)
+    cfg = _cfg(max_epochs=60, patience=20)
+    with P._prepared(U, y, cfg, 1, _quiet) as data:
+        start = P._start(None, data, cfg, 1)
+        cands = P._lambda_zero(data, cfg, start) * P.GRID_FACTOR ** np.arange(P.GRID_TRIES)
+        cands = np.concatenate([cands[:1] / 8, cands[:1] / 2, cands])  # more λ that keep
+        floor = P.constant_loss(data.y_val, cfg.task)
+        plain = P._train(data, cands, cfg, 1, start, _quiet, P._GridCheck(P.GRID_ZERO_CHECKS))
+        check = P._GridCheck(P.GRID_ZERO_CHECKS, floor=floor)
+        quick = P._train(data, cands, cfg, 1, start, _quiet, check)
+    keeps = plain["inputs_alive"] > 0
+    assert keeps.sum() >= 2
+    assert np.array_equal(quick["inputs_alive"] == 0, plain["inputs_alive"] == 0)
+    assert (quick["epochs"][keeps] < plain["epochs"][keeps]).all()
+    assert (quick["val_objective"][keeps] < floor).all()
+    zeroes = ~keeps
+    for key in ("W0", "epochs", "val_objective"):
+        assert np.array_equal(quick[key][zeroes], plain[key][zeroes]), key
+
+
+def test_lambda_grid_is_the_same_with_and_without_the_floor(monkeypatch):
+    U, y = _cohort(n=400, seed=5)
+    cfg = _cfg(max_epochs=60, patience=20)
+    start = net_from_arrays(P.dense_fit(U, y, cfg, seed=1, log=_quiet), 0)
+    with_floor = P.lambda_grid(U, y, cfg, seed=1, count=5, start=start, log=_quiet)
+    monkeypatch.setattr(P, "constant_loss", lambda y, task: -np.inf)
+    without = P.lambda_grid(U, y, cfg, seed=1, count=5, start=start, log=_quiet)
+    assert np.array_equal(with_floor, without)
+
+
+def test_grid_check_floor_with_covariates_comes_from_a_converged_zeroed_candidate():
+    """With covariates a zeroed network still models them, so the floor is (1 − margin) × the
+    best objective of a candidate that zeroed the tested inputs and stopped by patience."""
+    U, y = _cohort(n=400, seed=5)
+    cov = np.random.default_rng(9).standard_normal((U.shape[0], 1))
+    U = np.hstack([U, cov])
+    cfg = _cfg(max_epochs=60, patience=20, covariates=1)
+    with P._prepared(U, y, cfg, 1, _quiet) as data:
+        start = P._start(None, data, cfg, 1)
+        cands = P._lambda_zero(data, cfg, start) * P.GRID_FACTOR ** np.arange(P.GRID_TRIES)
+        plain = P._train(data, cands, cfg, 1, start, _quiet, P._GridCheck(P.GRID_ZERO_CHECKS))
+        check = P._GridCheck(P.GRID_ZERO_CHECKS)
+        quick = P._train(data, cands, cfg, 1, start, _quiet, check)
+    converged = (plain["inputs_alive"] == 0) & (plain["epochs"] - plain["best_epoch"] >= 20)
+    assert converged.any() and check.floor is not None
+    expected = plain["val_objective"][converged].min() * (1 - P.GRID_FLOOR_MARGIN)
+    assert check.floor == pytest.approx(expected, rel=1e-12)
+    assert np.array_equal(quick["inputs_alive"] == 0, plain["inputs_alive"] == 0)
+    keeps = plain["inputs_alive"] > 0
+    assert (quick["epochs"][keeps] <= plain["epochs"][keeps]).all()
 
 
 def test_result_keys_shapes_and_records(binary_run):

@@ -64,6 +64,10 @@ GRID_CHECK_PATIENCES = 3
 # Once two candidates of the check have kept every tested input at zero (current and best
 # weights) for this many checks in a row, the larger candidates stop.
 GRID_ZERO_CHECKS = 3
+# With covariates, a candidate stops as "keeps features" once its best validation objective
+# is this fraction below that of a candidate which zeroed every tested input and then stopped
+# by patience (a converged covariates-only network from the same start): _GridCheck.
+GRID_FLOOR_MARGIN = 0.01
 # A ReLU dense fit is dead when fewer than this fraction of its first hidden layer's
 # activations on the validation rows are positive: the 1,476 study dense fits scanned had
 # ≥ 0.012, the one that died at 50,000 × 1,000 had 0.0004 (docs/method.md, "Dead dense fits").
@@ -483,13 +487,13 @@ def _train(
     seed: int,
     start: Net,
     log: Log,
-    zero_checks: int = 0,
+    check: _GridCheck | None = None,
 ) -> dict[str, np.ndarray]:
     """Train every λ of ``lambdas`` from ``start`` as one batched model, per-λ early stopping.
 
     Stopped λ leave the working batch (their best weights are already recorded), so the
-    loop runs while any λ trains without touching the others' results. ``zero_checks`` > 0
-    (the grid check) also stops the λ above two that zeroed every tested input (:func:`_zeroed`).
+    loop runs while any λ trains without touching the others' results. With ``check`` (the
+    grid check) the λ whose answer is already known stop too (:meth:`_GridCheck.stop`).
     """
     device = data.u_train.device
     lam = torch.as_tensor(lambdas, dtype=torch.float64, device=device)
@@ -497,12 +501,11 @@ def _train(
     rec = _new_records(st.net, cfg.max_epochs)
     gen = torch.Generator().manual_seed(_seeds(seed)[2])
     batches, steps = _batches(data, cfg, gen), steps_per_check(data.m, cfg)
-    zero_run = np.zeros(len(lambdas), np.int64)
     for epoch in range(1, cfg.max_epochs + 1):  # an epoch: the steps between two checks
         _run_check(st, data, cfg, batches, steps)
         stop = _record_epoch(rec, st, epoch, data, cfg)
-        if zero_checks > 0:
-            stop |= _zeroed(rec, st, lambdas, zero_run, zero_checks, data, cfg)
+        if check is not None:
+            stop |= check.stop(rec, st, lambdas, data, cfg)
         for j in st.idx.cpu().numpy()[stop]:
             _log_done(log, int(j), lambdas, rec, st.net, data.d, cfg.covariates)
         if stop.all():
@@ -519,35 +522,72 @@ def _train(
     return _results(rec, lambdas, data, cfg, st.net)
 
 
-def _zeroed(
-    rec: _Records,
-    st: optim.State,
-    lambdas: np.ndarray,
-    zero_run: np.ndarray,
-    zero_checks: int,
-    data: _Data,
-    cfg: TrainConfig,
-) -> np.ndarray:
-    """Stop mask of the grid check's active λ: those above two smaller λ that have each kept
-    every tested input at zero (current and best weights) for ``zero_checks`` checks in a row.
+@dataclass
+class _GridCheck:
+    """What the grid check needs to know of one batched run, and which λ it may stop.
 
-    The check asks only for the smallest λ that zeroes the features. Such a λ zeroes them
-    within a check or two and then trains on for a patience window while the bias creeps
-    down a flat objective (21 checks at 100,000 rows), and so does every larger λ. A λ just
-    above the threshold can zero every input early and regrow some once the rest of the
-    network settles (9 of 100 study grids), so the two smallest such λ train to their own
-    stop and give the answer; the ones above them, whose answer is needed only if both
-    regrow, stop.
+    The check asks one thing of each candidate λ: does its best first layer end with every
+    tested input at zero? Two kinds of λ have their answer before their own early stopping:
+
+    - **Zeroing ones above two settled**: once two candidates have kept every tested input at
+      zero (current and best weights) for ``zero_checks`` checks in a row, the larger ones
+      stop. Such a λ zeroes the inputs within a check or two and then trains on for a
+      patience window while the bias creeps down a flat objective (21 checks at 100,000
+      rows). A λ just above the threshold can zero every input early and regrow some once the
+      rest of the network settles (9 of 100 study grids), so the two smallest train to their
+      own stop and give the answer; the ones above them matter only if both regrow.
+    - **Keeping ones below the floor**: a λ is accepted as improved only with a lower
+      validation objective than its best, so once its best is below every objective an
+      all-zero tested layer can score (``floor``), its best can never become all zero. Without
+      covariates such a network outputs a constant, and no constant scores below the best
+      constant's validation loss (:func:`constant_loss`): the floor is exact and the answer
+      the same as training on (the λ0 probe of a 100,000-row cohort used to run to the
+      60-check cap for it). With covariates a zeroed network still models them; the floor
+      is then ``1 − GRID_FLOOR_MARGIN`` times the best objective of a candidate that zeroed
+      the tested inputs and stopped by patience (a converged covariates-only network from
+      the same start), carried from the first run of the check to the refining one.
     """
-    gi = st.idx.cpu().numpy()
-    now = _tested_alive(st.net.ws[0], data.d, cfg.covariates).cpu().numpy() == 0
-    zero_run[gi] = np.where(now, zero_run[gi] + 1, 0)
-    best_w0 = _best_first_layer(rec, st.net)
-    best = _tested_alive(best_w0, data.d, cfg.covariates).cpu().numpy() == 0
-    settled = np.sort(lambdas[(zero_run >= zero_checks) & best])
-    if settled.size < 2:
-        return np.zeros(gi.size, bool)
-    return lambdas[gi] > settled[1]
+
+    zero_checks: int
+    floor: float | None = None
+    zero_run: np.ndarray | None = None
+
+    def stop(
+        self, rec: _Records, st: optim.State, lambdas: np.ndarray, data: _Data, cfg: TrainConfig
+    ) -> np.ndarray:
+        """Stop mask of the active λ (``st.idx``) after the check just recorded."""
+        if self.zero_run is None:
+            self.zero_run = np.zeros(len(lambdas), np.int64)
+        gi = st.idx.cpu().numpy()
+        now = _tested_alive(st.net.ws[0], data.d, cfg.covariates).cpu().numpy() == 0
+        self.zero_run[gi] = np.where(now, self.zero_run[gi] + 1, 0)
+        best_zero = _tested_alive(_best_first_layer(rec, st.net), data.d, cfg.covariates)
+        best_zero = best_zero.cpu().numpy() == 0
+        if cfg.covariates:
+            done = np.ones(len(lambdas), bool)
+            done[gi] = False
+            converged = done & best_zero & (rec.wait >= cfg.patience)
+            if converged.any():
+                floor = float(rec.best_obj[converged].min()) * (1.0 - GRID_FLOOR_MARGIN)
+                self.floor = floor if self.floor is None else min(self.floor, floor)
+        stop = np.zeros(gi.size, bool)
+        if self.floor is not None:
+            stop |= ~best_zero[gi] & (rec.best_obj[gi] < self.floor)
+        settled = np.sort(lambdas[(self.zero_run >= self.zero_checks) & best_zero])
+        if settled.size >= 2:
+            stop |= lambdas[gi] > settled[1]
+        return stop
+
+
+def constant_loss(y: torch.Tensor, task: str) -> float:
+    """The smallest mean loss (``network.loss_rows``) any constant output scores on labels ``y``:
+    the variance (regression) or the entropy of the class frequencies (binary, multiclass)."""
+    yy = y.double().cpu()
+    if task == "regression":
+        return float(((yy - yy.mean()) ** 2).mean())
+    freq = torch.bincount(yy.long()).double() / yy.numel()
+    freq = freq[freq > 0]
+    return float(-(freq * freq.log()).sum())
 
 
 def _results(
@@ -761,17 +801,24 @@ def _lambda_zero(data: _Data, cfg: TrainConfig, start: Net) -> float:
 
 
 def _smallest_zeroing(
-    data: _Data, cands: np.ndarray, cfg: TrainConfig, seed: int, start: Net, log: Log
+    data: _Data,
+    cands: np.ndarray,
+    cfg: TrainConfig,
+    seed: int,
+    start: Net,
+    log: Log,
+    check: _GridCheck,
 ) -> float | None:
     """The smallest of ascending ``cands`` whose trained first layer is all zero (None: none).
 
     A λ that zeroes the first layer does so within a few patience windows; one that does not
     would creep on to max_epochs, so the check stops at GRID_CHECK_PATIENCES × patience.
-    The λ above two that keep every tested input at zero for GRID_ZERO_CHECKS checks stop
-    early: their answer matters only if both of those regrow features.
+    The λ whose answer is known earlier stop then (:class:`_GridCheck`); ``check`` keeps
+    its floor for the next call.
     """
     cap = min(cfg.max_epochs, GRID_CHECK_PATIENCES * cfg.patience)
-    res = _train(data, cands, replace(cfg, max_epochs=cap), seed, start, log, GRID_ZERO_CHECKS)
+    check.zero_run = None
+    res = _train(data, cands, replace(cfg, max_epochs=cap), seed, start, log, check)
     # The tested inputs only: a covariate's weights are never penalised, so counting them
     # (as the first layer's nnz does) found no zeroing λ on any cohort with covariates.
     zero = res["inputs_alive"] == 0
@@ -824,7 +871,10 @@ def lambda_grid(
             )
         cands = lam0 * GRID_FACTOR ** np.arange(GRID_TRIES)
         log(f"λ0 = {lam0:.4g} (all-zero first layer optimal); checking λ0·4^k, k < {GRID_TRIES}")
-        top = _smallest_zeroing(data, cands, cfg, seed, net, log)
+        check = _GridCheck(GRID_ZERO_CHECKS)
+        if not cfg.covariates:
+            check.floor = constant_loss(data.y_val, cfg.task) * (1.0 - 1e-6)  # float32 losses
+        top = _smallest_zeroing(data, cands, cfg, seed, net, log, check)
         if top is None:
             top = float(cands[-1])
             log(
@@ -833,7 +883,7 @@ def lambda_grid(
             )
         elif top > lam0:  # refine within the bracket (top/4, top]: fewer dead λ at the top
             inner = top / GRID_FACTOR ** (np.arange(1, GRID_REFINE + 1) / (GRID_REFINE + 1))
-            top = _smallest_zeroing(data, inner[::-1].copy(), cfg, seed, net, log) or top
+            top = _smallest_zeroing(data, inner[::-1].copy(), cfg, seed, net, log, check) or top
     grid = top * ratio ** (np.arange(count) / max(count - 1, 1))
     log(f"λ grid: {count} values from {grid[0]:.4g} down to {grid[-1]:.4g}")
     return grid

@@ -194,6 +194,7 @@ def fit_seed(data: str, seed: int, device: str, rows: int, work: str, events: st
         from knockoffnet.importance import run_importances
         from knockoffnet.network import net_arrays, net_from_arrays
         from knockoffnet.path import dense_fit, lambda_grid, train_path, z_statistics
+        from knockoffnet.vocabulary import lambda_count
 
         ev = Path(events)
         U, y = np.load(f"{data}/U.npy"), np.load(f"{data}/y.npy")
@@ -208,7 +209,14 @@ def fit_seed(data: str, seed: int, device: str, rows: int, work: str, events: st
         start = net_from_arrays(dense, 0)
         t = time.perf_counter()
         grid = lambda_grid(
-            U, y, cfg, seed, count=lam["count"], ratio=lam["ratio"], start=start, log=quiet
+            U,
+            y,
+            cfg,
+            seed,
+            count=lambda_count(lam, y.size),
+            ratio=lam["ratio"],
+            start=start,
+            log=quiet,
         )
         _event(ev, seed=seed, stage="grid", s=time.perf_counter() - t)
         t = time.perf_counter()

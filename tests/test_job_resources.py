@@ -174,39 +174,53 @@ def test_workflow_asks_the_model_for_ingest(tmp_path: Path, defaults: dict) -> N
     assert "mem_mb=<TBD>" in result.stdout
 
 
+def test_lambda_count_auto_halves_the_grid_from_large_cohort_rows() -> None:
+    from knockoffnet.vocabulary import LARGE_COHORT_ROWS, lambda_count
+
+    auto = {"count": "auto", "ratio": 0.01, "values": None}
+    assert lambda_count(auto, 1_000) == 20 and lambda_count(auto, None) == 20
+    assert lambda_count(auto, LARGE_COHORT_ROWS - 1) == 20
+    assert lambda_count(auto, LARGE_COHORT_ROWS) == 10 and lambda_count(auto, 10**6) == 10
+    assert lambda_count({**auto, "count": 40}, 10**6) == 40  # a number is kept at any size
+    assert lambda_count({**auto, "values": [3.0, 2.0, 1.0]}, 10**6) == 3
+
+
 def test_auto_lambdas_per_job(defaults: dict) -> None:
     """About a minute of training per job: the whole grid for small cohorts, one λ per job
     for a biobank-size one."""
     from knockoffnet.job_resources import auto_lambdas_per_job, seconds_per_lambda
 
-    grid = defaults["training"]["lambdas"]["count"]
+    assert defaults["training"]["lambdas"]["count"] == "auto"
     assert defaults["training"]["lambdas_per_job"] == "auto"
-    assert auto_lambdas_per_job(Shape(1_000, 50), defaults) == grid
+    assert auto_lambdas_per_job(Shape(1_000, 50), defaults) == 20
     assert auto_lambdas_per_job(Shape(100_000, 1_000), defaults) == 1
     mid = Shape(20_000, 200)
     per = auto_lambdas_per_job(mid, defaults)
-    assert 1 <= per <= grid
-    assert per * seconds_per_lambda(mid, defaults) >= 60 or per == grid
-    # on a GPU the batched λ cost what one does: the whole grid in one job at any size
+    assert 1 <= per <= 20
+    assert per * seconds_per_lambda(mid, defaults) >= 60 or per == 20
+    # on a GPU the batched λ cost what one does: the whole grid in one job at any size,
+    # ten λ from 50,000 rows on (count: auto)
     gpu = {**defaults, "training": {**defaults["training"], "device": "cuda:0"}}
-    assert auto_lambdas_per_job(Shape(100_000, 1_000), gpu) == grid
+    assert auto_lambdas_per_job(Shape(100_000, 1_000), gpu) == 10
+    assert auto_lambdas_per_job(Shape(49_999, 1_000), gpu) == 20
 
 
 def test_auto_chunks_a_large_design_in_the_dag(tmp_path: Path) -> None:
     """A simulated design's size is known before any data exist: a large one gets one train
-    job per λ (dry run only), a small one one job per path, and on a GPU one per path."""
+    job per λ (dry run only) and ten λ (`lambdas.count: auto`), a small one one job per
+    path, and on a GPU one per path."""
     from conftest import snakemake
 
-    def train_jobs(n: int, p: int, device: str = "auto") -> int:
+    def train_jobs(n: int, p: int, device: str = "auto", per_job: int | str = "auto") -> int:
         config = {
             "cohorts": {},
-            "training": {"seeds": 2, "device": device},
+            "training": {"seeds": 2, "device": device, "lambdas_per_job": per_job},
             "simulation": {
                 "replicates": 1,
                 "designs": {"d": {"generator": "global_null", "n": n, "params": {"p": p}}},
             },
         }
-        path = tmp_path / f"sim{n}{device}.yaml"
+        path = tmp_path / f"sim{n}{device}{per_job}.yaml"
         path.write_text(yaml.safe_dump(config))
         result = snakemake(tmp_path, "-n", "simulate", "--configfile", str(path))
         assert result.returncode == 0, result.stderr[-3000:]
@@ -214,7 +228,8 @@ def test_auto_chunks_a_large_design_in_the_dag(tmp_path: Path) -> None:
         return next(int(c[1]) for c in counts if len(c) == 2 and c[0] == "train")
 
     assert train_jobs(1_000, 20) == 2  # one job per path
-    assert train_jobs(200_000, 1_000) == 2 * 20  # one job per λ
+    assert train_jobs(200_000, 1_000) == 2 * 10  # one job per λ, ten λ from 50,000 rows
+    assert train_jobs(49_999, 100, per_job=1) == 2 * 20  # twenty below
     assert train_jobs(200_000, 1_000, "cuda") == 2  # a GPU batches the whole path
 
 

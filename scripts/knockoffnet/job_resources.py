@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from knockoffnet.filters import resolve_copies
-from knockoffnet.vocabulary import reference_rows
+from knockoffnet.vocabulary import lambda_count, reference_rows
 
 MB = 1e-6  # bytes → MB
 # Resident memory of a fresh interpreter with the rule family's libraries (measured: the
@@ -208,9 +208,8 @@ def _order_cost(shape: Shape, cfg: dict[str, Any]) -> tuple[float, float]:
     return memory, 2.0 * rows * shape.p**2
 
 
-def n_lambdas(cfg: dict[str, Any]) -> int:
-    lam = cfg["training"]["lambdas"]
-    return len(lam["values"]) if lam.get("values") else int(lam["count"])
+def n_lambdas(cfg: dict[str, Any], shape: Shape | None = None) -> int:
+    return lambda_count(cfg["training"]["lambdas"], shape.n if shape else None)
 
 
 def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
@@ -373,16 +372,17 @@ def auto_lambdas_per_job(shape: Shape, cfg: dict[str, Any], threads: int = 1) ->
     "GPU"), while 20 one-λ jobs would cost 20 times as much.
     """
     if str(cfg["training"].get("device", "auto")).startswith("cuda"):
-        return n_lambdas(cfg)
+        return n_lambdas(cfg, shape)
     per = seconds_per_lambda(shape, cfg, threads)
-    return int(min(n_lambdas(cfg), max(1, math.ceil(MIN_JOB_SECONDS / max(per, 1e-9)))))
+    return int(min(n_lambdas(cfg, shape), max(1, math.ceil(MIN_JOB_SECONDS / max(per, 1e-9)))))
 
 
 def _lambdas_per_job(cfg: dict[str, Any], shape: Shape | None = None) -> int:
     per_job = cfg["training"]["lambdas_per_job"]
     if per_job == "auto":
         return auto_lambdas_per_job(shape, cfg) if shape else n_lambdas(cfg)
-    return n_lambdas(cfg) if int(per_job) == 0 else min(int(per_job), n_lambdas(cfg))
+    count = n_lambdas(cfg, shape)
+    return count if int(per_job) == 0 else min(int(per_job), count)
 
 
 def _mb(value: float) -> int:

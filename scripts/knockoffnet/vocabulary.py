@@ -38,6 +38,27 @@ def reference_rows(train_rows: int, inputs: int) -> int:
     return min(int(train_rows), max(1000, REFERENCE_VALUES // max(1, int(inputs))))
 
 
+# training.lambdas.count: auto: the grid's size from the cohort's rows (docs/method.md, "λ grid").
+AUTO_LAMBDAS = 20
+AUTO_LAMBDAS_LARGE = 10
+LARGE_COHORT_ROWS = 50_000
+
+
+def lambda_count(lambdas: dict, rows: int | None) -> int:
+    """λ values of the grid: the explicit grid's length, the configured count, or with
+    ``count: auto`` AUTO_LAMBDAS, halved from LARGE_COHORT_ROWS rows. The default statistics
+    read only the chosen λ's network, so the grid's resolution only moves which λ that is,
+    while each λ of a 100,000-row cohort costs minutes (benchmarks/README.md, "Ten λ").
+    ``rows`` None (the cohort's files not written yet): AUTO_LAMBDAS."""
+    if lambdas.get("values"):
+        return len(lambdas["values"])
+    count = lambdas.get("count", "auto")
+    if count != "auto":
+        return int(count)
+    large = rows is not None and int(rows) >= LARGE_COHORT_ROWS
+    return AUTO_LAMBDAS_LARGE if large else AUTO_LAMBDAS
+
+
 PATH_FILTERS = ("OL", "ML")
 FILTERS = ("OL", "ML", "VWA-OL", "VWA-ML", "VWA-OML", "ebh")
 FILTER_NAMES = {

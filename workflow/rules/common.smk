@@ -21,7 +21,7 @@ from knockoffnet.job_resources import (  # noqa: E402
 from knockoffnet.runtime import FIT_KEYS, import_from  # noqa: E402
 from knockoffnet.seeds import derive_seed  # noqa: E402
 from knockoffnet.simulation.generators import true_groups  # noqa: E402
-from knockoffnet.vocabulary import FIGURES, GROUP_MODES  # noqa: E402
+from knockoffnet.vocabulary import FIGURES, GROUP_MODES, lambda_count  # noqa: E402
 
 # Jobs import this checkout's package, not an installed copy of another checkout.
 import_from(SCRIPTS_DIR)
@@ -98,20 +98,28 @@ wildcard_constraints:
     chunk=r"\d+",
 
 
-def n_lambdas():
-    values = config["training"]["lambdas"]["values"]
-    return len(values) if values else config["training"]["lambdas"]["count"]
+@functools.cache
+def n_lambdas(cohort):
+    """The cohort's λ grid size: `training.lambdas.count`, with `auto` from its rows as
+    known before ingest (the same number for the DAG and the grid job)."""
+    shape = cohort_shape(cohort)
+    return lambda_count(config["training"]["lambdas"], shape.n if shape else None)
+
+
+def lambda_params(cohort):
+    """The grid job's `lambdas` params with the count resolved."""
+    return {**config["training"]["lambdas"], "count": n_lambdas(cohort)}
 
 
 def n_chunks(cohort):
-    return math.ceil(n_lambdas() / lambdas_per_job(cohort))
+    return math.ceil(n_lambdas(cohort) / lambdas_per_job(cohort))
 
 
 def chunk_slice(cohort, chunk):
     """[start, stop) of the lambda grid trained by job `chunk` of `cohort`."""
     per_job = lambdas_per_job(cohort)
     start = int(chunk) * per_job
-    return start, min(start + per_job, n_lambdas())
+    return start, min(start + per_job, n_lambdas(cohort))
 
 
 @functools.cache
@@ -121,10 +129,10 @@ def lambdas_per_job(cohort):
     or its simulation design; unknown shapes train the whole grid in one job)."""
     per_job = config["training"]["lambdas_per_job"]
     if per_job != "auto":
-        return per_job or n_lambdas()
+        return per_job or n_lambdas(cohort)
     shape = cohort_shape(cohort)
     if shape is None:
-        return n_lambdas()
+        return n_lambdas(cohort)
     return auto_lambdas_per_job(shape, config, config["training"]["threads"])
 
 

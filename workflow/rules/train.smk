@@ -22,7 +22,8 @@ rule lambda_grid:
         gpu=job_gpu(),
     params:
         network=network_params(),
-        training=fit_params("lambdas", "reference"),
+        training=fit_params("reference"),
+        lambdas=lambda wc: lambda_params(wc.cohort),
         seed=training_seed,
     script:
         "../../scripts/lambda_grid.py"

@@ -7,7 +7,7 @@ from knockoffnet.scores import reference_score
 
 with rule_context(snakemake) as log:
     U, y, cfg, seed, meta = training_inputs(snakemake)
-    spec, lam = snakemake.params.training, snakemake.params.lambdas
+    spec = snakemake.params.training
     dense = dense_fit(U, y, cfg, seed, log=log.info)
     start = net_from_arrays(dense, 0) if cfg.start == "warm" else None
     grid = lambda_grid(
@@ -15,9 +15,9 @@ with rule_context(snakemake) as log:
         y,
         cfg,
         seed,
-        count=lam["count"],
-        ratio=lam["ratio"],
-        values=lam["values"],
+        count=spec["lambdas"]["count"],
+        ratio=spec["lambdas"]["ratio"],
+        values=spec["lambdas"]["values"],
         start=start,
         log=log.info,
     )

@@ -106,9 +106,11 @@ def n_lambdas(cohort):
     return lambda_count(config["training"]["lambdas"], shape.n if shape else None)
 
 
-def lambda_params(cohort):
-    """The grid job's `lambdas` params with the count resolved."""
-    return {**config["training"]["lambdas"], "count": n_lambdas(cohort)}
+def grid_params(cohort):
+    """The grid job's training params: the fit keys, `reference`, and `lambdas` with the
+    count resolved (a resolved count equal to the old number reruns nothing)."""
+    lambdas = {**config["training"]["lambdas"], "count": n_lambdas(cohort)}
+    return {**fit_params("lambdas", "reference"), "lambdas": lambdas}
 
 
 def n_chunks(cohort):

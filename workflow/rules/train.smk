@@ -22,8 +22,7 @@ rule lambda_grid:
         gpu=job_gpu(),
     params:
         network=network_params(),
-        training=fit_params("reference"),
-        lambdas=lambda wc: lambda_params(wc.cohort),
+        training=lambda wc: grid_params(wc.cohort),
         seed=training_seed,
     script:
         "../../scripts/lambda_grid.py"

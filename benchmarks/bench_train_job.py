@@ -5,7 +5,8 @@ directory's stored [X, X~], λ grid and dense fit, with the package of ``--code`
 checkout; default this one), and prints the wall time, the checks and how the result compares
 with the run's stored ``chunk{lam}.npz`` (the same λ when the run's jobs held one λ each, as
 ``lambdas_per_job: auto`` gives at 100,000 × 1,000). Running two checkouts side by side gives a same-run ratio
-without repeating the rest of the run (the grid, the other λ):
+without repeating the rest of the run (the grid, the other λ). ``--grid`` times the grid
+job's dense fit and λ check instead, ``--threads`` sets the threads:
 
     python benchmarks/bench_train_job.py --workdir <run dir> --cohort scale --lam 19 \
         --code <old checkout> --out old.npz &
@@ -37,13 +38,19 @@ def main() -> None:
     ap.add_argument("--cohort", required=True)
     ap.add_argument("--draw", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0, help="the training seed's index")
-    ap.add_argument("--lam", type=int, required=True, help="index of the λ in the seed's grid")
+    ap.add_argument("--lam", type=int, help="index of the λ in the seed's grid")
+    ap.add_argument(
+        "--grid", action="store_true", help="time the grid job's dense fit and λ check instead"
+    )
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--code", type=Path, default=ROOT, help="checkout whose package trains")
     ap.add_argument("--out", type=Path, help="save the result (.npz)")
     args = ap.parse_args()
+    if (args.lam is None) == (not args.grid):
+        ap.error("give --lam or --grid")
     sys.path.insert(0, str(args.code / "scripts"))
     from knockoffnet.network import net_from_arrays
-    from knockoffnet.path import train_path
+    from knockoffnet.path import dense_fit, lambda_grid, train_path
     from knockoffnet.runtime import load_columns, train_config
     from knockoffnet.seeds import derive_seed
 
@@ -57,7 +64,7 @@ def main() -> None:
     meta = json.loads((run / "data" / "meta.json").read_text())
     y, C = np.load(run / "data" / "y.npy"), np.load(run / "data" / "C.npy")
     U = load_columns([run / "data" / "X.npy", run / "knockoffs" / f"draw{args.draw}.npy", C])
-    cfg = train_config(net, tr, meta, int(C.shape[1]), threads=1)
+    cfg = train_config(net, tr, meta, int(C.shape[1]), threads=args.threads)
     seed = derive_seed(config["seed"], "train", args.cohort, args.draw, args.seed)
     path = run / "path" / f"draw{args.draw}_seed{args.seed}"
     grid = np.load(path / "grid.npy")
@@ -65,6 +72,9 @@ def main() -> None:
     if cfg.start == "warm":
         with np.load(path / "dense.npz") as dense:
             start = net_from_arrays(dict(dense), 0)
+    if args.grid:
+        time_grid(U, y, cfg, seed, grid, tr["lambdas"], start, dense_fit, lambda_grid)
+        return
     t0 = time.perf_counter()
     res = train_path(U, y, grid[args.lam : args.lam + 1], cfg, seed, start=start, log=print)
     wall = time.perf_counter() - t0
@@ -80,6 +90,20 @@ def main() -> None:
             print(f"identical to the stored {stored.name}: {len(same)} of {len(old.files)} arrays")
     if args.out:
         np.savez(args.out, **res)
+
+
+def time_grid(U, y, cfg, seed, stored, lambdas, start, dense_fit, lambda_grid) -> None:
+    """The grid job's two fits, timed apart: the dense fit from scratch, then the λ check
+    from the run's stored dense fit (so a change to one does not move the other)."""
+    t0 = time.perf_counter()
+    dense_fit(U, y, cfg, seed, log=print)
+    print(f"dense fit: wall {time.perf_counter() - t0:.1f} s ({cfg.threads} threads)")
+    t0 = time.perf_counter()
+    grid = lambda_grid(
+        U, y, cfg, seed, count=stored.size, ratio=lambdas["ratio"], start=start, log=print
+    )
+    print(f"λ check: wall {time.perf_counter() - t0:.1f} s ({cfg.threads} threads)")
+    print(f"grid identical to the stored grid.npy: {np.array_equal(grid, stored)}")
 
 
 if __name__ == "__main__":

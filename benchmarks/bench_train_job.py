@@ -6,7 +6,8 @@ checkout; default this one), and prints the wall time, the checks and how the re
 with the run's stored ``chunk{lam}.npz`` (the same λ when the run's jobs held one λ each, as
 ``lambdas_per_job: auto`` gives at 100,000 × 1,000). Running two checkouts side by side gives a same-run ratio
 without repeating the rest of the run (the grid, the other λ). ``--grid`` times the grid
-job's dense fit and λ check instead, ``--threads`` sets the threads:
+job's dense fit and λ check instead, ``--collect`` the `collect_z` job's evaluation of the
+chosen and dense networks (its time and peak RSS), ``--threads`` sets the threads:
 
     python benchmarks/bench_train_job.py --workdir <run dir> --cohort scale --lam 19 \
         --code <old checkout> --out old.npz &
@@ -42,12 +43,23 @@ def main() -> None:
     ap.add_argument(
         "--grid", action="store_true", help="time the grid job's dense fit and λ check instead"
     )
+    ap.add_argument(
+        "--collect",
+        action="store_true",
+        help="time collect_z's scores and importances and report the process's peak RSS",
+    )
+    ap.add_argument(
+        "--eval-budget",
+        type=int,
+        help="with --collect: log2 of network.EXPANSION_BUDGET (smaller row blocks, more of "
+        "them: magnifies heap growth per block)",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--code", type=Path, default=ROOT, help="checkout whose package trains")
     ap.add_argument("--out", type=Path, help="save the result (.npz)")
     args = ap.parse_args()
-    if (args.lam is None) == (not args.grid):
-        ap.error("give --lam or --grid")
+    if (args.lam is not None) + args.grid + args.collect != 1:
+        ap.error("give one of --lam, --grid or --collect")
     sys.path.insert(0, str(args.code / "scripts"))
     from knockoffnet.network import net_from_arrays
     from knockoffnet.path import dense_fit, lambda_grid, train_path
@@ -72,6 +84,13 @@ def main() -> None:
     if cfg.start == "warm":
         with np.load(path / "dense.npz") as dense:
             start = net_from_arrays(dict(dense), 0)
+    if args.collect:
+        if args.eval_budget is not None:
+            import knockoffnet.network
+
+            knockoffnet.network.EXPANSION_BUDGET = 2**args.eval_budget
+        time_collect(U, y, cfg, seed, path, run / "z" / f"{path.name}.npz", meta["p"])
+        return
     if args.grid:
         time_grid(U, y, cfg, seed, grid, tr["lambdas"], start, dense_fit, lambda_grid)
         return
@@ -104,6 +123,43 @@ def time_grid(U, y, cfg, seed, stored, lambdas, start, dense_fit, lambda_grid) -
     )
     print(f"λ check: wall {time.perf_counter() - t0:.1f} s ({cfg.threads} threads)")
     print(f"grid identical to the stored grid.npy: {np.array_equal(grid, stored)}")
+
+
+def time_collect(U, y, cfg, seed, path: Path, stored: Path, p: int) -> None:
+    """collect_z's evaluation (validation scores of the dense and chosen networks, then the
+    chosen network's importances over every row), timed, with the peak RSS of the process
+    (the kernel's high-water mark, which includes the loaded [X, X~])."""
+    import resource
+
+    from knockoffnet.importance import run_importances
+    from knockoffnet.network import net_from_arrays
+    from knockoffnet.path import concat_chunks, split_indices, z_statistics
+    from knockoffnet.scores import network_score
+
+    def peak() -> str:
+        return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+
+    print(f"after loading [X, X~]: peak RSS {peak()}")
+    chunks = sorted(path.glob("chunk*.npz"), key=lambda f: int(f.stem.removeprefix("chunk")))
+    arrays = concat_chunks([dict(np.load(f)) for f in chunks])
+    with np.load(path / "dense.npz") as f:
+        dense = dict(f)
+    t0 = time.perf_counter()
+    chosen = int(np.nanargmin(arrays["val_loss"]))
+    net = net_from_arrays(arrays, chosen)
+    _, val = split_indices(y, cfg, seed)
+    for name, model in (("dense", net_from_arrays(dense, 0)), ("chosen", net)):
+        score = network_score(model, U[val], y[val], cfg.task, cfg.activation)
+        print(f"{name} network's validation score {score:.4f}: peak RSS {peak()}")
+    z = z_statistics(
+        np.asarray(arrays["lambdas"]), [arrays[f"W{i}"] for i in range(len(cfg.hidden) + 1)]
+    )
+    summary = run_importances(net, z[0], U, p, cfg.activation, cfg.covariates)
+    print(f"importances: peak RSS {peak()}; wall {time.perf_counter() - t0:.1f} s")
+    if stored.exists():
+        with np.load(stored) as old:
+            same = [k for k in summary if k in old.files and np.array_equal(old[k], summary[k])]
+            print(f"identical to the stored {stored.name}: {len(same)} of {len(summary)} arrays")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,21 @@ def test_units_zero_is_the_papers_mlp():
     np.testing.assert_allclose(out, np.tanh(U @ ws[0].T + bs[0]) @ ws[1].T + bs[1], atol=1e-12)
 
 
+def test_predict_fills_every_row_block_in_order(monkeypatch):
+    # predict writes each row block into one preallocated output (no list of parts between
+    # the blocks' temporaries): the last, short block and the order must still be right.
+    monkeypatch.setattr(N, "EXPANSION_BUDGET", 1)  # 16 rows per block, the floor
+    rng = np.random.default_rng(2)
+    ws = [rng.standard_normal((5, 4)), rng.standard_normal((3, 5))]
+    bs = [rng.standard_normal(5), rng.standard_normal(3)]
+    net = N.net_from_arrays({"W0": ws[0], "W1": ws[1], "b0": bs[0], "b1": bs[1]})
+    U = rng.standard_normal((50, 4))  # blocks of 16, 16, 16 and 2 rows
+    assert N.eval_rows(4, 1) == 16
+    expected = np.tanh(U @ ws[0].T + bs[0]) @ ws[1].T + bs[1]
+    np.testing.assert_allclose(N.predict(net, U, "tanh"), expected, atol=1e-12)
+    assert N.predict(net, U[:0], "tanh").shape == (0, 3)
+
+
 def test_units_feed_each_input_through_its_own_channels():
     rng = np.random.default_rng(1)
     d, k = 3, 2

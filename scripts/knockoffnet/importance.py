@@ -12,7 +12,7 @@ paper's signed product of weight matrices summed over classes does both.
 
 Both are computed column by column of ``[X, X~]`` with the same function, so swapping x_j and
 x~_j swaps the two importances: W = imp_j − imp_{j+p} has the flip-sign property whenever the
-training does (tests/test_statistics.py, tests/test_flip_sign.py).
+training does (tests/test_statistics.py; the training side in tests/test_path.py).
 
 ``Z0_input``/``W0_input`` collapse θ⁽⁰⁾'s unit channels to one column per input (Z: the
 largest over the channels; θ: the channels weighted by their mean derivative, i.e. the

@@ -428,9 +428,14 @@ def predict(net: Net, U: np.ndarray, activation: str) -> np.ndarray:
     """Raw outputs (logits for classification) of one network, (n, K), float64."""
     U = _check_one(net, U, activation)
     block = eval_rows(U.shape[1], net.units + 1)
+    # One output array filled in place: small per-block results kept between the blocks'
+    # large temporaries fragment the C heap, which then grows by about a block per block
+    # (a transient 1.5 GB over 20,000 rows × 2,000 inputs, benchmarks/README.md).
+    out = np.empty((U.shape[0], net.ws[-1].shape[0]))
     with torch.no_grad():
-        parts = [forward_one(net, u, activation).numpy() for u in row_blocks(U, block)]
-    return np.concatenate(parts) if parts else np.zeros((0, net.ws[-1].shape[0]))
+        for start, u in zip(range(0, U.shape[0], block), row_blocks(U, block), strict=True):
+            out[start : start + u.shape[0]] = forward_one(net, u, activation).numpy()
+    return out
 
 
 def _gradient_blocks(net: Net, U: np.ndarray, activation: str, block: int):
@@ -456,13 +461,15 @@ def input_summaries(
     relu(−x)), and the norm over classes does not cancel classes at the two ends the way a
     signed sum over outputs does.
     """
-    n = np.asarray(U).shape[0]
-    effects = importance = None
-    block = min(block, eval_rows(np.asarray(U).shape[1], net.units + 1))
+    n, d = np.asarray(U).shape
+    k = net.ws[-1].shape[0]
+    # Accumulated in place, as predict fills its output: nothing small is allocated between
+    # one block's temporaries and the next (heap fragmentation).
+    effects = torch.zeros(d, k, dtype=torch.float64)
+    importance = torch.zeros(d, dtype=torch.float64)
+    block = min(block, eval_rows(d, net.units + 1))
     for g in _gradient_blocks(net, U, activation, block):
-        e = g.sum(0)
+        effects += g.sum(0)
         c = g - g.mean(-1, keepdim=True) if g.shape[-1] > 1 else g
-        i = c.square().sum(-1).sum(0)
-        effects = e if effects is None else effects + e
-        importance = i if importance is None else importance + i
+        importance += c.square().sum(-1).sum(0)
     return {"effects": (effects / n).numpy(), "importance": (importance / n).numpy()}

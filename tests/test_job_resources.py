@@ -233,6 +233,39 @@ def test_auto_chunks_a_large_design_in_the_dag(tmp_path: Path) -> None:
     assert train_jobs(200_000, 1_000, "cuda") == 2  # a GPU batches the whole path
 
 
+def test_a_lone_grid_job_gets_the_idle_cores(tmp_path: Path) -> None:
+    """With fewer grid jobs than cores a local run shares the cores among them (nothing else
+    can run meanwhile); with as many grid jobs as cores each keeps `training.threads`."""
+    from conftest import snakemake
+
+    def grid_threads(seeds: int, cores: int) -> list[int]:
+        config = {
+            "cohorts": {},
+            "training": {"seeds": seeds},
+            "simulation": {
+                "replicates": 1,
+                "designs": {"d": {"generator": "global_null", "n": 1_000, "params": {"p": 20}}},
+            },
+        }
+        path = tmp_path / f"sim{seeds}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        result = snakemake(
+            tmp_path, "-n", "simulate", "--configfile", str(path), "--cores", str(cores)
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        found = []
+        for block in result.stdout.split("\nrule ")[1:]:
+            if block.startswith("lambda_grid:"):
+                lines = [ln.split() for ln in block.splitlines()]
+                found.append(next((int(w[1]) for w in lines if w[:1] == ["threads:"]), 1))
+        assert len(found) == seeds
+        return found
+
+    assert grid_threads(1, 4) == [4]
+    assert grid_threads(2, 4) == [2, 2]
+    assert grid_threads(3, 4) == [1, 1, 1]
+
+
 def test_jobs_import_the_running_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
     """The workflow puts its own scripts/ first on the PYTHONPATH its jobs inherit."""
     import os

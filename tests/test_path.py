@@ -505,6 +505,33 @@ def test_same_seed_same_results_other_seed_differs():
     assert not np.array_equal(a["W0"], c["W0"])
 
 
+def test_threads_do_not_change_the_dense_fit_grid_or_path():
+    """The workflow gives a lone grid job every idle core (common.smk grid_threads), so the
+    same seed must give the same fit on any number of threads (large enough blocks that
+    torch and MKL do split the work)."""
+    rng = np.random.default_rng(5)
+    n, p = 3000, 60
+    U = rng.standard_normal((n, 2 * p)).astype(np.float32)
+    score = U[:, :3].sum(1) + np.abs(U[:, 3:6]).sum(1) + rng.standard_normal(n)
+    y = (score > np.median(score)).astype(np.int64)
+    runs = []
+    for threads in (1, 2):
+        cfg = _cfg(hidden=(32,), max_epochs=15, threads=threads)
+        dense = P.dense_fit(U.copy(), y, cfg, seed=2, log=_quiet)
+        start = net_from_arrays(dense, 0)
+        grid = P.lambda_grid(
+            U.copy(), y, cfg, seed=2, count=5, ratio=1e-2, start=start, log=_quiet
+        )
+        path = P.train_path(U.copy(), y, grid[1:3], cfg, seed=2, start=start, log=_quiet)
+        runs.append((dense, grid, path))
+    torch.set_num_threads(1)
+    (d1, g1, r1), (d2, g2, r2) = runs
+    assert all(np.array_equal(d1[k], d2[k], equal_nan=True) for k in d1)
+    assert np.array_equal(g1, g2)
+    assert all(np.array_equal(r1[k], r2[k], equal_nan=True) for k in r1)
+    assert (r1["inputs_alive"] > 0).any()  # a path that kept something, not all zeros
+
+
 # ----------------------------------------------------------------------------- networks, inputs
 
 

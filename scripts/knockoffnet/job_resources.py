@@ -37,6 +37,12 @@ BASE_MB = {"data": 250, "torch": 500, "report": 350}
 # 4.2 / 4.5 / 5.1·10¹⁰ FLOPs, i.e. 3.5–3.6·10¹⁰ (benchmarks/README.md, "Requests against
 # the measured jobs").
 FLOPS_PER_THREAD = 3.5e10
+# What each training thread beyond the first adds, as a fraction of the first's speed: a
+# single seed's grid job at 100,000 × 1,000 on 2 threads ran its λ check at 1.56× and its
+# dense fit at 1.14–1.54× one thread's speed (benchmarks/README.md, "two threads"); the
+# single-λ train step 1.13×. Counting threads as fully additive would ask for less time
+# than such a job takes.
+THREAD_GAIN = 0.5
 # Beyond this many bytes of first-layer weights (float32) a step streams them from memory
 # rather than cache, at about half the rate: a 2,000 × 20,000 table (40,000 inputs × 5
 # channels × 32 units, 26 MB) trained at 3.5 s a check for 1.9·10¹⁰ FLOP/s (2026-12-04).
@@ -347,7 +353,12 @@ def seconds_per_check(shape: Shape, cfg: dict[str, Any], threads: int = 1) -> fl
     val = shape.n - m
     weights = d * ch * h
     rate = FLOPS_PER_THREAD * (1.0 if weights * 4 <= CACHED_WEIGHT_BYTES else 0.5)
-    return (6.0 * rows + 2.0 * val) * weights / (rate * max(1, threads))
+    return (6.0 * rows + 2.0 * val) * weights / (rate * thread_speedup(threads))
+
+
+def thread_speedup(threads: int) -> float:
+    """Training's speed on ``threads`` threads relative to one (sub-linear, THREAD_GAIN)."""
+    return 1.0 + THREAD_GAIN * (max(1, int(threads)) - 1)
 
 
 # Work (seconds) a `train` job should do at least when lambdas_per_job is auto: start-up

@@ -113,6 +113,24 @@ def grid_params(cohort):
     return {**fit_params("lambdas", "reference"), "lambdas": lambdas}
 
 
+def grid_threads():
+    """Threads of a `lambda_grid` job: `training.threads`, or on a local run with fewer grid
+    jobs than cores the cores shared among them. Nothing else can run while a seed's grid
+    job does (its train jobs wait for its grid), and its λ check, batched over probes, uses
+    a second thread at 1.56× (benchmarks/README.md); results do not depend on threads
+    (docs/method.md, "Device, threads, determinism"). Cluster jobs keep `training.threads`:
+    more CPUs per job would only wait longer in the queue."""
+    threads = config["training"]["threads"]
+    try:
+        cores = workflow.cores if workflow.local_exec else None
+    except WorkflowError:  # no --cores (e.g. a dry run): nothing to share
+        cores = None
+    if not isinstance(cores, int):
+        return threads
+    grid_jobs = max(1, len(RUNS) * len(COHORTS))
+    return max(threads, cores // grid_jobs)
+
+
 def n_chunks(cohort):
     return math.ceil(n_lambdas(cohort) / lambdas_per_job(cohort))
 

@@ -15,7 +15,7 @@ rule lambda_grid:
         "results/{cohort}/benchmarks/lambda_grid/draw{draw}_seed{seed}.tsv"
     conda:
         "../../envs/train.yaml"
-    threads: config["training"]["threads"]
+    threads: grid_threads()
     resources:
         mem_mb=job_mem("lambda_grid"),
         runtime=job_runtime("lambda_grid"),

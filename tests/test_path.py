@@ -519,9 +519,7 @@ def test_threads_do_not_change_the_dense_fit_grid_or_path():
         cfg = _cfg(hidden=(32,), max_epochs=15, threads=threads)
         dense = P.dense_fit(U.copy(), y, cfg, seed=2, log=_quiet)
         start = net_from_arrays(dense, 0)
-        grid = P.lambda_grid(
-            U.copy(), y, cfg, seed=2, count=5, ratio=1e-2, start=start, log=_quiet
-        )
+        grid = P.lambda_grid(U.copy(), y, cfg, seed=2, count=5, ratio=1e-2, start=start, log=_quiet)
         path = P.train_path(U.copy(), y, grid[1:3], cfg, seed=2, start=start, log=_quiet)
         runs.append((dense, grid, path))
     torch.set_num_threads(1)

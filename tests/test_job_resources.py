@@ -317,7 +317,9 @@ def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
     scale_2026-12-04/jobs.csv: one seed end to end at 25,000 / 50,000 / 100,000 × 1,000 with
     default settings, and the data jobs at 20,000 × 1,000 / 5,000 / 10,000; scale_2026-12-05:
     100,000 × 1,000 again with the grid check's floor and ten λ, on a day the machine ran
-    about 1.5× slower; table_2026-12-04:
+    about 1.5× slower; scale_2026-12-05_threads: the same on a fast day with the lone grid
+    job on both cores, its `threads` column what each job ran on (its 45-s `prune` left out:
+    Snakemake's 30-s RSS sampling missed its two workers' summed peak); table_2026-12-04:
     a 2,000 × 20,000 table with `groups: auto`, its training shortened to patience 2,
     max_epochs 6 and 4 λ, as recorded): every job is asked
     at least its measured peak memory and wall time, and each rule's largest job at most twice
@@ -330,13 +332,16 @@ def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
     records = REPO / "benchmarks" / "records"
     # the PLINK cohorts (genome order) and a table cohort with `groups: auto`
     scale = pd.concat(
-        [pd.read_csv(records / d / "jobs.csv") for d in ("scale_2026-12-04", "scale_2026-12-05")]
+        [
+            pd.read_csv(records / d / "jobs.csv")
+            for d in ("scale_2026-12-04", "scale_2026-12-05", "scale_2026-12-05_threads")
+        ]
     ).assign(genome=True)
     wide = pd.read_csv(records / "table_2026-12-04" / "jobs.csv").assign(genome=False)
     jobs = pd.concat([scale, wide], ignore_index=True)
     jobs["groups"] = jobs["groups"].fillna("none")
     base = {**defaults, "training": {**defaults["training"], "seeds": 1}}
-    threads = {"prune": 2, "knockoffs": 2}  # the rules' threads
+    threads = {"prune": 2, "knockoffs": 2}  # the rules' threads where no column records them
     rows = []
     for job in jobs.itertuples():
         training = dict(base["training"])
@@ -355,12 +360,16 @@ def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
         )
         # Reduce Weight forks two workers: their summed RSS is what it must hold
         rss = job.snakemake_max_rss_mb if rule == "prune" else job.peak_rss_mb
-        asked_min = runtime_min(rule, shape, cfg, threads.get(rule, 1))
+        ran_on = getattr(job, "threads", float("nan"))
+        asked_min = runtime_min(
+            rule, shape, cfg, int(ran_on) if pd.notna(ran_on) else threads.get(rule, 1)
+        )
         rows.append(
             (job.n, job.p, rule, job.wall_s, 60 * asked_min, rss, memory_mb(rule, shape, cfg))
         )
     table = pd.DataFrame(rows, columns=["n", "p", "rule", "wall", "asked_s", "rss", "asked_mb"])
-    assert len(table) == len(jobs) >= 99 + 21 + 4 and set(table["rule"]) >= set(RULES)
+    assert len(table) == len(jobs) >= 99 + 21 + 20 + 4 and set(table["rule"]) >= set(RULES)
+    assert (jobs.loc[jobs["rule"] == "lambda_grid", "threads"] == 2).sum() == 1
     assert (table["asked_s"] >= table["wall"]).all(), table[table["asked_s"] < table["wall"]]
     assert (table["asked_mb"] >= table["rss"]).all(), table[table["asked_mb"] < table["rss"]]
     largest = table.loc[table.groupby(["n", "p", "rule"])["wall"].idxmax()]

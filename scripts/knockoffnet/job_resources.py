@@ -39,9 +39,9 @@ BASE_MB = {"data": 250, "torch": 500, "report": 350}
 FLOPS_PER_THREAD = 3.5e10
 # What each training thread beyond the first adds, as a fraction of the first's speed: a
 # single seed's grid job at 100,000 × 1,000 on 2 threads ran its λ check at 1.56× and its
-# dense fit at 1.14–1.54× one thread's speed (benchmarks/README.md, "two threads"); the
-# single-λ train step 1.13×. Counting threads as fully additive would ask for less time
-# than such a job takes.
+# dense fit at 1.14–1.54× one thread's speed (benchmarks/README.md, "Two threads for the
+# grid job"); the single-λ train step 1.13×. Counting threads as fully additive would ask
+# for less time than such a job takes.
 THREAD_GAIN = 0.5
 # Beyond this many bytes of first-layer weights (float32) a step streams them from memory
 # rather than cache, at about half the rate: a 2,000 × 20,000 table (40,000 inputs × 5

@@ -3,7 +3,7 @@
 Each size is a fresh working directory under ``--out``: a PLINK 1 fileset (the study's
 ``genotypes`` generator: 0/1/2 dosages with linkage-disequilibrium-like correlation, two
 chromosomes) and a phenotype table, run through the repository's Snakefile to ``report.html`` with one training
-seed and the defaults otherwise. Per rule, the wall time comes from Snakemake's benchmark
+seed and the defaults otherwise. Per job, the wall time comes from Snakemake's benchmark
 files, the peak RSS from the kernel's high-water mark recorded by every job process at exit
 (an exit hook on PYTHONPATH; Snakemake's sampled ``max_rss`` misses short peaks), and the
 requested ``mem_mb`` / ``runtime`` from Snakemake's job log, so the table compares what the
@@ -49,6 +49,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 RELEVANT = 20
 # benchmark name -> entry script, where they differ
 SCRIPTS = {"select": "select_features"}
+# benchmark name -> rule, where they differ
+RULES = {"select": "select_features"}
 
 
 def write_cohort(directory: Path, n: int, p: int, seed: int = 0) -> list[str]:
@@ -104,9 +106,10 @@ def requested_resources(log_text: str) -> dict[str, dict[str, float]]:
 
 
 # Imported by every Python process of a run (PYTHONPATH): at exit it records the kernel's
-# high-water mark of the process's RSS. Snakemake's benchmark files sample RSS every 30 s
-# after a job's first 15 s and miss short peaks; this is exact, and it works the same for
-# the baseline checkout and the current one.
+# high-water mark of the process's RSS and, in a rule's script, which job it was (the rule
+# and its wildcards but the cohort: the name of the job's benchmark file). Snakemake's
+# benchmark files sample RSS every 30 s after a job's first 15 s and miss short peaks; this
+# is exact, and it works the same for the baseline checkout and the current one.
 SITECUSTOMIZE = """
 import atexit, os, resource, sys
 
@@ -116,21 +119,33 @@ def _record():
         return
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    smk = getattr(sys.modules.get("__main__"), "snakemake", None)
+    rule = job = ""
+    if smk is not None:
+        rule = smk.rule
+        job = "_".join(f"{k}{v}" for k, v in smk.wildcards.items() if k != "cohort")
     with open(os.path.join(out, f"{os.getpid()}.txt"), "w") as fh:
-        fh.write(f"{os.path.basename(sys.argv[0])}\\t{peak:.1f}\\t{child:.1f}\\n")
+        fh.write(f"{os.path.basename(sys.argv[0])}\\t{peak:.1f}\\t{child:.1f}\\t{rule}\\t{job}\\n")
 
 atexit.register(_record)
 """
 
 
-def peaks_by_script(directory: Path) -> dict[str, float]:
-    """script name -> the largest peak RSS (MB) of its processes (or their children)."""
-    out: dict[str, float] = {}
+def recorded_peaks(directory: Path) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
+    """The exit hook's records: script name -> the largest peak RSS (MB) of its processes
+    (or their children), and (rule, job) -> that job's own peak, where the process knew its
+    job (the rule's script; job "" for a rule without wildcards but the cohort)."""
+    by_script: dict[str, float] = {}
+    by_job: dict[tuple[str, str], float] = {}
     for path in directory.glob("*.txt"):
-        name, own, child = path.read_text().strip().split("\t")
+        name, own, child, *job = path.read_text().rstrip("\n").split("\t")
         script = name.rsplit(".", 2)[-2] if name.count(".") >= 2 else name
-        out[script] = max(out.get(script, 0.0), float(own), float(child))
-    return out
+        peak = max(float(own), float(child))
+        by_script[script] = max(by_script.get(script, 0.0), peak)
+        if job and job[0]:
+            key = (job[0], job[1])
+            by_job[key] = max(by_job.get(key, 0.0), peak)
+    return by_script, by_job
 
 
 def run_size(
@@ -191,7 +206,7 @@ def run_size(
     if result.returncode != 0:
         raise SystemExit(f"n={n} p={p} failed; see {work / 'snakemake.log'}")
     requested = requested_resources(result.stdout + result.stderr)
-    peak = peaks_by_script(peaks)
+    peak, job_peak = recorded_peaks(peaks)
     rows = []
     for path in sorted((work / "results" / "scale" / "benchmarks").rglob("*.tsv")):
         measured = pd.read_csv(path, sep="\t").iloc[0]
@@ -207,7 +222,10 @@ def run_size(
                 "job": rel,
                 "wall_s": float(measured["s"]),
                 "max_rss_mb": float(measured["max_rss"]),
-                "peak_rss_mb": peak.get(SCRIPTS.get(name, name), np.nan),
+                "peak_rss_mb": job_peak.get(
+                    (RULES.get(name, name), "" if path.stem == name else path.stem),
+                    peak.get(SCRIPTS.get(name, name), np.nan),
+                ),
                 "requested_mem_mb": requested.get(rel, {}).get("mem_mb", np.nan),
                 "requested_runtime_min": requested.get(rel, {}).get("runtime", np.nan),
                 "end_to_end_s": wall,

@@ -269,13 +269,20 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
         if rule == "collect_z":  # validation scores and importances, by blocks of rows:
             # measured 0.53 GB above [X, X~] at 20,000 × 1,000; at 100,000 × 1,000 the same
             # job on the same inputs peaked at 1.66-2.53 GB over 14 runs (one more [X, X~]
-            # for about a second while loading, in 4 of them; cause not found), so one more U
+            # for about a second, in 4 of them: C-heap fragmentation between row blocks,
+            # fixed in f07f571 but kept covered until more runs show it gone), so one more U
             extra = 450.0 + U
+        # three pass-sized tensors; a job holding a whole grid's passes peaks a little higher
+        # (2,000 × 200, all 20 λ in one job: 956 MB measured against 951 asked with three)
+        tensors = 3.5 if rule == "train" and lam > 1 else 3.0
         # [X, X~] once (the split is taken in place), a few activation tensors, Adam's state
-        return _mb(BASE_MB["torch"] + U + 3 * act + extra + 16 * h * d * ch * lam * MB)
+        return _mb(BASE_MB["torch"] + U + tensors * act + extra + 16 * h * d * ch * lam * MB)
     if rule == "prune":
         rows = min(shape.n, int(cfg["pruning"]["max_rows"]))
-        return _mb(BASE_MB["torch"] + X + 2 * (300 + 12 * rows * p * 4 * MB))
+        # the parent and two forked workers, summed as SLURM's accounting sums their RSS (the
+        # pages they share counted per process): each worker's share of the imports (350 MB;
+        # 1,176 MB summed at 2,000 × 200) and its fits' copies of the compared rows
+        return _mb(BASE_MB["torch"] + X + 2 * (350 + 12 * rows * p * 4 * MB))
     if rule == "select_features":
         return _mb(BASE_MB["data"] + 2 * p * int(cfg["training"]["seeds"]) * 8 * MB * 100)
     if rule == "provenance":  # hashes the inputs in chunks

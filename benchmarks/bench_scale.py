@@ -47,9 +47,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 RELEVANT = 20
-# benchmark name -> entry script, where they differ
-SCRIPTS = {"select": "select_features"}
-# benchmark name -> rule, where they differ
+# benchmark name -> rule (and its entry script, named after it), where they differ
 RULES = {"select": "select_features"}
 
 
@@ -224,7 +222,7 @@ def run_size(
                 "max_rss_mb": float(measured["max_rss"]),
                 "peak_rss_mb": job_peak.get(
                     (RULES.get(name, name), "" if path.stem == name else path.stem),
-                    peak.get(SCRIPTS.get(name, name), np.nan),
+                    peak.get(RULES.get(name, name), np.nan),
                 ),
                 "requested_mem_mb": requested.get(rel, {}).get("mem_mb", np.nan),
                 "requested_runtime_min": requested.get(rel, {}).get("runtime", np.nan),

@@ -7,7 +7,7 @@ adds up RSS; the machine's memory holds the PSS. Samples every descendant of the
 from ``/proc`` every ``--interval`` seconds:
 
     python benchmarks/tree_memory.py --children-only -- snakemake --cores 2 --forcerun prune \\
-        --until prune results/scale/report.html
+        results/scale/pruning/summary.tsv
 """
 
 from __future__ import annotations

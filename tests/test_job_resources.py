@@ -391,7 +391,7 @@ def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
 def test_requests_cover_a_small_cohorts_jobs(defaults: dict) -> None:
     """The quick check's cohort (benchmarks/records/small_2026-12-05: 2,000 × 200, one seed,
     defaults, every job of a run to the report): every job asked at least its peak and wall
-    time. Its one `train` job holds all 20 λ (956-962 MB, once asked 951), and `prune`'s parent
+    time. Its one `train` job holds all 20 λ (934-1,021 MB in five runs, once asked 951), and `prune`'s parent
     and two forked workers sum to 1,176 MB of RSS (once asked 1,140). Within 2× is not asked
     of jobs of seconds: a minute and the imports are the floor."""
     import pandas as pd

@@ -97,8 +97,9 @@ def agreement(device: str) -> dict:
     """Dense fit and a 6-λ path on ``device`` and on the CPU, and ``device`` twice."""
     import torch
 
+    from knockoffnet.grid import lambda_grid
     from knockoffnet.network import net_from_arrays
-    from knockoffnet.path import dense_fit, lambda_grid, train_path
+    from knockoffnet.path import dense_fit, train_path
 
     U, y, _, _ = cohort(3000, 50, 7)
     quiet = lambda msg: None  # noqa: E731
@@ -191,9 +192,10 @@ def _event(events: Path, **row) -> None:
 def fit_seed(data: str, seed: int, device: str, rows: int, work: str, events: str) -> None:
     """One seed as the workflow's lambda_grid, train and collect_z jobs would do it."""
     try:
+        from knockoffnet.grid import lambda_grid
         from knockoffnet.importance import run_importances
         from knockoffnet.network import net_arrays, net_from_arrays
-        from knockoffnet.path import dense_fit, lambda_grid, train_path, z_statistics
+        from knockoffnet.path import dense_fit, train_path, z_statistics
         from knockoffnet.vocabulary import lambda_count
 
         ev = Path(events)

@@ -56,9 +56,9 @@ def main() -> None:
     y = (rng.random(args.rows) < 0.5).astype(np.int64)
     cfg = config("cpu", args.threads, batch_size=128)
     impls = {"baseline": old.gradients, "current": gradients}
-    with P._prepared(U, y, cfg, 1, lambda msg: None) as data:
+    with P.prepared(U, y, cfg, 1, lambda msg: None) as data:
         pen = torch.full((1,), 1e-3, dtype=torch.float64)
-        start = P._start(None, data, cfg, 1)
+        start = P.start_net(None, data, cfg, 1)
         states = {k: optim.new_state(stack(start, 1), pen, cfg.optimizer) for k in impls}
         batches = P._batches(data, cfg, torch.Generator().manual_seed(0))
         rows = [next(batches) for _ in range(args.steps)]

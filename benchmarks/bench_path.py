@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
+from knockoffnet import grid as G
 from knockoffnet import path as P
 
 
@@ -110,7 +111,7 @@ def part_step(args) -> dict:
     for case, (make, epochs) in cases.items():
         U, y = make()
         base = P.TrainConfig(hidden=(64,), threads=args.threads, device="cpu")
-        grid = P.lambda_grid(U, y, base, seed=1, count=40, log=_quiet)
+        grid = G.lambda_grid(U, y, base, seed=1, count=40, log=_quiet)
         lambdas = grid[[5, 15, 25, 35]]
         res = {}
         for rule, lrs in rules.items():
@@ -183,7 +184,7 @@ def part_speed(args) -> dict:
     """(a) batched vs per-λ loop, identical work (no early stopping), the paper's design."""
     U, y, cfg = paper_design(args)
     t = time.perf_counter()
-    grid = P.lambda_grid(U, y, cfg, seed=1, count=50, log=_quiet)
+    grid = G.lambda_grid(U, y, cfg, seed=1, count=50, log=_quiet)
     t_grid = time.perf_counter() - t
     t_b = t_s = np.inf
     for _ in range(args.repeats):  # alternate, keep the best: the machine may be shared

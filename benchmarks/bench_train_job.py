@@ -62,7 +62,12 @@ def main() -> None:
         ap.error("give one of --lam, --grid or --collect")
     sys.path.insert(0, str(args.code / "scripts"))
     from knockoffnet.network import net_from_arrays
-    from knockoffnet.path import dense_fit, lambda_grid, train_path
+    from knockoffnet.path import dense_fit, train_path
+
+    try:
+        from knockoffnet.grid import lambda_grid
+    except ImportError:  # a checkout from before the grid had its own module
+        from knockoffnet.path import lambda_grid
     from knockoffnet.runtime import load_columns, train_config
     from knockoffnet.seeds import derive_seed
 

@@ -34,8 +34,8 @@ def measure(U: np.ndarray, y: np.ndarray, device: str, bsz: int, lambdas: int, p
     from knockoffnet.network import evaluate, stack
 
     cfg = config(device, 2, batch_size=bsz)
-    with P._prepared(U, y, cfg, 1, lambda msg: None) as data:
-        net = stack(P._start(None, data, cfg, 1), lambdas)
+    with P.prepared(U, y, cfg, 1, lambda msg: None) as data:
+        net = stack(P.start_net(None, data, cfg, 1), lambdas)
         pen = torch.full((lambdas,), 1e-3, dtype=torch.float64, device=net.ws[0].device)
         st = optim.new_state(net, pen, cfg.optimizer)
         batches = P._batches(data, cfg, torch.Generator().manual_seed(0))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from knockoffnet import grid as G
 from knockoffnet import path as P
 from knockoffnet.errors import InputError
 from knockoffnet.importance import group_z
@@ -44,7 +45,7 @@ def _cfg(**kw) -> P.TrainConfig:
 def binary_run():
     U, y = _cohort()
     cfg = _cfg()
-    grid = P.lambda_grid(U, y, cfg, seed=1, count=6, ratio=1e-2, log=_quiet)
+    grid = G.lambda_grid(U, y, cfg, seed=1, count=6, ratio=1e-2, log=_quiet)
     res = P.train_path(U, y, grid, cfg, seed=1, log=_quiet)
     return U, y, cfg, grid, res
 
@@ -69,7 +70,7 @@ def test_split_is_stratified_disjoint_and_fixed_per_seed():
 def test_z_of_signals_exceeds_z_of_noise_on_the_papers_path():
     U, y = _cohort()
     cfg = _cfg(units=0, penalty="l1", optimizer="fista", batch_size=0, start="cold")
-    grid = P.lambda_grid(U, y, cfg, seed=1, count=6, ratio=1e-2, log=_quiet)
+    grid = G.lambda_grid(U, y, cfg, seed=1, count=6, ratio=1e-2, log=_quiet)
     res = P.train_path(U, y, grid, cfg, seed=1, log=_quiet)
     z0 = P.z_statistics(res["lambdas"], [res["W0"], res["W1"]])[0]
     per_input = z0.sum(0)  # column j = input j: x_1..x_p, then the knockoffs
@@ -85,7 +86,7 @@ def test_warm_path_importances_rank_signals_first():
     U, y = _cohort(seed=4)
     cfg = _cfg()
     start = net_from_arrays(P.dense_fit(U, y, cfg, seed=2, log=_quiet), 0)
-    grid = P.lambda_grid(U, y, cfg, seed=2, count=6, ratio=1e-2, start=start, log=_quiet)
+    grid = G.lambda_grid(U, y, cfg, seed=2, count=6, ratio=1e-2, start=start, log=_quiet)
     res = P.train_path(U, y, grid, cfg, seed=2, start=start, log=_quiet)
     chosen = int(np.nanargmin(res["val_loss"]))
     z0 = group_z(P.z_statistics(grid, [res["W0"]])[0], U.shape[1])
@@ -106,10 +107,10 @@ def test_grid_from_a_warm_start_without_gradient_at_zero():
     y = (U[:, 0] + 0.5 * rng.standard_normal(400) > 0).astype(np.float32)
     cfg = P.TrainConfig(max_epochs=5, patience=2, learning_rate=0.3, device="cpu")
     start = net_from_arrays(P.dense_fit(U, y, cfg, seed=1, log=_quiet), 0)
-    with P._prepared(U, y, cfg, 1, _quiet) as data:
-        assert P._lambda_zero(data, cfg, P._start(start, data, cfg, 1)) == 0.0
+    with P.prepared(U, y, cfg, 1, _quiet) as data:
+        assert G.lambda_zero(data, cfg, P.start_net(start, data, cfg, 1)) == 0.0
     messages: list[str] = []
-    grid = P.lambda_grid(U, y, cfg, seed=1, count=5, start=start, log=messages.append)
+    grid = G.lambda_grid(U, y, cfg, seed=1, count=5, start=start, log=messages.append)
     assert any("initialisation instead" in m for m in messages)
     assert np.all(np.isfinite(grid)) and np.all(grid > 0) and np.all(np.diff(grid) < 0)
     res = P.train_path(U, y, grid[:1], cfg, seed=1, start=start, log=_quiet)
@@ -123,11 +124,11 @@ def test_grid_check_stops_the_lambdas_above_two_that_zeroed_the_features():
     so the check's answer is the same."""
     U, y = _cohort(n=400, seed=5)
     cfg = _cfg(max_epochs=60, patience=20)
-    with P._prepared(U, y, cfg, 1, _quiet) as data:
-        start = P._start(None, data, cfg, 1)
-        cands = P._lambda_zero(data, cfg, start) * P.GRID_FACTOR ** np.arange(P.GRID_TRIES)
-        full = P._train(data, cands, cfg, 1, start, _quiet)
-        quick = P._train(data, cands, cfg, 1, start, _quiet, P._GridCheck(P.GRID_ZERO_CHECKS))
+    with P.prepared(U, y, cfg, 1, _quiet) as data:
+        start = P.start_net(None, data, cfg, 1)
+        cands = G.lambda_zero(data, cfg, start) * G.GRID_FACTOR ** np.arange(G.GRID_TRIES)
+        full = P.train_batched(data, cands, cfg, 1, start, _quiet)
+        quick = P.train_batched(data, cands, cfg, 1, start, _quiet, G.GridCheck(G.GRID_ZERO_CHECKS))
     zero = full["inputs_alive"] == 0
     first = int(np.argmax(zero))
     assert zero[first:].all() and cands.size - first >= 3  # λ0 keeps features, 3+ zero them
@@ -145,7 +146,7 @@ def test_constant_loss_is_the_smallest_any_constant_output_scores(task):
     optimal constant (mean, log-frequencies, logit of the rate) scores it."""
     _, y = _cohort(n=300, seed=2, task=task)
     yt = torch.as_tensor(y.astype(np.float32) if task == "regression" else y)
-    floor = P.constant_loss(yt, task)
+    floor = G.constant_loss(yt, task)
 
     def mean_loss(c: np.ndarray) -> float:
         out = torch.as_tensor(np.broadcast_to(c, (1, y.size, c.size)).copy(), dtype=torch.float32)
@@ -169,14 +170,14 @@ def test_grid_check_stops_lambdas_that_keep_features_below_the_floor_with_the_sa
     cap), and every answer, and the grid, are what training on gives."""
     U, y = _cohort(n=400, seed=5)
     cfg = _cfg(max_epochs=60, patience=20)
-    with P._prepared(U, y, cfg, 1, _quiet) as data:
-        start = P._start(None, data, cfg, 1)
-        cands = P._lambda_zero(data, cfg, start) * P.GRID_FACTOR ** np.arange(P.GRID_TRIES)
+    with P.prepared(U, y, cfg, 1, _quiet) as data:
+        start = P.start_net(None, data, cfg, 1)
+        cands = G.lambda_zero(data, cfg, start) * G.GRID_FACTOR ** np.arange(G.GRID_TRIES)
         cands = np.concatenate([cands[:1] / 8, cands[:1] / 2, cands])  # more λ that keep
-        floor = P.constant_loss(data.y_val, cfg.task)
-        plain = P._train(data, cands, cfg, 1, start, _quiet, P._GridCheck(P.GRID_ZERO_CHECKS))
-        check = P._GridCheck(P.GRID_ZERO_CHECKS, floor=floor)
-        quick = P._train(data, cands, cfg, 1, start, _quiet, check)
+        floor = G.constant_loss(data.y_val, cfg.task)
+        plain = P.train_batched(data, cands, cfg, 1, start, _quiet, G.GridCheck(G.GRID_ZERO_CHECKS))
+        check = G.GridCheck(G.GRID_ZERO_CHECKS, floor=floor)
+        quick = P.train_batched(data, cands, cfg, 1, start, _quiet, check)
     keeps = plain["inputs_alive"] > 0
     assert keeps.sum() >= 2
     assert np.array_equal(quick["inputs_alive"] == 0, plain["inputs_alive"] == 0)
@@ -191,9 +192,9 @@ def test_lambda_grid_is_the_same_with_and_without_the_floor(monkeypatch):
     U, y = _cohort(n=400, seed=5)
     cfg = _cfg(max_epochs=60, patience=20)
     start = net_from_arrays(P.dense_fit(U, y, cfg, seed=1, log=_quiet), 0)
-    with_floor = P.lambda_grid(U, y, cfg, seed=1, count=5, start=start, log=_quiet)
-    monkeypatch.setattr(P, "constant_loss", lambda y, task: -np.inf)
-    without = P.lambda_grid(U, y, cfg, seed=1, count=5, start=start, log=_quiet)
+    with_floor = G.lambda_grid(U, y, cfg, seed=1, count=5, start=start, log=_quiet)
+    monkeypatch.setattr(G, "constant_loss", lambda y, task: -np.inf)
+    without = G.lambda_grid(U, y, cfg, seed=1, count=5, start=start, log=_quiet)
     assert np.array_equal(with_floor, without)
 
 
@@ -204,15 +205,15 @@ def test_grid_check_floor_with_covariates_comes_from_a_converged_zeroed_candidat
     cov = np.random.default_rng(9).standard_normal((U.shape[0], 1))
     U = np.hstack([U, cov])
     cfg = _cfg(max_epochs=60, patience=20, covariates=1)
-    with P._prepared(U, y, cfg, 1, _quiet) as data:
-        start = P._start(None, data, cfg, 1)
-        cands = P._lambda_zero(data, cfg, start) * P.GRID_FACTOR ** np.arange(P.GRID_TRIES)
-        plain = P._train(data, cands, cfg, 1, start, _quiet, P._GridCheck(P.GRID_ZERO_CHECKS))
-        check = P._GridCheck(P.GRID_ZERO_CHECKS)
-        quick = P._train(data, cands, cfg, 1, start, _quiet, check)
+    with P.prepared(U, y, cfg, 1, _quiet) as data:
+        start = P.start_net(None, data, cfg, 1)
+        cands = G.lambda_zero(data, cfg, start) * G.GRID_FACTOR ** np.arange(G.GRID_TRIES)
+        plain = P.train_batched(data, cands, cfg, 1, start, _quiet, G.GridCheck(G.GRID_ZERO_CHECKS))
+        check = G.GridCheck(G.GRID_ZERO_CHECKS)
+        quick = P.train_batched(data, cands, cfg, 1, start, _quiet, check)
     converged = (plain["inputs_alive"] == 0) & (plain["epochs"] - plain["best_epoch"] >= 20)
     assert converged.any() and check.floor is not None
-    expected = plain["val_objective"][converged].min() * (1 - P.GRID_FLOOR_MARGIN)
+    expected = plain["val_objective"][converged].min() * (1 - G.GRID_FLOOR_MARGIN)
     assert check.floor == pytest.approx(expected, rel=1e-12)
     assert np.array_equal(quick["inputs_alive"] == 0, plain["inputs_alive"] == 0)
     keeps = plain["inputs_alive"] > 0
@@ -251,11 +252,11 @@ def test_grid_is_descending_geometric_and_its_top_zeroes_the_first_layer(binary_
 
 def test_explicit_grid_is_validated_and_sorted_descending():
     U, y = _cohort(n=60)
-    got = P.lambda_grid(U, y, _cfg(), 0, values=[0.1, 5.0, 1.0], log=_quiet)
+    got = G.lambda_grid(U, y, _cfg(), 0, values=[0.1, 5.0, 1.0], log=_quiet)
     assert np.array_equal(got, [5.0, 1.0, 0.1])
     for bad in ([0.1, -1.0], [np.nan], [], [np.inf]):
         with pytest.raises(InputError):
-            P.lambda_grid(U, y, _cfg(), 0, values=bad, log=_quiet)
+            G.lambda_grid(U, y, _cfg(), 0, values=bad, log=_quiet)
 
 
 def test_batched_equals_sequential_and_chunked_equals_whole():
@@ -427,7 +428,7 @@ def test_a_large_cohort_checks_every_check_rows_rows(monkeypatch):
 def test_check_batches_continue_one_row_order_per_pass():
     U, y = _cohort(n=500, seed=3)
     cfg = _cfg(batch_size=50, check_rows=100)
-    with P._prepared(U, y, cfg, 0, _quiet) as data:
+    with P.prepared(U, y, cfg, 0, _quiet) as data:
         gen = torch.Generator().manual_seed(5)
         batches = P._batches(data, cfg, gen)
         first_pass = torch.cat([next(batches) for _ in range(8)]).numpy()
@@ -456,7 +457,7 @@ def test_check_rows_must_be_a_count():
 def test_multiclass_path_runs():
     U, y = _cohort(task="multiclass")
     cfg = _cfg(task="multiclass", n_classes=3, max_epochs=80)
-    grid = P.lambda_grid(U, y, cfg, seed=0, count=4, ratio=1e-2, log=_quiet)
+    grid = G.lambda_grid(U, y, cfg, seed=0, count=4, ratio=1e-2, log=_quiet)
     res = P.train_path(U, y, grid, cfg, seed=0, log=_quiet)
     assert res["W1"].shape == (4, 3, 16) and res["b1"].shape == (4, 3)
     assert res["nnz"][0, 0] == 0
@@ -519,7 +520,7 @@ def test_threads_do_not_change_the_dense_fit_grid_or_path():
         cfg = _cfg(hidden=(32,), max_epochs=15, threads=threads)
         dense = P.dense_fit(U.copy(), y, cfg, seed=2, log=_quiet)
         start = net_from_arrays(dense, 0)
-        grid = P.lambda_grid(U.copy(), y, cfg, seed=2, count=5, ratio=1e-2, start=start, log=_quiet)
+        grid = G.lambda_grid(U.copy(), y, cfg, seed=2, count=5, ratio=1e-2, start=start, log=_quiet)
         path = P.train_path(U.copy(), y, grid[1:3], cfg, seed=2, start=start, log=_quiet)
         runs.append((dense, grid, path))
     torch.set_num_threads(1)
@@ -589,7 +590,7 @@ def test_bad_data_raises():
     with pytest.raises(InputError, match="class code 1"):
         P.split_indices(rare, cfg, seed=0)
     with pytest.raises(InputError):
-        P.lambda_grid(U, y, cfg, 0, count=0, log=_quiet)
+        G.lambda_grid(U, y, cfg, 0, count=0, log=_quiet)
 
 
 # ----------------------------------------------------------------------------- dense fit, warm start
@@ -671,7 +672,7 @@ def test_paper_configuration_still_trains():
     U, y = _cohort(n=300, seed=9)
     cfg = _cfg(units=0, penalty="l1", optimizer="fista", batch_size=0, start="cold")
     assert cfg.lr == 0.3
-    grid = P.lambda_grid(U, y, cfg, seed=1, count=5, ratio=1e-2, log=_quiet)
+    grid = G.lambda_grid(U, y, cfg, seed=1, count=5, ratio=1e-2, log=_quiet)
     res = P.train_path(U, y, grid, cfg, seed=1, log=_quiet)
     assert res["W0"].shape == (5, 16, U.shape[1]) and "unit_a" not in res
     assert res["nnz"][0].sum() == 0 or res["nnz"][0, 0] == 0
@@ -691,7 +692,7 @@ def test_covariates_are_never_penalised_or_counted(penalty):
     assert (groups[0, :, : U.shape[1]] == 0).all()  # the huge λ removes every feature ...
     assert (np.abs(groups[0, :, U.shape[1] :]).sum(axis=(0, 2)) > 0).all()  # ... no covariate
     assert res["inputs_alive"][0] == 0 and res["inputs_alive"][1] <= U.shape[1]
-    grid = P.lambda_grid(UC, y, cfg, seed=1, count=3, ratio=0.1, log=_quiet)
+    grid = G.lambda_grid(UC, y, cfg, seed=1, count=3, ratio=0.1, log=_quiet)
     assert np.isfinite(grid).all() and grid[0] > grid[-1]
     with pytest.raises(InputError):
         _cfg(covariates=-1)
@@ -706,9 +707,9 @@ def test_grid_with_covariates_reaches_below_the_features_zeroing():
     C = np.random.default_rng(0).standard_normal((U.shape[0], 1))
     UC = np.hstack([U, C])
     cfg = _cfg(covariates=1, max_epochs=60)
-    grid = P.lambda_grid(UC, y, cfg, seed=1, count=4, ratio=0.01, log=_quiet)
+    grid = G.lambda_grid(UC, y, cfg, seed=1, count=4, ratio=0.01, log=_quiet)
     res = P.train_path(UC, y, grid, cfg, seed=1, log=_quiet)
     assert res["inputs_alive"][0] == 0  # the top zeroes every feature ...
     assert res["inputs_alive"][-1] >= 3  # ... and the bottom keeps the planted ones
-    plain = P.lambda_grid(U, y, _cfg(max_epochs=60), seed=1, count=4, ratio=0.01, log=_quiet)
+    plain = G.lambda_grid(U, y, _cfg(max_epochs=60), seed=1, count=4, ratio=0.01, log=_quiet)
     assert grid[0] < 16 * plain[0]  # the same scale as without the covariate

@@ -11,7 +11,7 @@ measures how long an input survives in a network that already uses it.
 All λ of one call are trained together as one batched model. The λ values never interact
 (shared start, shared mini-batch order drawn from the seed alone, per-λ stopping), so a λ's
 result does not depend on which other λ share the call; the workflow relies on this to
-split the grid into independent jobs.
+split the grid into independent jobs. The grid itself is built by :mod:`knockoffnet.grid`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -38,7 +39,6 @@ from knockoffnet.network import (
     forward,
     gradients,
     group_norms,
-    group_view,
     init_net,
     net_arrays,
     net_from_arrays,
@@ -54,20 +54,6 @@ AUTO_FULL_BATCH_MAX = 2048
 AUTO_BATCH_SIZE = 1024
 # learning_rate = None takes the step rule's default (docs/method.md, "Step rules").
 DEFAULT_LEARNING_RATE = {"adam": 3e-3, "fista": 0.3, "momentum": 0.3, "plain": 1.0}
-# λ-grid top check: try λ0·4^k, k = 0..GRID_TRIES-1, in one batched run.
-GRID_FACTOR = 4.0
-GRID_TRIES = 6
-# ... then GRID_REFINE values inside the bracket (top/4, top] that the check found.
-GRID_REFINE = 3
-# Epoch cap of the check, in patience windows.
-GRID_CHECK_PATIENCES = 3
-# Once two candidates of the check have kept every tested input at zero (current and best
-# weights) for this many checks in a row, the larger candidates stop.
-GRID_ZERO_CHECKS = 3
-# With covariates, a candidate stops as "keeps features" once its best validation objective
-# is this fraction below that of a candidate which zeroed every tested input and then stopped
-# by patience (a converged covariates-only network from the same start): _GridCheck.
-GRID_FLOOR_MARGIN = 0.01
 # A ReLU dense fit is dead when fewer than this fraction of its first hidden layer's
 # activations on the validation rows are positive: the 1,476 study dense fits scanned had
 # ≥ 0.012, the one that died at 50,000 × 1,000 had 0.0004 (docs/method.md, "Dead dense fits").
@@ -159,14 +145,14 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise InputError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
 
 
-def _default_log(msg: str) -> None:
+def default_log(msg: str) -> None:
     _LOG.info(msg)
 
 
 # ----------------------------------------------------------------------------- inputs, device
 
 
-def resolve_device(spec: str, log: Log = _default_log) -> torch.device:
+def resolve_device(spec: str, log: Log = default_log) -> torch.device:
     """Map ``auto|cpu|cuda[:N]`` to a device; a CUDA request without CUDA falls back to the CPU.
 
     Falling back (with a log line) rather than failing keeps one config usable on laptops and
@@ -253,7 +239,7 @@ def split_indices(y: np.ndarray, cfg: TrainConfig, seed: int) -> tuple[np.ndarra
 
 
 @dataclass(frozen=True)
-class _Data:
+class TrainData:
     """Training/validation tensors on the device (m = training rows)."""
 
     u_train: torch.Tensor
@@ -271,7 +257,7 @@ class _Data:
 
 
 @contextmanager
-def _prepared(U, y, cfg: TrainConfig, seed: int, log: Log) -> Iterator[_Data]:
+def prepared(U, y, cfg: TrainConfig, seed: int, log: Log) -> Iterator[TrainData]:
     """The split's rows as tensors for the length of a fit.
 
     A float32 C-ordered U (what the workflow loads) is not copied: its rows are put in
@@ -297,7 +283,7 @@ def _prepared(U, y, cfg: TrainConfig, seed: int, log: Log) -> Iterator[_Data]:
 
     try:
         with flush_denormals():
-            yield _Data(put(U32[:m]), put(yy[tr]), put(U32[m:]), put(yy[va]))
+            yield TrainData(put(U32[:m]), put(yy[tr]), put(U32[m:]), put(yy[va]))
     finally:
         if borrowed:
             inverse = np.empty_like(order)
@@ -330,7 +316,7 @@ def initial_net(n_inputs: int, cfg: TrainConfig, seed: int) -> Net:
     return init_net(n_inputs, cfg.units, cfg.hidden, cfg.n_out, _seeds(seed)[1])
 
 
-def _start(start: Net | None, data: _Data, cfg: TrainConfig, seed: int) -> Net:
+def start_net(start: Net | None, data: TrainData, cfg: TrainConfig, seed: int) -> Net:
     net = initial_net(data.d, cfg, seed) if start is None else start
     dev = data.u_train.device
     net = net.map(lambda t: t.to(device=dev, dtype=torch.float32))
@@ -356,7 +342,7 @@ def _batch_size(m: int, cfg: TrainConfig) -> int:
     return m if m <= AUTO_FULL_BATCH_MAX else AUTO_BATCH_SIZE
 
 
-def _check_lambdas(lambdas) -> np.ndarray:
+def check_lambdas(lambdas) -> np.ndarray:
     lam = np.asarray(lambdas, dtype=np.float64)
     if lam.ndim != 1 or lam.size == 0:
         raise InputError(f"lambdas must be a non-empty 1-D list, got shape {lam.shape}")
@@ -366,7 +352,7 @@ def _check_lambdas(lambdas) -> np.ndarray:
 
 
 @dataclass
-class _Records:
+class Records:
     """Per-λ bookkeeping of early stopping: best-epoch parameters and figures (global index)."""
 
     best: list[torch.Tensor]
@@ -379,9 +365,9 @@ class _Records:
     wait: np.ndarray
 
 
-def _new_records(net: Net, max_epochs: int) -> _Records:
+def _new_records(net: Net, max_epochs: int) -> Records:
     n = net.ws[0].shape[0]
-    return _Records(
+    return Records(
         best=[t.clone() for t in net.tensors()],
         epochs=np.zeros(n, np.int64),
         best_epoch=np.zeros(n, np.int64),
@@ -424,7 +410,7 @@ def steps_per_check(m: int, cfg: TrainConfig) -> int:
     return -(-int(cfg.check_rows) // bsz)  # fewer than a pass's steps, as m > check_rows
 
 
-def _batches(data: _Data, cfg: TrainConfig, gen: torch.Generator) -> Iterator[torch.Tensor]:
+def _batches(data: TrainData, cfg: TrainConfig, gen: torch.Generator) -> Iterator[torch.Tensor]:
     """Row indices of every step, pass after pass; each pass draws its order from ``gen``
     (one stream for all λ: the order depends on the seed and the pass only) and splits the
     m rows into ceil(m / size) near-equal batches (no tiny last batch)."""
@@ -435,7 +421,7 @@ def _batches(data: _Data, cfg: TrainConfig, gen: torch.Generator) -> Iterator[to
 
 
 def _run_check(
-    st: optim.State, data: _Data, cfg: TrainConfig, batches: Iterator[torch.Tensor], steps: int
+    st: optim.State, data: TrainData, cfg: TrainConfig, batches: Iterator[torch.Tensor], steps: int
 ) -> None:
     """The steps up to the next validation check: one pass, or check_rows rows."""
     if _batch_size(data.m, cfg) >= data.m:  # full batch: one step, no row order to draw
@@ -447,7 +433,7 @@ def _run_check(
 
 
 def _record_epoch(
-    rec: _Records, st: optim.State, epoch: int, data: _Data, cfg: TrainConfig
+    rec: Records, st: optim.State, epoch: int, data: TrainData, cfg: TrainConfig
 ) -> np.ndarray:
     """Score the epoch on the validation rows, keep improved λ's weights; returns stop mask.
 
@@ -480,20 +466,30 @@ def _record_epoch(
     return (rec.wait[gi] >= cfg.patience) | (epoch == cfg.max_epochs)
 
 
-def _train(
-    data: _Data,
+class StopRule(Protocol):
+    """Extra stopping of :func:`train_batched` (the λ grid's check): after each validation
+    check, a mask over the λ still training (``st.idx``) of those to stop now."""
+
+    def stop(
+        self, rec: Records, st: optim.State, lambdas: np.ndarray, data: TrainData, cfg: TrainConfig
+    ) -> np.ndarray: ...
+
+
+def train_batched(
+    data: TrainData,
     lambdas: np.ndarray,
     cfg: TrainConfig,
     seed: int,
     start: Net,
     log: Log,
-    check: _GridCheck | None = None,
+    check: StopRule | None = None,
 ) -> dict[str, np.ndarray]:
     """Train every λ of ``lambdas`` from ``start`` as one batched model, per-λ early stopping.
 
     Stopped λ leave the working batch (their best weights are already recorded), so the
     loop runs while any λ trains without touching the others' results. With ``check`` (the
-    grid check) the λ whose answer is already known stop too (:meth:`_GridCheck.stop`).
+    grid check, :class:`knockoffnet.grid.GridCheck`) the λ whose answer is already known stop
+    too.
     """
     device = data.u_train.device
     lam = torch.as_tensor(lambdas, dtype=torch.float64, device=device)
@@ -522,76 +518,8 @@ def _train(
     return _results(rec, lambdas, data, cfg, st.net)
 
 
-@dataclass
-class _GridCheck:
-    """What the grid check needs to know of one batched run, and which λ it may stop.
-
-    The check asks one thing of each candidate λ: does its best first layer end with every
-    tested input at zero? Two kinds of λ have their answer before their own early stopping:
-
-    - **Zeroing ones above two settled**: once two candidates have kept every tested input at
-      zero (current and best weights) for ``zero_checks`` checks in a row, the larger ones
-      stop. Such a λ zeroes the inputs within a check or two and then trains on for a
-      patience window while the bias creeps down a flat objective (21 checks at 100,000
-      rows). A λ just above the threshold can zero every input early and regrow some once the
-      rest of the network settles (9 of 100 study grids), so the two smallest train to their
-      own stop and give the answer; the ones above them matter only if both regrow.
-    - **Keeping ones below the floor**: a λ is accepted as improved only with a lower
-      validation objective than its best, so once its best is below every objective an
-      all-zero tested layer can score (``floor``), its best can never become all zero. Without
-      covariates such a network outputs a constant, and no constant scores below the best
-      constant's validation loss (:func:`constant_loss`): the floor is exact and the answer
-      the same as training on (the λ0 probe of a 100,000-row cohort used to run to the
-      60-check cap for it). With covariates a zeroed network still models them; the floor
-      is then ``1 − GRID_FLOOR_MARGIN`` times the best objective of a candidate that zeroed
-      the tested inputs and stopped by patience (a converged covariates-only network from
-      the same start), carried from the first run of the check to the refining one.
-    """
-
-    zero_checks: int
-    floor: float | None = None
-    zero_run: np.ndarray | None = None
-
-    def stop(
-        self, rec: _Records, st: optim.State, lambdas: np.ndarray, data: _Data, cfg: TrainConfig
-    ) -> np.ndarray:
-        """Stop mask of the active λ (``st.idx``) after the check just recorded."""
-        if self.zero_run is None:
-            self.zero_run = np.zeros(len(lambdas), np.int64)
-        gi = st.idx.cpu().numpy()
-        now = _tested_alive(st.net.ws[0], data.d, cfg.covariates).cpu().numpy() == 0
-        self.zero_run[gi] = np.where(now, self.zero_run[gi] + 1, 0)
-        best_zero = _tested_alive(_best_first_layer(rec, st.net), data.d, cfg.covariates)
-        best_zero = best_zero.cpu().numpy() == 0
-        if cfg.covariates:
-            done = np.ones(len(lambdas), bool)
-            done[gi] = False
-            converged = done & best_zero & (rec.wait >= cfg.patience)
-            if converged.any():
-                floor = float(rec.best_obj[converged].min()) * (1.0 - GRID_FLOOR_MARGIN)
-                self.floor = floor if self.floor is None else min(self.floor, floor)
-        stop = np.zeros(gi.size, bool)
-        if self.floor is not None:
-            stop |= ~best_zero[gi] & (rec.best_obj[gi] < self.floor)
-        settled = np.sort(lambdas[(self.zero_run >= self.zero_checks) & best_zero])
-        if settled.size >= 2:
-            stop |= lambdas[gi] > settled[1]
-        return stop
-
-
-def constant_loss(y: torch.Tensor, task: str) -> float:
-    """The smallest mean loss (``network.loss_rows``) any constant output scores on labels ``y``:
-    the variance (regression) or the entropy of the class frequencies (binary, multiclass)."""
-    yy = y.double().cpu()
-    if task == "regression":
-        return float(((yy - yy.mean()) ** 2).mean())
-    freq = torch.bincount(yy.long()).double() / yy.numel()
-    freq = freq[freq > 0]
-    return float(-(freq * freq.log()).sum())
-
-
 def _results(
-    rec: _Records, lambdas: np.ndarray, data: _Data, cfg: TrainConfig, like: Net
+    rec: Records, lambdas: np.ndarray, data: TrainData, cfg: TrainConfig, like: Net
 ) -> dict[str, np.ndarray]:
     best = like.replace(rec.best)
     tl, _ = evaluate(best, data.u_train, data.y_train, cfg.activation, cfg.task)
@@ -606,29 +534,29 @@ def _results(
         val_accuracy=rec.val_acc,
         train_loss=tl.cpu().numpy(),
         nnz=np.stack(nnz, 1).astype(np.int64),
-        inputs_alive=_tested_alive(best.ws[0], data.d, cfg.covariates).cpu().numpy(),
+        inputs_alive=tested_alive(best.ws[0], data.d, cfg.covariates).cpu().numpy(),
         curve_val_loss=rec.curve,
     )
     return out
 
 
-def _tested_alive(w0: torch.Tensor, d: int, covariates: int) -> torch.Tensor:
+def tested_alive(w0: torch.Tensor, d: int, covariates: int) -> torch.Tensor:
     """How many tested inputs (the trailing covariates are never penalised) keep a non-zero
     first-layer weight: per λ for a stacked (Λ, out, in) θ⁽⁰⁾, a scalar for one network."""
     return (group_norms(w0, d)[..., : d - covariates] > 0).sum(-1)
 
 
-def _best_first_layer(rec: _Records, like: Net) -> torch.Tensor:
+def best_first_layer(rec: Records, like: Net) -> torch.Tensor:
     """θ⁽⁰⁾ of every λ's best weights (Λ, out, in): the flat list ends with the layers'
     weights and biases, the units' parameters (if any) come first."""
     return rec.best[len(rec.best) - 2 * len(like.ws)]
 
 
 def _log_done(
-    log: Log, j: int, lambdas: np.ndarray, rec: _Records, like: Net, d: int, covariates: int
+    log: Log, j: int, lambdas: np.ndarray, rec: Records, like: Net, d: int, covariates: int
 ) -> None:
     tested = d - covariates
-    alive = int(_tested_alive(_best_first_layer(rec, like)[j], d, covariates))
+    alive = int(tested_alive(best_first_layer(rec, like)[j], d, covariates))
     log(
         f"λ {j + 1}/{len(lambdas)} = {lambdas[j]:.4g}: {rec.epochs[j]} epochs, best epoch "
         f"{rec.best_epoch[j]}, val loss {rec.val_loss[j]:.4f}, val objective "
@@ -637,7 +565,7 @@ def _log_done(
     )
 
 
-def _log_setup(log: Log, data: _Data, cfg: TrainConfig, what: str) -> None:
+def _log_setup(log: Log, data: TrainData, cfg: TrainConfig, what: str) -> None:
     log(
         f"{what}: m={data.m} training / {data.u_val.shape[0]} validation rows, "
         f"{data.d} inputs × {cfg.units} units, hidden {list(cfg.hidden)}, {cfg.task}, "
@@ -654,7 +582,7 @@ def train_path(
     cfg: TrainConfig,
     seed: int,
     start: Net | None = None,
-    log: Log = _default_log,
+    log: Log = default_log,
 ) -> dict[str, np.ndarray]:
     """Train all ``lambdas`` (in the given order) as one batched model; see module docstring.
 
@@ -665,15 +593,15 @@ def train_path(
     regression) at the best epoch; ``train_loss`` at the kept weights; ``nnz`` (Λ, L+1);
     ``inputs_alive`` (Λ,); ``curve_val_loss`` (Λ, max_epochs), NaN after stopping.
     """
-    lam = _check_lambdas(lambdas)
-    with _prepared(U, y, cfg, seed, log) as data:
+    lam = check_lambdas(lambdas)
+    with prepared(U, y, cfg, seed, log) as data:
         _log_setup(log, data, cfg, f"training {lam.size} λ")
-        net, per_pass = _start(start, data, cfg, seed), lambdas_per_pass(data, cfg)
+        net, per_pass = start_net(start, data, cfg, seed), lambdas_per_pass(data, cfg)
         if lam.size <= per_pass:
-            return _train(data, lam, cfg, seed, net, log)
+            return train_batched(data, lam, cfg, seed, net, log)
         log(f"{lam.size} λ in passes of {per_pass} (memory: {data.d} inputs)")
         parts = [
-            _train(data, lam[i : i + per_pass], cfg, seed, net, log)
+            train_batched(data, lam[i : i + per_pass], cfg, seed, net, log)
             for i in range(0, lam.size, per_pass)
         ]
     return concat_chunks(parts)
@@ -683,7 +611,7 @@ def train_path(
 PASS_BUDGET = 2**25
 
 
-def lambdas_per_pass(data: _Data, cfg: TrainConfig) -> int:
+def lambdas_per_pass(data: TrainData, cfg: TrainConfig) -> int:
     """How many λ one batched pass trains: all of them unless their input expansion over a
     mini-batch (or an evaluation block) would pass PASS_BUDGET values, as at p ≈ 1000. Each
     λ trains independently of the others, so passes give the batched result."""
@@ -702,18 +630,18 @@ def train_path_sequential(
     cfg: TrainConfig,
     seed: int,
     start: Net | None = None,
-    log: Log = _default_log,
+    log: Log = default_log,
 ) -> dict[str, np.ndarray]:
     """One network per λ in a Python loop: the reference and benchmark baseline of train_path."""
-    lam = _check_lambdas(lambdas)
-    with _prepared(U, y, cfg, seed, log) as data:
-        net = _start(start, data, cfg, seed)
-        parts = [_train(data, lam[i : i + 1], cfg, seed, net, log) for i in range(lam.size)]
+    lam = check_lambdas(lambdas)
+    with prepared(U, y, cfg, seed, log) as data:
+        net = start_net(start, data, cfg, seed)
+        parts = [train_batched(data, lam[i : i + 1], cfg, seed, net, log) for i in range(lam.size)]
     return concat_chunks(parts)
 
 
 def dense_fit(
-    U: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed: int, log: Log = _default_log
+    U: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed: int, log: Log = default_log
 ) -> dict[str, np.ndarray]:
     """The seed's network trained without penalty (λ = 0) from its random initialisation,
     early-stopped on the validation loss: the warm start of every λ, and the "did the
@@ -724,11 +652,11 @@ def dense_fit(
     Adam's first steps move each of a large fan-in's weights by about the step size at once
     and can switch every hidden unit off for good (one seed at 50,000 × 1,000).
     """
-    with _prepared(U, y, cfg, seed, log) as data:
+    with prepared(U, y, cfg, seed, log) as data:
         _log_setup(log, data, cfg, "dense fit")
         fit = cfg
         for refit in range(DENSE_REFITS + 1):
-            res = _train(data, np.zeros(1), fit, seed, _start(None, data, fit, seed), log)
+            res = train_batched(data, np.zeros(1), fit, seed, start_net(None, data, fit, seed), log)
             active = active_fraction(res, data.u_val, fit)
             if active >= DEAD_ACTIVE or refit == DENSE_REFITS:
                 break
@@ -772,123 +700,6 @@ def concat_chunks(chunks: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarr
     return {k: v[order] for k, v in out.items()}
 
 
-# ----------------------------------------------------------------------------- λ grid
-
-
-def _lambda_zero(data: _Data, cfg: TrainConfig, start: Net) -> float:
-    """2m · the largest penalty-dual gradient at ``start`` with θ⁽⁰⁾ set to zero.
-
-    Above it an all-zero first layer is stationary for the penalty: every weight (l1) or
-    every input's fan-out (group) would stay at zero.
-    """
-    m = data.m
-    net = stack(start, 1)
-    net.ws[0].zero_()
-    total = None
-    n_blocks = -(-m // eval_rows(data.d, cfg.units + 1))
-    for u, yy in zip(
-        data.u_train.tensor_split(n_blocks), data.y_train.tensor_split(n_blocks), strict=True
-    ):
-        g = gradients(net, u, yy, cfg.activation, cfg.task)
-        part = [t * (u.shape[0] / m) for t in g.ws]
-        total = part if total is None else [a + b for a, b in zip(total, part, strict=True)]
-    assert total is not None
-    tested = data.d - cfg.covariates  # covariates are never penalised
-    first = group_view(total[0], data.d)[..., :tested, :]
-    if cfg.penalty == "group":
-        return 2.0 * m * float(group_norms(first.reshape(*first.shape[:-2], -1), tested).max())
-    return 2.0 * m * max(float(t.abs().max()) for t in [first, *total[1:]])
-
-
-def _smallest_zeroing(
-    data: _Data,
-    cands: np.ndarray,
-    cfg: TrainConfig,
-    seed: int,
-    start: Net,
-    log: Log,
-    check: _GridCheck,
-) -> float | None:
-    """The smallest of ascending ``cands`` whose trained first layer is all zero (None: none).
-
-    A λ that zeroes the first layer does so within a few patience windows; one that does not
-    would creep on to max_epochs, so the check stops at GRID_CHECK_PATIENCES × patience.
-    The λ whose answer is known earlier stop then (:class:`_GridCheck`); ``check`` keeps
-    its floor for the next call.
-    """
-    cap = min(cfg.max_epochs, GRID_CHECK_PATIENCES * cfg.patience)
-    check.zero_run = None
-    res = _train(data, cands, replace(cfg, max_epochs=cap), seed, start, log, check)
-    # The tested inputs only: a covariate's weights are never penalised, so counting them
-    # (as the first layer's nnz does) found no zeroing λ on any cohort with covariates.
-    zero = res["inputs_alive"] == 0
-    return float(cands[int(np.argmax(zero))]) if zero.any() else None
-
-
-def lambda_grid(
-    U: np.ndarray,
-    y: np.ndarray,
-    cfg: TrainConfig,
-    seed: int,
-    count: int = 40,
-    ratio: float = 1e-3,
-    values: Sequence[float] | None = None,
-    start: Net | None = None,
-    log: Log = _default_log,
-) -> np.ndarray:
-    """Descending geometric λ grid whose top zeroes every first-layer weight (checked).
-
-    λ0 comes from the optimality condition of an all-zero first layer at the start point; the
-    net is non-convex and starts dense, so λ0·4^k (k < GRID_TRIES) are trained from the start
-    in one batched run, and GRID_REFINE values inside the bracket below the first that zeroes
-    the first layer in a second; the smallest with an all-zero first layer becomes the top.
-    ``values`` overrides the construction.
-    """
-    if values is not None:
-        return np.sort(_check_lambdas(values))[::-1].copy()
-    if int(count) < 1:
-        raise InputError(f"lambda count must be >= 1, got {count}")
-    if not 0.0 < ratio < 1.0:
-        raise InputError(f"lambda ratio must lie in (0, 1), got {ratio}")
-    with _prepared(U, y, cfg, seed, log) as data:
-        net = _start(start, data, cfg, seed)
-        lam0 = _lambda_zero(data, cfg, net)
-        if start is not None and lam0 == 0.0:
-            # The warm start's hidden units may all be off once its first layer is zeroed
-            # (biases pushed below zero: a 50,000 × 1,000 cohort's dense fit after two
-            # epochs, or any fit with a large step): no gradient reaches the inputs there,
-            # though larger λ do zero the first layer. λ0 then comes from the seed's random
-            # initialisation, and the candidates are still trained from the warm start.
-            lam0 = _lambda_zero(data, cfg, _start(None, data, cfg, seed))
-            log(
-                "warning: no gradient reaches the inputs at the warm start's all-zero first "
-                f"layer; λ0 = {lam0:.4g} from the seed's initialisation instead"
-            )
-        if not (math.isfinite(lam0) and lam0 > 0):
-            raise InputError(
-                f"the loss gradient at the start is {lam0}: the outcome carries no gradient "
-                "to the inputs (a constant y, or all-zero U); check the label column"
-            )
-        cands = lam0 * GRID_FACTOR ** np.arange(GRID_TRIES)
-        log(f"λ0 = {lam0:.4g} (all-zero first layer optimal); checking λ0·4^k, k < {GRID_TRIES}")
-        check = _GridCheck(GRID_ZERO_CHECKS)
-        if not cfg.covariates:
-            check.floor = constant_loss(data.y_val, cfg.task) * (1.0 - 1e-6)  # float32 losses
-        top = _smallest_zeroing(data, cands, cfg, seed, net, log, check)
-        if top is None:
-            top = float(cands[-1])
-            log(
-                f"warning: first-layer weights stay non-zero up to λ = {top:.4g}; using it as "
-                "the top of the grid"
-            )
-        elif top > lam0:  # refine within the bracket (top/4, top]: fewer dead λ at the top
-            inner = top / GRID_FACTOR ** (np.arange(1, GRID_REFINE + 1) / (GRID_REFINE + 1))
-            top = _smallest_zeroing(data, inner[::-1].copy(), cfg, seed, net, log, check) or top
-    grid = top * ratio ** (np.arange(count) / max(count - 1, 1))
-    log(f"λ grid: {count} values from {grid[0]:.4g} down to {grid[-1]:.4g}")
-    return grid
-
-
 # ----------------------------------------------------------------------------- Z
 
 
@@ -898,7 +709,7 @@ def z_statistics(lambdas: np.ndarray, weights: Sequence[np.ndarray]) -> list[np.
     A weight that is never zeroed therefore gets the top of the grid (the paper's code gives
     it 0, which would rank the most robust weights last).
     """
-    lam = _check_lambdas(lambdas)
+    lam = check_lambdas(lambdas)
     out = []
     for i, w in enumerate(weights):
         w = np.asarray(w)

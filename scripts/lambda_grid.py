@@ -1,8 +1,7 @@
 """Snakemake entry: the seed's dense fit, its λ grid and the reference score (rule `lambda_grid`)."""
 
-from knockoffnet.grid import lambda_grid
 from knockoffnet.network import net_from_arrays
-from knockoffnet.path import dense_fit, split_indices
+from knockoffnet.path import dense_fit, lambda_grid, split_indices
 from knockoffnet.runtime import rule_context, save_npy, save_npz, training_inputs
 from knockoffnet.scores import reference_score
 

@@ -718,7 +718,7 @@ def test_grid_with_covariates_reaches_below_the_features_zeroing():
 
 def test_lambda_grid_is_still_importable_from_path():
     """The lambda_grid rule's entry script imports it from path: Snakemake reruns a rule whose
-    script text changed, so moving the grid to its own module must not change that line."""
+    script is newer than its outputs, so moving the grid to its own module must not edit it."""
     from knockoffnet.path import lambda_grid
 
     assert lambda_grid is G.lambda_grid

@@ -721,8 +721,9 @@ def z_statistics(lambdas: np.ndarray, weights: Sequence[np.ndarray]) -> list[np.
 
 def __getattr__(name: str) -> object:
     """``lambda_grid`` lives in :mod:`knockoffnet.grid`; the lambda_grid rule's entry script
-    still imports it from here, because Snakemake reruns a rule whose script text changed
-    (its ``code`` trigger) and a moved import would rerun every finished path."""
+    still imports it from here: Snakemake reruns a rule whose script is newer than its
+    outputs (its ``code`` trigger), so editing that script's import would rerun every
+    finished path of a user who pulls the change."""
     if name == "lambda_grid":
         from knockoffnet.grid import lambda_grid
 

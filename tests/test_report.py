@@ -415,3 +415,14 @@ def test_grouped_run_names_its_selected_groups(tmp_path):
     assert "patience 10 epochs (an epoch: a pass over the training rows or 20,000 rows" in page
     # the recommended filter (VWA-OL here) selected members of G1: the summary names the group
     assert 'id="summary-groups"' in page and f"G1 (3: {', '.join(names[:3])})" in page
+
+
+def test_direction_words_tell_an_unused_feature_from_disagreeing_runs():
+    from knockoffnet.report.sections import _direction
+
+    res = SimpleNamespace(classes=["B", "M"], meta={"task": "binary"})
+    assert _direction(res, "+", 0.4) == "higher values go with higher odds of 'M'"
+    assert _direction(res, "-", -0.4) == "higher values go with higher odds of 'B'"
+    assert _direction(res, "0", 0.0) == "not used by the network at the chosen λ in any run"
+    assert _direction(res, "0", 0.1).startswith("no consistent direction over runs")
+    assert "no single direction" in _direction(res, "±", 0.3)

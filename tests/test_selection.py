@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from knockoffnet.filters import knockoff_threshold
-from knockoffnet.selection import build_tables, run_statistics
+from knockoffnet.selection import build_tables, effect_direction, run_statistics
 
 P = 40
 
@@ -72,3 +72,34 @@ def test_ebh_derandomises_over_draws(offset):
         assert {f"x{j}" for j in range(12)} <= picked
     row = tables["thresholds"].query("filter == 'ebh'")
     assert row["n_selected"].item() == features["selected_ebh"].sum()
+
+
+def test_direction_needs_every_run_to_agree():
+    """+ or − only where every run's effect has that sign; a run that does not use the feature
+    (effect 0) or one of the other sign makes it 0; multiclass has no single direction."""
+    values = np.array(
+        [
+            [0.5, -0.2, 0.4, 0.0, 0.3, 0.0],
+            [0.1, -0.9, -0.1, 0.0, 0.2, 0.0],
+            [2.0, -0.1, 0.3, 0.0, 0.0, 0.0],
+            [0.4, -0.3, 0.2, 0.7, 0.1, 0.0],
+        ]
+    )
+    got = effect_direction(values, "binary")
+    np.testing.assert_array_equal(got, ["+", "−", "0", "0", "0", "0"])
+    # the sign of the mean, the old rule, named a direction for features 2-4
+    assert (values.mean(axis=0)[2:5] > 0).all()
+    assert set(effect_direction(np.abs(values), "multiclass")) == {"±"}
+
+
+def test_features_table_direction_comes_from_every_run():
+    runs = _runs(draws=1, seeds=4)
+    for k, (_, _, a) in enumerate(runs):
+        a["effects"] = np.zeros(P)
+        a["effects"][0] = 1.0 + k  # + in every run
+        a["effects"][1] = -1.0  # − in every run
+        a["effects"][2] = 5.0 if k == 0 else 0.0  # one run of four uses it
+        a["effects"][3] = (-1.0) ** k  # the runs disagree
+    features = _tables(runs, _selection())["features"]
+    assert list(features["direction"][:5]) == ["+", "−", "0", "0", "0"]
+    assert features["effect_sd"][2] == pytest.approx(1.25)

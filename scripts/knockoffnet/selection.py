@@ -172,14 +172,32 @@ def effect_summary(runs: list[RunStats], task: str) -> tuple[np.ndarray, np.ndar
     Binary: d log-odds of the positive class; regression: outcome units; multiclass: the mean
     absolute derivative of the centred class logits (a size without a single direction).
     """
+    values = run_effects(runs, task)
+    spread = values.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(values.shape[1])
+    return values.mean(axis=0), spread
+
+
+def run_effects(runs: list[RunStats], task: str) -> np.ndarray:
+    """(R, p) per-SD effect of every run (the sizes :func:`effect_summary` averages)."""
     per_run = np.stack([r.effects for r in runs])  # (R, p, K)
     if task == "multiclass" and per_run.shape[2] > 1:
         centred = per_run - per_run.mean(axis=2, keepdims=True)
-        values = np.abs(centred).mean(axis=2)
-    else:
-        values = per_run[:, :, 0]
-    spread = values.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(values.shape[1])
-    return values.mean(axis=0), spread
+        return np.abs(centred).mean(axis=2)
+    return per_run[:, :, 0]
+
+
+def effect_direction(values: np.ndarray, task: str) -> np.ndarray:
+    """Per feature '+' or '−' when every run's effect ``values[r, j]`` has that sign, else '0'
+    (runs that disagree, or some whose network does not use the feature: effect exactly 0);
+    '±' for every feature of a multiclass outcome, which has no single direction.
+
+    The sign of the mean alone would let one run of four name a direction for all of them.
+    """
+    values = np.asarray(values, dtype=float)
+    if task == "multiclass":
+        return np.full(values.shape[1], "±")
+    up, down = (values > 0).all(axis=0), (values < 0).all(axis=0)
+    return np.where(up, "+", np.where(down, "−", "0"))
 
 
 @dataclass
@@ -306,9 +324,7 @@ def build_tables(
     effect, spread = effect_summary(runs, meta["task"])
     magnitude = np.mean([r.magnitude for r in runs], axis=0)
     sds = np.asarray(meta["sds"], dtype=float)
-    direction = np.where(effect > 0, "+", np.where(effect < 0, "−", "0"))
-    if meta["task"] == "multiclass":
-        direction = np.full(p, "±")
+    direction = effect_direction(run_effects(runs, meta["task"]), meta["task"])
     table: dict[str, Any] = {"feature": features, "mean": meta["means"], "sd": sds}
     names = {"OL": ("OL_z", "OL_z_knockoff"), "ML": ("ML_g", "ML_g_knockoff")}
     for f in PATH_FILTERS:

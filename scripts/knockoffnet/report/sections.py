@@ -30,8 +30,10 @@ from knockoffnet.simulation.scoring import fdp_power, summarise
 from knockoffnet.vocabulary import FILTER_NAMES, FILTERS, GUARANTEE
 
 
-def _direction(res: Results, sign: str) -> str:
-    """Plain words for the sign; binary cohorts name the class whose odds go up."""
+def _direction(res: Results, sign: str, effect: float = float("nan")) -> str:
+    """Plain words for ``features.tsv``'s ``direction`` (see
+    :func:`knockoffnet.selection.effect_direction`); binary cohorts name the class whose odds
+    go up."""
     sign = str(sign).replace("-", MINUS).strip()
     cls = res.classes
     binary = res.meta.get("task") == "binary" and len(cls) == 2
@@ -47,7 +49,11 @@ def _direction(res: Results, sign: str) -> str:
             if binary
             else "higher values go with a lower network output"
         )
-    return "no consistent direction over seeds"
+    if sign == "±":
+        return "its effect differs between the classes (no single direction)"
+    if effect == 0:
+        return "not used by the network at the chosen λ in any run"
+    return "no consistent direction over runs (their effects differ in sign, or some do not use it)"
 
 
 def _feature_row(res: Results, flt: str, sel_row: pd.Series) -> dict[str, str]:
@@ -57,7 +63,7 @@ def _feature_row(res: Results, flt: str, sel_row: pd.Series) -> dict[str, str]:
     return {
         "feature": str(sel_row["feature"]),
         "direction": direction,
-        "direction_text": _direction(res, direction),
+        "direction_text": _direction(res, direction, float(fr.get("effect_sd", np.nan))),
         "W": fmt_num(sel_row.get("W")),
         "frequency": fmt_freq(sel_row.get("frequency")),
         "qvalue": fmt_q(sel_row.get("qvalue")),

@@ -399,6 +399,8 @@ def test_grouped_run_names_its_selected_groups(tmp_path):
     groups = {n: ("G1" if j < 3 else n) for j, n in enumerate(names)}
     features["group"] = features["feature"].map(groups)
     features["group_size"] = [3, 3, 3, 1, 1, 1]
+    features["group_effect_sd"] = [0.8, 0.8, 0.8, 0.1, 0.0, -0.2]
+    features["group_direction"] = ["+", "+", "+", "0", "0", "-"]
     features.to_csv(tmp_path / "features.tsv", sep="\t", index=False)
     selected = pd.read_csv(tmp_path / "selected.tsv", sep="\t")
     selected["group"] = selected["feature"].map(groups)
@@ -414,7 +416,9 @@ def test_grouped_run_names_its_selected_groups(tmp_path):
     assert "5 copies per draw" in page
     assert "patience 10 epochs (an epoch: a pass over the training rows or 20,000 rows" in page
     # the recommended filter (VWA-OL here) selected members of G1: the summary names the group
-    assert 'id="summary-groups"' in page and f"G1 (3: {', '.join(names[:3])})" in page
+    # with the direction of its members raised together
+    assert 'id="summary-groups"' in page
+    assert f"G1 (3: {', '.join(names[:3])}; together: higher values go with higher odds" in page
 
 
 def test_direction_words_tell_an_unused_feature_from_disagreeing_runs():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from knockoffnet.filters import knockoff_threshold
@@ -103,3 +104,29 @@ def test_features_table_direction_comes_from_every_run():
     features = _tables(runs, _selection())["features"]
     assert list(features["direction"][:5]) == ["+", "−", "0", "0", "0"]
     assert features["effect_sd"][2] == pytest.approx(1.25)
+
+
+def test_group_direction_is_that_of_the_members_raised_together():
+    """Each run's network uses another member of a tight group: no member has a direction
+    of its own, the group (the members' effects summed per run) has one."""
+    runs = _runs(draws=1, seeds=4)
+    for k, (_, _, a) in enumerate(runs):
+        a["effects"] = np.zeros(P)
+        a["effects"][k % 3] = 0.5 + k  # group g0 = features 0-2: one member per run
+        a["effects"][3] = 1.0 if k % 2 else -1.0  # group g1 = features 3-4: runs disagree
+    labels = np.array([0, 0, 0, 1, 1, *range(2, P - 3)])
+    stats = [run_statistics(a, d, s, P, _selection(), labels) for d, s, a in runs]
+    names = [f"x{j}" for j in range(P)]
+    groups = pd.DataFrame(
+        {"feature": names, "group": [f"g{g}" for g in labels],
+         "group_size": np.bincount(labels)[labels], "representative": names}
+    )  # fmt: skip
+    meta = {"features": names, "p": P, "task": "binary", "means": [0.0] * P, "sds": [1.0] * P}
+    features = build_tables(stats, meta, _selection(), groups)["features"]
+    assert list(features["direction"][:5]) == ["0"] * 5
+    assert list(features["group_direction"][:5]) == ["+", "+", "+", "0", "0"]
+    np.testing.assert_allclose(features["group_effect_sd"][:3], np.mean([0.5, 1.5, 2.5, 3.5]))
+    # without groups each feature's group columns are its own
+    plain = _tables(runs, _selection())["features"]
+    np.testing.assert_array_equal(plain["group_direction"], plain["direction"])
+    np.testing.assert_allclose(plain["group_effect_sd"], plain["effect_sd"])

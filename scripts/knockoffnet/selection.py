@@ -177,9 +177,17 @@ def effect_summary(runs: list[RunStats], task: str) -> tuple[np.ndarray, np.ndar
     return values.mean(axis=0), spread
 
 
-def run_effects(runs: list[RunStats], task: str) -> np.ndarray:
-    """(R, p) per-SD effect of every run (the sizes :func:`effect_summary` averages)."""
+def run_effects(runs: list[RunStats], task: str, labels: np.ndarray | None = None) -> np.ndarray:
+    """(R, p) per-SD effect of every run (the sizes :func:`effect_summary` averages).
+
+    With group ``labels`` each feature gets its group's effect instead: the derivative for a
+    one-SD rise of every member together (the members' derivatives summed). A group selected
+    as a whole has a direction even when each run's network used other members of it.
+    """
     per_run = np.stack([r.effects for r in runs])  # (R, p, K)
+    if labels is not None:
+        members = labels[:, None] == np.arange(int(labels.max()) + 1)  # (p, G)
+        per_run = np.einsum("rpk,pg->rgk", per_run, members.astype(float))[:, labels]
     if task == "multiclass" and per_run.shape[2] > 1:
         centred = per_run - per_run.mean(axis=2, keepdims=True)
         return np.abs(centred).mean(axis=2)
@@ -325,6 +333,7 @@ def build_tables(
     magnitude = np.mean([r.magnitude for r in runs], axis=0)
     sds = np.asarray(meta["sds"], dtype=float)
     direction = effect_direction(run_effects(runs, meta["task"]), meta["task"])
+    group_values = run_effects(runs, meta["task"], labels)
     table: dict[str, Any] = {"feature": features, "mean": meta["means"], "sd": sds}
     names = {"OL": ("OL_z", "OL_z_knockoff"), "ML": ("ML_g", "ML_g_knockoff")}
     for f in PATH_FILTERS:
@@ -354,6 +363,8 @@ def build_tables(
             "effect_unit": effect / sds,
             "effect_magnitude_sd": magnitude,
             "direction": direction,
+            "group_effect_sd": group_values.mean(axis=0),
+            "group_direction": effect_direction(group_values, meta["task"]),
             "group": group_of,
             "group_size": group_size,
         }

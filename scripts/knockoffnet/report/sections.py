@@ -196,14 +196,22 @@ def _groups_method(res: Results, ko: dict) -> str:
 
 
 def group_text(res: Results, rows: pd.DataFrame) -> str:
-    """Each selected group of two or more features as "group (size: member, member, …)"."""
+    """Each selected group as "group (size: member, member, …; together: direction)": the
+    direction of the members raised together (``group_direction``), which a group has even
+    when every run's network used other members of it."""
     f = res.features
     if "group" not in rows or "group_size" not in f or not (f["group_size"] > 1).any():
         return ""
     parts = []
     for group in dict.fromkeys(rows["group"].astype(str)):  # in the table's order
-        members = f.loc[f["group"].astype(str) == group, "feature"].astype(str).tolist()
-        parts.append(f"{group} ({len(members)}: {', '.join(members)})")
+        in_group = f[f["group"].astype(str) == group]
+        members = in_group["feature"].astype(str).tolist()
+        together = ""
+        if "group_direction" in in_group and len(in_group):
+            first = in_group.iloc[0]
+            sign = str(first["group_direction"])
+            together = f"; together: {_direction(res, sign, float(first['group_effect_sd']))}"
+        parts.append(f"{group} ({len(members)}: {', '.join(members)}{together})")
     return "; ".join(parts)
 
 

@@ -266,6 +266,10 @@ def test_bundled_wdbc_run_selects_groups(tmp_path: Path) -> None:
     assert size in set(ebh["group"])
     for group in set(ebh["group"]):
         assert (ebh["group"] == group).sum() == (groups["group"] == group).sum()
+    # larger tumours go with malignancy in every run, as a group: its members raised together
+    features = pd.read_csv(out / "features.tsv", sep="\t").set_index("feature")
+    assert features.loc["perimeter_worst", "group_direction"] == "+"
+    assert (features.loc[features["group"] == size, "group_direction"] == "+").all()
 
 
 @pytest.mark.slow

@@ -350,6 +350,19 @@ def test_manhattan_plot_for_genotype_cohorts(tmp_path):
     assert figs["manhattan"].read_bytes()[:8] == PNG
     report.render_report(tmp_path, figs, tmp_path / "geno.html")
     assert 'id="fig-manhattan"' in (tmp_path / "geno.html").read_text(encoding="utf-8")
+    # the y axis grades every variant by the knockoff q-value of the statistic the
+    # recommended filter is built on (the aggregated filters' own q are all or nothing)
+    res = report.load_results(tmp_path)
+    stat = {"VWA-OL": "OL", "VWA-ML": "ML", "VWA-OML": "ML", "OL": "OL", "ML": "ML"}
+    assert report.manhattan_statistic(res) == stat.get(res.recommended, "ML")
+    points = report.manhattan_points(res).set_index("feature")
+    qvalues = res.features.set_index("feature")[f"{report.manhattan_statistic(res)}_qvalue"]
+    np.testing.assert_allclose(points["y"], -np.log10(qvalues.astype(float)[points.index]))
+    assert list(points["chrom"]) == ["1", "1", "2", "2", "10", "X"]
+    assert points["x"].is_monotonic_increasing  # 1 < 2 < 10 < X, positions laid end to end
+    res.run["recommended_filter"] = "ebh"
+    res.config.setdefault("selection", {})["ebh"] = {"statistic": "OL"}
+    assert report.manhattan_statistic(res) == "OL"
 
 
 def test_auto_copies_are_reported_as_the_draws_resolved_them(tmp_path):

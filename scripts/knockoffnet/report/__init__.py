@@ -2,7 +2,13 @@
 (``sections`` builds its values, ``page`` renders it) from the result files its rules declare
 (``results``), with the number formats in ``format``."""
 
-from knockoffnet.report.figures import effect_axis_label, make_figures, sqrt_ticks
+from knockoffnet.report.figures import (
+    effect_axis_label,
+    make_figures,
+    manhattan_points,
+    manhattan_statistic,
+    sqrt_ticks,
+)
 from knockoffnet.report.format import fmt_freq, fmt_int, fmt_num, fmt_pm, fmt_q, fmt_signed
 from knockoffnet.report.network_figure import alive_neurons, fig_network, masks_label
 from knockoffnet.report.page import FILTER_NAMES, GUARANTEE, build_context, render_report
@@ -30,6 +36,8 @@ __all__ = [
     "learning_check",
     "load_results",
     "make_figures",
+    "manhattan_points",
+    "manhattan_statistic",
     "masks_label",
     "render_report",
     "simulation_context",

@@ -427,8 +427,18 @@ def fig_effects(res: Results, path: Path) -> Path:
         return save_figure(fig, path)
 
 
-# The q-value column of features.tsv that each filter's selection is read from.
-_QVALUE_COLUMN = {"OL": "OL_qvalue", "ML": "ML_qvalue", "ebh": "ebh_qvalue"}
+# The statistic each filter is built on: its knockoff q-values grade every variant, where the
+# aggregated filters' own q-values are all-or-nothing (e-BH over one draw: q or 1).
+_FILTER_STATISTIC = {"OL": "OL", "ML": "ML", "VWA-OL": "OL", "VWA-ML": "ML", "VWA-OML": "ML"}
+
+
+def manhattan_statistic(res: Results) -> str:
+    """OL or ML: the statistic behind the recommended filter (e-BH: the one its e-values use)."""
+    if res.recommended == "ebh":
+        sel = res.config.get("selection", {})
+        stat = (sel.get("ebh") or {}).get("statistic") or sel.get("ebh_statistic")
+        return str(stat) if stat in ("OL", "ML") else "ML"
+    return _FILTER_STATISTIC.get(res.recommended, "ML")
 
 
 def _chromosome_key(name: str) -> tuple[int, int | str]:
@@ -436,46 +446,63 @@ def _chromosome_key(name: str) -> tuple[int, int | str]:
     return (0, int(name)) if str(name).isdigit() else (1, str(name))
 
 
-def fig_manhattan(res: Results, path: Path) -> Path:
-    """Genotype cohorts: −log10 q of the recommended filter along the genome (chromosome,
-    position from the .bim file), the q line dashed, selected variants highlighted and the
-    strongest labelled. Other cohorts get a placeholder (the report does not show it)."""
+def manhattan_points(res: Results) -> pd.DataFrame:
+    """One row per variant: feature, chrom, x (position laid end to end by chromosome), y
+    (−log10 of the knockoff q-value of :func:`manhattan_statistic`, draw 0), W, sel (selected
+    by the recommended filter). Empty without chromosome positions."""
     variants = res.meta.get("variants")
     if not variants:
-        return placeholder(path, "Not a genotype cohort: no chromosome positions.")
+        return pd.DataFrame()
     f = res.features.copy()
     pos = dict(zip(res.meta["features"], variants["position"], strict=True))
     chrom = dict(zip(res.meta["features"], variants["chromosome"], strict=True))
     f["chrom"], f["pos"] = f["feature"].map(chrom).astype(str), f["feature"].map(pos)
-    col = _QVALUE_COLUMN.get(res.recommended, "ML_qvalue")
-    f["y"] = -np.log10(np.clip(_as_float(f[col]), 1e-300, 1.0))
+    stat = manhattan_statistic(res)
+    f["y"] = -np.log10(np.clip(_as_float(f[f"{stat}_qvalue"]), 1e-300, 1.0))
+    f["W"] = _as_float(f[f"{stat}_W"])
     f["sel"] = f.get(f"selected_{res.recommended}", pd.Series(False, index=f.index))
-    order = sorted(f["chrom"].unique(), key=_chromosome_key)
-    offset, ticks, x = 0.0, [], pd.Series(0.0, index=f.index)
-    for i, c in enumerate(order):
+    offset, x = 0.0, pd.Series(0.0, index=f.index)
+    for c in sorted(f["chrom"].unique(), key=_chromosome_key):
         part = f["chrom"] == c
         span = float(f.loc[part, "pos"].max() - f.loc[part, "pos"].min()) or 1.0
         x[part] = offset + f.loc[part, "pos"] - f.loc[part, "pos"].min()
-        ticks.append((offset + span / 2, c, i))
         offset += span * 1.05
     f["x"] = x
+    return f[["feature", "chrom", "x", "y", "W", "sel"]]
+
+
+def fig_manhattan(res: Results, path: Path) -> Path:
+    """Genotype cohorts: −log10 of the knockoff q-value of the statistic behind the
+    recommended filter along the genome (chromosome, position from the .bim file), the q
+    line dashed, the recommended filter's selection highlighted and the strongest labelled.
+    Other cohorts get a placeholder (the report does not show it)."""
+    f = manhattan_points(res)
+    if f.empty:
+        return placeholder(path, "Not a genotype cohort: no chromosome positions.")
+    order = sorted(f["chrom"].unique(), key=_chromosome_key)
+    stat = manhattan_statistic(res)
     with matplotlib.rc_context(STYLE):
-        fig = new_figure((7.6, 3.4))
+        fig = new_figure((7.6, 3.6))
         ax = fig.add_subplot()
-        for _, name, i in ticks:
+        for i, name in enumerate(order):
             part = (f["chrom"] == name) & ~f["sel"]
             ax.scatter(f.loc[part, "x"], f.loc[part, "y"], s=6, lw=0,
                        color=NULL if i % 2 else "#5d6d7e")  # fmt: skip
         ax.scatter(f.loc[f["sel"], "x"], f.loc[f["sel"], "y"], s=16, color=SEL,
                    label=f"selected by {res.recommended}", zorder=3)  # fmt: skip
         ax.axhline(-np.log10(res.q), color=KO, ls="--", lw=0.9, label=f"q = {res.q:g}")
-        for _, r in f[f["sel"]].nlargest(12, "y").iterrows():
-            ax.annotate(r["feature"], (r["x"], r["y"]), fontsize=6.5, xytext=(2, 2),
+        # the strongest selected (by q, then W), labelled left to right at alternating
+        # heights so that neighbours on a shared q do not print over each other
+        top = f[f["sel"]].sort_values(["y", "W"], ascending=False).head(12).sort_values("x")
+        for k, (_, r) in enumerate(top.iterrows()):
+            ax.annotate(r["feature"], (r["x"], r["y"]), fontsize=6.5, xytext=(2, 3 + 7 * (k % 2)),
                         textcoords="offset points")  # fmt: skip
-        ax.set_xticks([t for t, _, _ in ticks], [c for _, c, _ in ticks], fontsize=7)
+        mids = [f.loc[f["chrom"] == c, "x"].agg(["min", "max"]).mean() for c in order]
+        ax.set_xticks(mids, order, fontsize=7)
         ax.set_xlabel("chromosome")
-        ax.set_ylabel(f"−log10 q ({res.recommended})")
-        ax.legend(fontsize=8, frameon=False, loc="upper right")
+        ax.set_ylabel(f"−log10 knockoff q ({stat})")
+        ax.set_ylim(top=max(float(f["y"].max()), -np.log10(res.q)) * 1.15 + 0.05)
+        ax.legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2)
         return save_figure(fig, path)
 
 

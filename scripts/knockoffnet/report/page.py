@@ -16,7 +16,7 @@ import jinja2
 import pandas as pd
 
 from knockoffnet.plotting import DPI
-from knockoffnet.report.figures import effect_axis_label
+from knockoffnet.report.figures import effect_axis_label, manhattan_statistic
 from knockoffnet.report.format import DASH, MINUS, fmt_int
 from knockoffnet.report.network_figure import load_masks, masks_label
 from knockoffnet.report.results import ResultFiles, Results, load_results, run_label
@@ -94,6 +94,7 @@ def build_context(
         "all_features": _all_features(res),
         "n_features": len(res.features),
         "genotypes": bool(res.meta.get("variants")),
+        "manhattan_statistic": manhattan_statistic(res),
         "effect_label": effect_axis_label(res),
         "diagnostics": _diagnostics(res),
         "pruning": _pruning(res),

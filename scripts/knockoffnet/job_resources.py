@@ -273,7 +273,7 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
             # fixed in f07f571 but kept covered until more runs show it gone), so one more U
             extra = 450.0 + U
         # three pass-sized tensors; a job holding a whole grid's passes peaks higher (2,000 ×
-        # 200, all 20 λ in one job: 956-1,021 MB in three runs, against 951 asked with three)
+        # 200, all 20 λ in one job: 934-1,021 MB over five runs, against 951 asked with three)
         tensors = 4.0 if rule == "train" and lam > 1 else 3.0
         # [X, X~] once (the split is taken in place), a few activation tensors, Adam's state
         return _mb(BASE_MB["torch"] + U + tensors * act + extra + 16 * h * d * ch * lam * MB)

@@ -166,14 +166,13 @@ def ebh_alpha(selection: dict[str, Any], n_draws: int) -> float:
     return float(selection["q"]) if n_draws == 1 else float(selection["q"]) / 2
 
 
-def effect_summary(runs: list[RunStats], task: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-SD effect and its spread over runs.
+def effect_summary(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-SD effect and its spread over runs, from :func:`run_effects`'s (R, p) values.
 
     Binary: d log-odds of the positive class; regression: outcome units; multiclass: the mean
     absolute derivative of the centred class logits (a size without a single direction).
     """
-    values = run_effects(runs, task)
-    spread = values.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(values.shape[1])
+    spread = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
     return values.mean(axis=0), spread
 
 
@@ -329,10 +328,11 @@ def build_tables(
             )
         )
 
-    effect, spread = effect_summary(runs, meta["task"])
+    values = run_effects(runs, meta["task"])
+    effect, spread = effect_summary(values)
     magnitude = np.mean([r.magnitude for r in runs], axis=0)
     sds = np.asarray(meta["sds"], dtype=float)
-    direction = effect_direction(run_effects(runs, meta["task"]), meta["task"])
+    direction = effect_direction(values, meta["task"])
     group_values = run_effects(runs, meta["task"], labels)
     table: dict[str, Any] = {"feature": features, "mean": meta["means"], "sd": sds}
     names = {"OL": ("OL_z", "OL_z_knockoff"), "ML": ("ML_g", "ML_g_knockoff")}

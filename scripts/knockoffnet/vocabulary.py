@@ -61,6 +61,9 @@ def lambda_count(lambdas: dict, rows: int | None) -> int:
 
 PATH_FILTERS = ("OL", "ML")
 FILTERS = ("OL", "ML", "VWA-OL", "VWA-ML", "VWA-OML", "ebh")
+# The path statistic each filter is built on (VWA-OML pools both; ML stands for it). e-BH's
+# is configured (`selection.ebh.statistic`).
+FILTER_STATISTIC = {"OL": "OL", "ML": "ML", "VWA-OL": "OL", "VWA-ML": "ML", "VWA-OML": "ML"}
 FILTER_NAMES = {
     "OL": "One Layer (OL)",
     "ML": "Multiple Layers (ML)",

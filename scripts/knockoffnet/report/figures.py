@@ -35,7 +35,7 @@ from knockoffnet.report.results import (
     run_stats,
     run_threshold,
 )
-from knockoffnet.vocabulary import FILTER_NAMES
+from knockoffnet.vocabulary import FILTER_NAMES, FILTER_STATISTIC
 
 
 def _declutter(fig: Figure, texts: list, rounds: int = 100) -> None:
@@ -427,18 +427,15 @@ def fig_effects(res: Results, path: Path) -> Path:
         return save_figure(fig, path)
 
 
-# The statistic each filter is built on: its knockoff q-values grade every variant, where the
-# aggregated filters' own q-values are all-or-nothing (e-BH over one draw: q or 1).
-_FILTER_STATISTIC = {"OL": "OL", "ML": "ML", "VWA-OL": "OL", "VWA-ML": "ML", "VWA-OML": "ML"}
-
-
 def manhattan_statistic(res: Results) -> str:
-    """OL or ML: the statistic behind the recommended filter (e-BH: the one its e-values use)."""
+    """OL or ML: the statistic behind the recommended filter (e-BH: the one its e-values use).
+    Its knockoff q-values grade every variant, where the aggregated filters' own q-values are
+    all or nothing (e-BH over one draw: q or 1)."""
     if res.recommended == "ebh":
         sel = res.config.get("selection", {})
         stat = (sel.get("ebh") or {}).get("statistic") or sel.get("ebh_statistic")
         return str(stat) if stat in ("OL", "ML") else "ML"
-    return _FILTER_STATISTIC.get(res.recommended, "ML")
+    return FILTER_STATISTIC.get(res.recommended, "ML")
 
 
 def _chromosome_key(name: str) -> tuple[int, int | str]:

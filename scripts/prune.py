@@ -19,11 +19,12 @@ from knockoffnet.vocabulary import FILTERS
 with rule_context(snakemake) as log:
     opts, net = snakemake.params.pruning, snakemake.params.network
     meta = json.loads(Path(snakemake.input.meta).read_text())
-    X, y = np.load(snakemake.input.X), np.load(snakemake.input.y)
+    y = np.load(snakemake.input.y)
     rows = comparison_rows(y, meta["task"], opts["max_rows"], int(snakemake.params.seed))
     if rows.size < y.size:
         log.info("comparison on %d of %d rows (pruning.max_rows)", rows.size, y.size)
-        X, y = X[rows], y[rows]
+    # only the compared rows are read into memory, never the whole of a large cohort's X
+    X, y = np.load(snakemake.input.X, mmap_mode="r")[rows], y[rows]
     features = np.asarray(meta["features"])
     # Layer 0 per input (unit channels collapsed): the pruned network is the paper's MLP on
     # the selected features (docs/method.md, "Reduce Weight").

@@ -369,6 +369,32 @@ def test_compare_predictions_same_rows_with_two_workers():
     assert (two.seconds > 0).all() and set(summ["method"]) == set(rt.MODES)
 
 
+def test_float32_rows_are_compared_as_they_are_with_the_same_results():
+    """The prune job reads X as float32 (the workflow's layout) and the comparison no longer
+    makes a float64 copy of it, which the forked workers counted again in their RSS: the
+    networks train in float32 either way, and predictions are made in float64 from the same
+    values, so the rows are those of float64 input bit for bit."""
+    X, y = _easy_binary(n=200, p=5, seed=3)
+    X32 = X.astype(np.float32)
+    checked, *_ = rt._check_xy(X32, y, "binary", 2)
+    assert checked.dtype == np.float32 and np.shares_memory(checked, X32)
+    mask = pr.prune_masks(_random_Z([5, 8, 1], seed=2), 0.3)
+    args = ("binary", 2, (8,), mask)
+    wide, _ = rt.compare_predictions(X32.astype(np.float64), y, *args, repeats=2, seed=1, **FAST)
+    narrow, _ = rt.compare_predictions(X32, y, *args, repeats=2, seed=1, **FAST)
+    pd.testing.assert_frame_equal(wide.drop(columns="seconds"), narrow.drop(columns="seconds"))
+    every = rt.reduce_weight(
+        X32, y, "binary", 2, (8,), _random_Z([10, 8, 1], seed=4), None, np.arange(5), 0.3,
+        repeats=1, seed=0, max_epochs=20,
+    )  # fmt: skip
+    again = rt.reduce_weight(
+        X32.astype(np.float64), y, "binary", 2, (8,), _random_Z([10, 8, 1], seed=4), None,
+        np.arange(5), 0.3, repeats=1, seed=0, max_epochs=20,
+    )  # fmt: skip
+    for a, b in zip(every.weights, again.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_reduce_weight_prunes_compares_and_compacts_one_selection():
     X, y = _easy_binary(n=200, p=5, seed=3)
     sizes = [10, 8, 1]  # the path network: 5 features + 5 knockoffs, 8 hidden units

@@ -65,7 +65,12 @@ def _resolve_task(task: str, n_classes: int | None) -> tuple[str, int]:
 
 
 def _check_xy(X: np.ndarray, y: np.ndarray, task: str, n_classes: int | None):
-    X = np.asarray(X, dtype=np.float64)
+    """Validated X (float32 kept as it is: the networks train in float32, and a float64 copy
+    of the comparison's rows sat in the parent when the prune job forked its workers, counted
+    again in each worker's RSS), y as class codes or float targets, the task and outputs."""
+    X = np.asarray(X)
+    if X.dtype != np.float32:
+        X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] == 0:
         raise InputError(
             f"X must be a 2-D (n, p) matrix with p >= 1 selected features, got shape {X.shape}; "
@@ -516,7 +521,8 @@ def reduce_weight(
             magnitude=None if magnitude is None else restrict_inputs(magnitude, columns),
         )
     )
-    Xs = X[:, columns]
+    every = np.array_equal(columns, np.arange(X.shape[1]))
+    Xs = X if every else X[:, columns]  # the all-features baseline: no second copy of X
     per_repeat, summary = compare_predictions(
         Xs, y, task, n_classes, hidden, masks, repeats=repeats, seed=seed,
         activation=activation, dropout=dropout, max_epochs=max_epochs, workers=workers,

@@ -279,10 +279,12 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
         return _mb(BASE_MB["torch"] + U + tensors * act + extra + 16 * h * d * ch * lam * MB)
     if rule == "prune":
         rows = min(shape.n, int(cfg["pruning"]["max_rows"]))
+        R = rows * p * 4 * MB  # the compared rows, float32 (X itself is mapped, not read)
         # the parent and two forked workers, summed as SLURM's accounting sums their RSS (the
-        # pages they share counted per process): each worker's share of the imports (350 MB;
-        # 1,176 MB summed at 2,000 × 200) and its fits' copies of the compared rows
-        return _mb(BASE_MB["torch"] + X + 2 * (350 + 12 * rows * p * 4 * MB))
+        # pages they share counted per process): the parent holds the imports and the rows,
+        # each worker those pages again plus its fits' copies of a split (summed 1,154 MB at
+        # 2,000 × 200 and 1,774-1,789 at 100,000 × 1,000, 20,000 rows compared)
+        return _mb(BASE_MB["torch"] + 2 * R + 2 * (380 + 3.5 * R))
     if rule == "select_features":
         return _mb(BASE_MB["data"] + 2 * p * int(cfg["training"]["seeds"]) * 8 * MB * 100)
     if rule == "provenance":  # hashes the inputs in chunks

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from knockoffnet.pruning import STRUCTURE_COLUMNS
+from knockoffnet.selection import effect_direction, effect_summary
 
 WDBC_NAMES = [
     f"{base}_{kind}"
@@ -39,7 +40,6 @@ OFFSET = 1
 VWA_RATIO = 0.5
 VWA_OML_RATIO = 0.25
 N_DRAWS = 2
-MINUS = "\u2212"
 
 
 def write_fake_results(
@@ -74,7 +74,9 @@ def write_fake_results(
         results_dir / "thresholds.tsv", sep="\t", index=False
     )
     _write_selected(results_dir, stats, selections, runs)
-    _write_features(results_dir, stats, selections, names, means, sds, n_signal, rng)
+    _write_features(
+        results_dir, stats, selections, names, means, sds, n_signal, rng, task, len(runs)
+    )
     recommended = "VWA-OL"
     if not empty:
         _write_pruning(results_dir, selections, p, task, len(classes), rng)
@@ -342,7 +344,9 @@ def _write_selected(results_dir, stats, selections, runs) -> None:
     )
 
 
-def _write_features(results_dir, stats, selections, names, means, sds, n_signal, rng) -> None:
+def _write_features(
+    results_dir, stats, selections, names, means, sds, n_signal, rng, task, n_runs
+) -> None:
     mean = stats.groupby(["filter", "feature"])[["z", "z_knockoff", "W"]].mean()
     med_q = stats.groupby(["filter", "feature"])["qvalue"].median()
     freq = selections["freq"]
@@ -352,7 +356,11 @@ def _write_features(results_dir, stats, selections, names, means, sds, n_signal,
         rng.uniform(0.3, 1.2, len(names)) * np.resize([1, -1], len(names)),
         rng.normal(0, 0.04, len(names)),
     )
-    spread = rng.uniform(0.03, 0.15, len(names))
+    # each run's effect: the feature's effect plus run-to-run noise of its own size; the
+    # table's columns from those runs as selection.py makes them (direction: every run agrees)
+    noise = rng.uniform(0.03, 0.15, len(names))
+    values = effect + noise * np.random.default_rng(3).standard_normal((n_runs, len(names)))
+    effect, spread = effect_summary(values)
     df = pd.DataFrame({"feature": names, "mean": means, "sd": sds})
     for flt, a, b in (("OL", "OL_z", "OL_z_knockoff"), ("ML", "ML_g", "ML_g_knockoff")):
         df[a] = [mean.loc[(flt, f), "z"] for f in names]
@@ -368,7 +376,7 @@ def _write_features(results_dir, stats, selections, names, means, sds, n_signal,
     df["effect_sd"] = effect
     df["effect_sd_spread"] = spread
     df["effect_unit"] = effect / sds
-    df["direction"] = np.where(effect > spread, "+", np.where(effect < -spread, MINUS, "0"))
+    df["direction"] = effect_direction(values, task)
     df.to_csv(results_dir / "features.tsv", sep="\t", index=False)
 
 

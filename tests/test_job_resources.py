@@ -363,7 +363,8 @@ def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
     100,000 × 1,000 again with the grid check's floor and ten λ, on a day the machine ran
     about 1.5× slower; scale_2026-12-05_threads: the same on a fast day with the lone grid
     job on both cores, its `threads` column what each job ran on (its 45-s `prune` left out:
-    Snakemake's 30-s RSS sampling missed its two workers' summed peak); table_2026-12-04:
+    Snakemake's 30-s RSS sampling missed its two workers' summed peak); scale_2026-12-05_head:
+    the same cohort end to end at 5e9b91a (its `prune` left out likewise); table_2026-12-04:
     a 2,000 × 20,000 table with `groups: auto`, its training shortened to patience 2,
     max_epochs 6 and 4 λ, as recorded; prune_2026-12-05: the `prune` job of 1843837 at
     100,000 × 1,000 and 2,000 × 200, its summed RSS sampled every 0.2 s): every job is asked
@@ -383,6 +384,7 @@ def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
                 "scale_2026-12-04",
                 "scale_2026-12-05",
                 "scale_2026-12-05_threads",
+                "scale_2026-12-05_head",
                 "prune_2026-12-05",
             )
         ]
@@ -390,8 +392,8 @@ def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
     wide = pd.read_csv(records / "table_2026-12-04" / "jobs.csv").assign(genome=False)
     jobs = pd.concat([scale, wide], ignore_index=True)
     table = _asked_and_measured(jobs, defaults)
-    assert len(table) == len(jobs) >= 99 + 21 + 20 + 4 + 6 and set(table["rule"]) >= set(RULES)
-    assert (jobs.loc[jobs["rule"] == "lambda_grid", "threads"] == 2).sum() == 1
+    assert len(table) == len(jobs) >= 99 + 21 + 20 + 20 + 4 + 6 and set(table["rule"]) >= set(RULES)
+    assert (jobs.loc[jobs["rule"] == "lambda_grid", "threads"] == 2).sum() == 2
     assert ((table["rule"] == "prune") & ~table["superseded"]).sum() == 6
     assert (table["asked_s"] >= table["wall"]).all(), table[table["asked_s"] < table["wall"]]
     largest = table.loc[table.groupby(["n", "p", "rule"])["wall"].idxmax()]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from knockoffnet.filters import knockoff_threshold
-from knockoffnet.selection import build_tables, effect_direction, run_statistics
+from knockoffnet.selection import build_tables, effect_direction, run_effects, run_statistics
 
 P = 40
 
@@ -130,3 +132,20 @@ def test_group_direction_is_that_of_the_members_raised_together():
     plain = _tables(runs, _selection())["features"]
     np.testing.assert_array_equal(plain["group_direction"], plain["direction"])
     np.testing.assert_allclose(plain["group_effect_sd"], plain["effect_sd"])
+
+
+def test_group_effects_sum_each_runs_members_per_class():
+    """run_effects with group labels, against a plain loop: each run's members summed per
+    class, every member given its group's sum (computed by bincount, not a p × G matrix,
+    which at 20,000 features in 4,000 groups held 640 MB)."""
+    rng = np.random.default_rng(5)
+    labels = np.array([2, 0, 2, 1, 0, 2, 3])
+    effects = rng.normal(size=(3, labels.size, 3))  # runs × features × classes
+    runs = [SimpleNamespace(effects=e) for e in effects]
+    summed = np.stack([[e[labels == labels[j]].sum(axis=0) for j in range(labels.size)]
+                       for e in effects])  # fmt: skip
+    centred = summed - summed.mean(axis=2, keepdims=True)
+    np.testing.assert_allclose(run_effects(runs, "multiclass", labels), np.abs(centred).mean(2))
+    binary = [SimpleNamespace(effects=e[:, :1]) for e in effects]
+    np.testing.assert_allclose(run_effects(binary, "binary", labels), summed[:, :, 0])
+    np.testing.assert_array_equal(run_effects(binary, "binary"), effects[:, :, 0])

@@ -286,7 +286,11 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
         # 2,000 × 200 and 1,774-1,789 at 100,000 × 1,000, 20,000 rows compared)
         return _mb(BASE_MB["torch"] + 2 * R + 2 * (380 + 3.5 * R))
     if rule == "select_features":
-        return _mb(BASE_MB["data"] + 2 * p * int(cfg["training"]["seeds"]) * 8 * MB * 100)
+        # the runs' per-feature tables, and one run's Z file read whole at a time: its first
+        # layer's Z (float64) and weights (float32) per channel, and per input (Z and W)
+        d, ch, h, _ = _training(cfg, shape)
+        z_file = h * d * (12 * ch + 16) * MB  # 97 MB at 20,000 features, 4 units, 32 hidden
+        return _mb(BASE_MB["data"] + z_file + 2 * p * int(cfg["training"]["seeds"]) * 8 * MB * 100)
     if rule == "provenance":  # hashes the inputs in chunks
         return _mb(BASE_MB["data"])
     # figures and report: the result tables (a few float64 columns per feature); the figures

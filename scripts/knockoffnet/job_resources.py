@@ -81,8 +81,10 @@ PRUNE_EPOCHS = 80
 # Rate at which the data jobs read, convert and write X (ingest read 100,000 × 1,000 in 6.5 s,
 # about 3.7 GB a minute; a slower shared file system is allowed for).
 READ_MB_PER_MIN = 1000.0
-# Selection, figures and report at p = 1,000 took 0.4, 3.5 and 1.4 s.
-TABLE_SECONDS_PER_FEATURE = 0.01
+# Selection, figures and report took 0.4, 3.5 and 1.4 s at p = 1,000 and 1.0, 2.8 and
+# 1.5 s at p = 20,000 (a table, 2026-12-05): start-up, not the features, sets their time;
+# 1 ms a feature keeps them at a minute up to p = 50,000 (10 ms asked 4 minutes at 20,000).
+TABLE_SECONDS_PER_FEATURE = 0.001
 
 
 @dataclass(frozen=True)
@@ -294,9 +296,10 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
     if rule == "provenance":  # hashes the inputs in chunks
         return _mb(BASE_MB["data"])
     # figures and report: the result tables (a few float64 columns per feature); the figures
-    # job also holds matplotlib's canvases (measured at p = 1,000: 322–327 and 235–242 MB)
+    # job also holds matplotlib's canvases (measured at p = 1,000: 322–327 and 235–242 MB; at
+    # p = 20,000: 375 and 266 MB, about 3 and 1.5 kB a feature above the imports)
     plots = 100 if rule == "figures" else 0
-    return _mb(BASE_MB["report"] + plots + 200 * p * 8 * MB * 10)
+    return _mb(BASE_MB["report"] + plots + 200 * p * 8 * MB * 2)
 
 
 def runtime_min(rule: str, shape: Shape, cfg: dict[str, Any], threads: int = 1) -> int:

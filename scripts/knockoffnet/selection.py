@@ -333,7 +333,7 @@ def build_tables(
     magnitude = np.mean([r.magnitude for r in runs], axis=0)
     sds = np.asarray(meta["sds"], dtype=float)
     direction = effect_direction(values, meta["task"])
-    group_values = run_effects(runs, meta["task"], labels)
+    group_values = values if labels is None else run_effects(runs, meta["task"], labels)
     table: dict[str, Any] = {"feature": features, "mean": meta["means"], "sd": sds}
     names = {"OL": ("OL_z", "OL_z_knockoff"), "ML": ("ML_g", "ML_g_knockoff")}
     for f in PATH_FILTERS:

@@ -30,6 +30,7 @@ from knockoffnet.report.network_figure import fig_network
 from knockoffnet.report.results import (
     ResultFiles,
     Results,
+    ebh_settings,
     load_results,
     run_label,
     run_stats,
@@ -432,8 +433,7 @@ def manhattan_statistic(res: Results) -> str:
     Its knockoff q-values grade every variant, where the aggregated filters' own q-values are
     all or nothing (e-BH over one draw: q or 1)."""
     if res.recommended == "ebh":
-        sel = res.config.get("selection", {})
-        stat = (sel.get("ebh") or {}).get("statistic") or sel.get("ebh_statistic")
+        stat = ebh_settings(res.config)["statistic"]
         return str(stat) if stat in ("OL", "ML") else "ML"
     return FILTER_STATISTIC.get(res.recommended, "ML")
 

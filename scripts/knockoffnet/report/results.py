@@ -235,6 +235,17 @@ def load_results(files: ResultFiles | Path | str) -> Results:
     )
 
 
+def ebh_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """e-BH's `alpha_kn` and `statistic` from a run's config: `selection.ebh`, or the flat
+    `selection.ebh_alpha` / `ebh_statistic` keys of results made before that block."""
+    sel = config.get("selection", {})
+    opts = sel.get("ebh") or {}
+    return {
+        "alpha_kn": opts.get("alpha_kn", sel.get("ebh_alpha")),
+        "statistic": opts.get("statistic") or sel.get("ebh_statistic"),
+    }
+
+
 def run_label(draw: int, seed: int) -> str:
     return f"draw {draw}, seed {seed}"
 

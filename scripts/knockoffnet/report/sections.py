@@ -25,7 +25,7 @@ from knockoffnet.report.format import (
     fmt_seconds,
     fmt_signed,
 )
-from knockoffnet.report.results import Results, run_label, run_threshold
+from knockoffnet.report.results import Results, ebh_settings, run_label, run_threshold
 from knockoffnet.simulation.scoring import fdp_power, summarise
 from knockoffnet.vocabulary import FILTER_NAMES, FILTERS, GUARANTEE
 
@@ -312,10 +312,7 @@ def _method(res: Results) -> list[dict[str, str]]:
     net, tr = cfg.get("network", {}), cfg.get("training", {})
     hidden = net.get("hidden")
     n_lambda = int(res.paths.groupby(["draw", "seed"]).size().max()) if not res.paths.empty else 0
-    ebh_opts = sel.get("ebh") or {
-        "alpha_kn": sel.get("ebh_alpha"),
-        "statistic": sel.get("ebh_statistic"),
-    }
+    ebh_opts = ebh_settings(cfg)
     ebh_alpha = ebh_opts.get("alpha_kn")
     return [
         {"what": "Target FDR q", "value": f"{res.q:g}"},

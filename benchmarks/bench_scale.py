@@ -230,6 +230,12 @@ def run_size(
             }
         )
     frame = pd.DataFrame(rows)
+    # the feature sets Reduce Weight fitted, which its runtime request counts
+    from knockoffnet.job_resources import selection_sizes
+
+    selected = work / "results" / "scale" / "selected.tsv"
+    chosen = sorted(selection_sizes(selected, p)) if selected.exists() else []
+    frame["selections"] = np.where(frame["rule"] == "prune", ";".join(map(str, chosen)), "")
     # the exact peak where the exit hook recorded it, else Snakemake's sampled one
     frame["rss_mb"] = frame["peak_rss_mb"].fillna(frame["max_rss_mb"])
     return frame

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from knockoffnet.job_resources import (
     Shape,
     memory_mb,
     runtime_min,
+    selection_sizes,
     shape_from_files,
     shape_from_meta,
 )
@@ -174,6 +177,94 @@ def test_workflow_asks_the_model_for_ingest(tmp_path: Path, defaults: dict) -> N
     assert "mem_mb=<TBD>" in result.stdout
 
 
+def test_prune_model_follows_the_fits_it_counts(defaults: dict) -> None:
+    """Reduce Weight's request counts the fits retraining makes (its defaults: batch, inner
+    validation, patience, held-out quarter), one set of fits per distinct selection plus the
+    all-features baseline, and more inputs cost more time, fewer workers more."""
+    import inspect
+
+    from knockoffnet import job_resources as jr
+    from knockoffnet.retraining import compare_predictions, train_network
+
+    fit = inspect.signature(train_network).parameters
+    assert fit["batch_size"].default == jr.PRUNE_BATCH
+    assert fit["val_fraction"].default == jr.PRUNE_VAL
+    assert fit["patience"].default == jr.PRUNE_PATIENCE
+    assert inspect.signature(compare_predictions).parameters["test_fraction"].default == (
+        jr.PRUNE_TEST
+    )
+    big = Shape(100_000, 1_000)
+    few, every = (
+        jr.prune_seconds(big, defaults, 2, [24, 1_000]),
+        jr.prune_seconds(big, defaults, 2, [1_000]),
+    )
+    assert every < few < 2 * every  # a 24-feature selection: mostly the steps' fixed cost
+    assert jr.prune_seconds(big, defaults, 2) == jr.prune_seconds(big, defaults, 2, [1_000] * 2)
+    assert jr.prune_seconds(big, defaults, 1, [24, 1_000]) > 1.8 * few
+    wide = Shape(2_000, 20_000)
+    assert jr.prune_seconds(wide, defaults, 2, [20_000]) > 10 * jr.prune_seconds(
+        wide, defaults, 2, [1_000]
+    )
+
+
+def test_selection_sizes_count_each_distinct_set_once(tmp_path: Path) -> None:
+    path = tmp_path / "selected.tsv"
+    rows = [("OL", "a"), ("OL", "b"), ("ML", "b"), ("ML", "a"), ("ebh", "c")]
+    path.write_text("filter\tfeature\n" + "".join(f"{f}\t{x}\n" for f, x in rows))
+    assert sorted(selection_sizes(path, 50)) == [1, 2, 50]
+    path.write_text("filter\tfeature\tW\n")  # nothing selected: the baseline alone
+    assert selection_sizes(path, 50) == [50]
+
+
+def test_a_whole_grid_job_asks_for_its_average_lambda(defaults: dict) -> None:
+    """A job with the whole grid asks for the longest λ once and a typical one for the rest;
+    a chunk of the grid asks for the longest λ each (a chunk may hold only long λ)."""
+    from knockoffnet import job_resources as jr
+
+    small = Shape(2_000, 200)
+    whole = {**defaults, "training": {**defaults["training"], "lambdas_per_job": 0}}
+    half = {**defaults, "training": {**defaults["training"], "lambdas_per_job": 10}}
+    check = jr.seconds_per_check(small, defaults)
+    patience = defaults["training"]["patience"]
+    longest = jr.LONGEST_PATIENCES * patience + jr.LONGEST_EXTRA
+    assert jr.n_lambdas(whole, small) == 20
+    want = (longest + 19 * jr.MEAN_PATIENCES * patience) * check + jr.SETUP_SECONDS
+    assert runtime_min("train", small, whole) == math.ceil(want / 60)
+    assert runtime_min("train", small, half) == math.ceil(
+        (10 * longest * check + jr.SETUP_SECONDS) / 60
+    )
+
+
+def test_workflow_asks_prune_for_the_selections_it_fits(tmp_path: Path, defaults: dict) -> None:
+    """Once selection has run, `prune`'s runtime request counts the distinct feature sets of
+    selected.tsv (three sets and the baseline ask twice the time of one set and the baseline)."""
+    from conftest import snakemake, write_config
+
+    synthetic_cohort(n=240, p=8).to_csv(tmp_path / "c.csv", index=False)
+    config = {
+        "cohorts": {"c": {"path": "c.csv", "label": "outcome", "id": "id"}},
+        "training": {"seeds": 1, "max_epochs": 30, "patience": 5, "lambdas": {"count": 4}},
+    }
+    write_config(tmp_path, config)
+    result = snakemake(tmp_path, "results/c/selected.tsv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    selected = tmp_path / "results" / "c" / "selected.tsv"
+    rows = [("OL", "f0"), ("ML", "f0"), ("ML", "f1"), ("ebh", "f2"), ("ebh", "f3")]
+    selected.write_text("filter\tfeature\n" + "".join(f"{f}\t{x}\n" for f, x in rows))
+    config["pruning"] = {"repeats": 4_000}  # minutes, not SLURM's one-minute floor
+    write_config(tmp_path, config)
+    result = snakemake(tmp_path, "-n", "results/c/pruning/summary.tsv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    block = result.stdout.split("rule prune:")[1]
+    asked = int(re.search(r"runtime=(\d+)", block)[1])
+    cfg = {**defaults, "pruning": {**defaults["pruning"], "repeats": 4_000}}
+    shape = shape_from_meta(tmp_path / "results" / "c" / "data" / "meta.json")
+    chosen = selection_sizes(selected, shape.p)
+    assert sorted(chosen) == [1, 2, 2, 8]
+    assert asked == runtime_min("prune", shape, cfg, 2, chosen)
+    assert asked > 1.5 * runtime_min("prune", shape, cfg, 2, [1, 8])
+
+
 def test_lambda_count_auto_halves_the_grid_from_large_cohort_rows() -> None:
     from knockoffnet.vocabulary import LARGE_COHORT_ROWS, lambda_count
 
@@ -254,7 +345,7 @@ def test_a_lone_grid_job_gets_the_idle_cores(tmp_path: Path) -> None:
         )
         assert result.returncode == 0, result.stderr[-3000:]
         found = []
-        for block in result.stdout.split("\nrule ")[1:]:
+        for block in re.split(r"\n *rule ", result.stdout)[1:]:  # grouped jobs are indented
             if block.startswith("lambda_grid:"):
                 lines = [ln.split() for ln in block.splitlines()]
                 found.append(next((int(w[1]) for w in lines if w[:1] == ["threads:"]), 1))
@@ -307,7 +398,7 @@ def test_training_asks_for_a_gpu_only_when_it_may_use_one(
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     for rule in ("lambda_grid", "train"):
-        start = next(i for i, line in enumerate(lines) if line.startswith(f"rule {rule}"))
+        start = next(i for i, line in enumerate(lines) if line.strip() == f"rule {rule}:")
         resources = next(line for line in lines[start:] if "resources:" in line)
         assert f"gpu={gpus}" in resources, resources
 
@@ -347,13 +438,43 @@ def _asked_and_measured(jobs, defaults: dict):
         else:
             rss = job.snakemake_max_rss_mb if superseded else summed
         ran_on = getattr(job, "threads", float("nan"))
+        # the feature sets `prune` fitted where recorded (else the model's every-feature guess)
+        chosen = getattr(job, "selections", float("nan"))
+        chosen = [int(k) for k in chosen.split(";")] if isinstance(chosen, str) else None
         asked_min = runtime_min(
-            rule, shape, cfg, int(ran_on) if pd.notna(ran_on) else threads.get(rule, 1)
+            rule, shape, cfg, int(ran_on) if pd.notna(ran_on) else threads.get(rule, 1), chosen
         )
         asked_mb = memory_mb(rule, shape, cfg)
-        rows.append((job.n, job.p, rule, job.wall_s, 60 * asked_min, rss, asked_mb, superseded))
-    columns = ["n", "p", "rule", "wall", "asked_s", "rss", "asked_mb", "superseded"]
+        source = getattr(job, "source", "")
+        row = (source, job.n, job.p, rule, job.wall_s, 60 * asked_min, rss, asked_mb, superseded)
+        rows.append(row)
+    columns = ["source", "n", "p", "rule", "wall", "asked_s", "rss", "asked_mb", "superseded"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _check_requests(table) -> None:
+    """Every job asked at least its wall time and peak memory and at most twice its memory;
+    in each record set each rule's longest job asked at most twice its wall time (in SLURM's
+    whole minutes: at most ⌈2 × wall⌉ minutes, one at least)."""
+    assert (table["asked_s"] >= table["wall"]).all(), table[table["asked_s"] < table["wall"]]
+    longest = table.loc[table.groupby(["source", "n", "p", "rule"])["wall"].idxmax()]
+    limit = longest["wall"].map(lambda s: 60 * max(1, math.ceil(2 * s / 60)))
+    assert (longest["asked_s"] <= limit).all(), longest[longest["asked_s"] > limit]
+    memory = table[~table["superseded"]]
+    assert (memory["asked_mb"] >= memory["rss"]).all(), memory[memory["asked_mb"] < memory["rss"]]
+    within = memory["asked_mb"] <= 2 * memory["rss"]
+    assert within.all(), memory[~within]
+
+
+def _records(*names: str, genome: bool = True):
+    """The recorded jobs of benchmarks/records/<name>/jobs.csv, each with its record set."""
+    import pandas as pd
+
+    frames = [
+        pd.read_csv(REPO / "benchmarks" / "records" / name / "jobs.csv").assign(source=name)
+        for name in names
+    ]
+    return pd.concat(frames, ignore_index=True).assign(genome=genome)
 
 
 def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
@@ -367,77 +488,50 @@ def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
     the same cohort end to end at 5e9b91a (its `prune` left out likewise); table_2026-12-04:
     a 2,000 × 20,000 table with `groups: auto`, its training shortened to patience 2,
     max_epochs 6 and 4 λ, as recorded; prune_2026-12-05: the `prune` job of 1843837 at
-    100,000 × 1,000 and 2,000 × 200, its summed RSS sampled every 0.2 s): every job is asked
-    at least its measured peak memory and wall time, and each rule's largest job at most twice
-    them (time in SLURM's whole minutes: at most ⌈2 × wall⌉ minutes). A `train` job asks for
-    the longest λ's time, so the short λ of the same rule are asked more than twice theirs."""
-    import math
-
+    100,000 × 1,000 and 2,000 × 200, its summed RSS sampled every 0.2 s and the sizes of the
+    feature sets it fitted): every job is asked at least its measured peak memory and wall
+    time and at most twice its memory; in each record set each rule's longest job at most
+    twice its time. A `train` job asks for the longest λ's time, so the short λ of the same
+    rule are asked more than twice theirs."""
     import pandas as pd
 
-    records = REPO / "benchmarks" / "records"
-    # the PLINK cohorts (genome order) and a table cohort with `groups: auto`
-    scale = pd.concat(
-        [
-            pd.read_csv(records / d / "jobs.csv")
-            for d in (
-                "scale_2026-12-04",
-                "scale_2026-12-05",
-                "scale_2026-12-05_threads",
-                "scale_2026-12-05_head",
-                "prune_2026-12-05",
-            )
-        ]
-    ).assign(genome=True)
-    wide = pd.read_csv(records / "table_2026-12-04" / "jobs.csv").assign(genome=False)
+    scale = _records(
+        "scale_2026-12-04",
+        "scale_2026-12-05",
+        "scale_2026-12-05_threads",
+        "scale_2026-12-05_head",
+        "prune_2026-12-05",
+    )
+    wide = _records("table_2026-12-04", genome=False)
     jobs = pd.concat([scale, wide], ignore_index=True)
     table = _asked_and_measured(jobs, defaults)
     assert len(table) == len(jobs) >= 99 + 21 + 20 + 20 + 4 + 6 and set(table["rule"]) >= set(RULES)
     assert (jobs.loc[jobs["rule"] == "lambda_grid", "threads"] == 2).sum() == 2
     assert ((table["rule"] == "prune") & ~table["superseded"]).sum() == 6
-    assert (table["asked_s"] >= table["wall"]).all(), table[table["asked_s"] < table["wall"]]
-    largest = table.loc[table.groupby(["n", "p", "rule"])["wall"].idxmax()]
-    limit = largest["wall"].map(lambda s: 60 * max(1, math.ceil(2 * s / 60)))
-    assert (largest["asked_s"] <= limit).all(), largest[largest["asked_s"] > limit]
-    memory = table[~table["superseded"]]
-    assert (memory["asked_mb"] >= memory["rss"]).all(), memory[memory["asked_mb"] < memory["rss"]]
-    assert (memory["asked_mb"] <= 2 * memory["rss"]).all(), memory[
-        memory["asked_mb"] > 2 * memory["rss"]
-    ]
+    _check_requests(table)
 
 
 def test_requests_cover_a_small_cohorts_jobs(defaults: dict) -> None:
     """The quick check's cohort (benchmarks/records/small_2026-12-05: 2,000 × 200, one seed,
-    defaults, every job of a run to the report): every job asked at least its peak and wall
-    time. Its one `train` job holds all 20 λ (934-1,021 MB in five runs, once asked 951), and
-    `prune`'s parent and two forked workers summed to 1,176 MB of RSS before 1843837 (once
-    asked 1,140; 1,151-1,154 since, prune_2026-12-05). Within 2× is not asked of jobs of
-    seconds: a minute and the imports are the floor."""
-    import pandas as pd
-
-    jobs = pd.read_csv(REPO / "benchmarks" / "records" / "small_2026-12-05" / "jobs.csv")
-    table = _asked_and_measured(jobs.assign(genome=True), defaults)
+    defaults, every job of a run to the report). Its one `train` job holds all 20 λ (934-1,021
+    MB in five runs, once asked 951), and `prune`'s parent and two forked workers summed to
+    1,176 MB of RSS before 1843837 (once asked 1,140; 1,151-1,154 since, prune_2026-12-05).
+    Every job asks for a minute, SLURM's floor, which is within twice the longest of each
+    rule, and memory within 2×."""
+    table = _asked_and_measured(_records("small_2026-12-05"), defaults)
     assert len(table) == 12 and set(table["rule"]) >= set(RULES)
-    assert (table["asked_s"] >= table["wall"]).all(), table[table["asked_s"] < table["wall"]]
-    assert (table["asked_mb"] >= table["rss"]).all(), table[table["asked_mb"] < table["rss"]]
+    assert (table["asked_s"] == 60).all(), table[table["asked_s"] != 60]
+    _check_requests(table)
 
 
 def test_requests_cover_a_wide_tables_jobs(defaults: dict) -> None:
     """A 2,000 × 20,000 table with `groups: auto` through every rule to the report
     (benchmarks/records/table_2026-12-05, c853a57; training shortened to patience 2,
-    max_epochs 6 and 4 λ, as recorded; `prune`'s summed RSS sampled every 0.2 s): every job
-    asked at least its peak and wall time, and memory within 2×. Time is not held to 2×
-    here: `prune` is asked 5 minutes for 25 s (its fits on 20,000 inputs stop after a few
-    epochs, where the model counts the 80 of the 1,000-feature cohorts), and jobs of
-    seconds a minute (benchmarks/README.md, "A wide table to the report")."""
-    import pandas as pd
-
-    jobs = pd.read_csv(REPO / "benchmarks" / "records" / "table_2026-12-05" / "jobs.csv")
-    table = _asked_and_measured(jobs.assign(genome=False), defaults)
+    max_epochs 6 and 4 λ, as recorded; `prune`'s summed RSS sampled every 0.2 s, and the
+    feature sets it fitted): every job asked at least its peak and wall time, memory within
+    2×, each rule's longest job within 2× of its time (benchmarks/README.md, "A wide table to
+    the report")."""
+    table = _asked_and_measured(_records("table_2026-12-05", genome=False), defaults)
     assert len(table) == 13 and set(table["rule"]) >= set(RULES)
     assert not table["superseded"].any()
-    assert (table["asked_s"] >= table["wall"]).all(), table[table["asked_s"] < table["wall"]]
-    assert (table["asked_mb"] >= table["rss"]).all(), table[table["asked_mb"] < table["rss"]]
-    assert (table["asked_mb"] <= 2 * table["rss"]).all(), table[
-        table["asked_mb"] > 2 * table["rss"]
-    ]
+    _check_requests(table)

@@ -99,6 +99,39 @@ def test_default_profile_reruns_incomplete() -> None:
     assert default["rerun-incomplete"] is True
 
 
+@pytest.mark.parametrize("per_job, groups", [("auto", 2), (4, 0)])
+def test_a_paths_small_jobs_form_one_group(tmp_path: Path, per_job, groups: int) -> None:
+    """By default each (draw, seed) path whose whole λ grid trains in one job runs its grid and
+    train jobs as one cluster job (group `path`, one per seed); a path split into chunks is
+    not grouped (its chunks run side by side). A dry run shows the groups a cluster run makes."""
+    work = make_workdir(tmp_path, tiny_config(lambdas_per_job=per_job))
+    result = snakemake(work, "-n", "results/c/selected.tsv")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert out.count("Group job path") == groups, out[-3000:]
+    seeds = set()
+    for block in out.split("Group job path")[1:]:  # members are indented, the next job is not
+        members = re.split(r"\n(?=\[|rule )", block)[0]
+        rules = re.findall(r"^ +rule (\w+):", members, flags=re.M)
+        seed = set(re.findall(r"^ +wildcards: .*seed=(\d+)", members, flags=re.M))
+        assert sorted(rules) == ["lambda_grid", "train"] and len(seed) == 1, members
+        seeds |= seed
+    assert len(seeds) == groups, seeds
+
+
+def test_group_components_bundle_paths(tmp_path: Path) -> None:
+    """`group-components: {path: 2}` (the profile's commented option) puts both seeds' paths
+    in one cluster job."""
+    work = make_workdir(tmp_path, tiny_config(lambdas_per_job="auto"))
+    result = snakemake(work, "-n", "results/c/selected.tsv", "--group-components", "path=2")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert out.count("Group job path") == 1, out[-3000:]
+    members = re.split(r"\n(?=\[|rule )", out.split("Group job path")[1])[0]
+    rules = re.findall(r"^ +rule (\w+):", members, flags=re.M)
+    assert sorted(rules) == ["lambda_grid"] * 2 + ["train"] * 2, members
+
+
 @NEEDS_PLUGIN
 def test_dry_run_groups_training_jobs(tmp_path: Path) -> None:
     """The grouping documented in the profile turns the per-chunk train jobs into one job."""
@@ -169,17 +202,17 @@ def slurm_env() -> dict[str, str]:
 @pytest.mark.slurm
 def test_workflow_through_slurm(local_slurm, tmp_path: Path) -> None:
     """Training runs inside SLURM jobs; selections equal a local run of the same config."""
-    config = tiny_config()
+    config = tiny_config(lambdas_per_job="auto")
     local = make_workdir(tmp_path / "local", config)
     cluster = make_workdir(tmp_path / "cluster", config)
     target = "results/c/selected.tsv"
 
     # The repository's profile, plus what differs on this test cluster: partitions `cpu`/`gpu`
     # exist, any account passes (no accounting), there is no GPU, status via squeue (no sacct
-    # database), 2 cores per group job. Stages are grouped into three SLURM jobs (each job
-    # costs ~15 s of SLURM round trips here): ingest + links + groups + knockoffs; the lambda grids and every
-    # train chunk of both seeds (2 components, which also exercises the group `cores` limit:
-    # without --cores 2 the group would ask for more CPUs than the node has); collect_z + select.
+    # database), 2 cores per group job. Each SLURM job costs ~15 s of round trips here, so the
+    # data stages are grouped into one (ingest + links + groups + knockoffs) and collect_z +
+    # select into another; each seed's grid and its one train job (the whole grid, as
+    # `lambdas_per_job: auto` gives this cohort) form the workflow's own `path` group.
     command = [
         "timeout", "-k", "10", "240",
         sys.executable, "-m", "snakemake",
@@ -194,9 +227,7 @@ def test_workflow_through_slurm(local_slurm, tmp_path: Path) -> None:
         "train:slurm_partition=gpu", "train:gpu=0",
         "--groups",
         "ingest=prep", "correlation_links=prep", "groups=prep", "knockoffs=prep",
-        "lambda_grid=training", "train=training",
         "collect_z=collect", "select_features=collect",
-        "--group-components", "training=2",
         "--slurm-status-command", "squeue",
         "--slurm-init-seconds-before-status-checks", "2",
         "--slurm-keep-successful-logs",
@@ -228,25 +259,30 @@ def test_workflow_through_slurm(local_slurm, tmp_path: Path) -> None:
         + "\n".join(f"== {p}\n{p.read_text()[-1500:]}" for p in slurm_logs[-3:])
     )
 
-    # Every training chunk ran inside the one grouped SLURM job, on the gpu partition, on the
-    # device the training code chose (and logged).
-    chunk_logs = sorted((cluster / "logs" / "c" / "path").glob("*chunk*.log"))
-    assert len(chunk_logs) == 2 * 2, [p.name for p in chunk_logs]
-    job_ids = set()
-    for log in chunk_logs:
-        text = log.read_text()
-        found = re.search(r"SLURM_JOB_ID=(\d+)", text)
-        assert found, f"{log.name} does not record a SLURM job id:\n{text[:2000]}"
-        job_ids.add(found[1])
-        assert re.search(r"device: (cpu|cuda)", text), f"{log.name} has no device line"
-    assert len(job_ids) == 1, f"train chunks were not grouped into one SLURM job: {job_ids}"
-    partition = subprocess.run(
-        ["squeue", "-h", "-t", "all", "-j", job_ids.pop(), "-o", "%P"],
-        capture_output=True,
-        text=True,
-        env=slurm_env(),
-    )
-    assert partition.stdout.strip() == "gpu", partition.stdout + partition.stderr
+    # Each seed's grid and train job ran inside one SLURM job of their own (the `path` group),
+    # on the gpu partition, on the device the training code chose (and logged).
+    paths = cluster / "logs" / "c" / "path"
+    assert len(list(paths.glob("*chunk*.log"))) == 2, sorted(p.name for p in paths.iterdir())
+    job_ids = {}
+    for seed in (0, 1):
+        found = set()
+        for name in (f"draw0_seed{seed}_grid.log", f"draw0_seed{seed}_chunk0.log"):
+            text = (paths / name).read_text()
+            assert re.search(r"device: (cpu|cuda)", text), f"{name} has no device line"
+            ids = re.findall(r"SLURM_JOB_ID=(\d+)", text)
+            assert ids, f"{name} does not record a SLURM job id:\n{text[:2000]}"
+            found.update(ids)
+        assert len(found) == 1, f"seed {seed}: grid and train ran in SLURM jobs {found}"
+        job_ids[seed] = found.pop()
+    assert job_ids[0] != job_ids[1], f"both seeds' paths ran in one SLURM job: {job_ids}"
+    for job_id in job_ids.values():
+        partition = subprocess.run(
+            ["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%P"],
+            capture_output=True,
+            text=True,
+            env=slurm_env(),
+        )
+        assert partition.stdout.strip() == "gpu", partition.stdout + partition.stderr
 
     for name in ("selected.tsv", "statistics.tsv"):
         got = (cluster / "results" / "c" / name).read_text()

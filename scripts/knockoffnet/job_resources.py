@@ -66,18 +66,33 @@ SETUP_SECONDS = 10.0
 # patiences covered those runs, not the same 100,000-row job on a day the machine ran 1.5×
 # slower (234 and 236 s against 3 minutes asked; 4 minutes now).
 LONGEST_PATIENCES, LONGEST_EXTRA = 6, 5
+# Averaged over a whole grid the λ took 55–61 checks at patience 20 (20-value grids at
+# 25,000, 50,000 and 100,000 × 1,000): a job holding the whole grid asks for the longest λ
+# once and MEAN_PATIENCES × patience checks for each of the others (a chunk of the grid,
+# which may hold only long λ, asks for the longest of each).
+MEAN_PATIENCES = 3
 # The `lambda_grid` job (dense fit, six batched probes, three refining ones) took 259–335
 # checks' worth of time at patience 20: it asks for GRID_PATIENCES × patience checks, at
 # most GRID_FITS × max_epochs (each of its ten fits stops by max_epochs).
-GRID_PATIENCES, GRID_FITS = 20, 10
+GRID_PATIENCES, GRID_FITS = 17, 10
 # The gradient-boosting reference inside `lambda_grid` (scikit-learn's defaults, 100
-# boosting rounds) costs per input column about 8 ms plus 0.6 µs per training row: 27 s for
-# 9,995 rows × 2,001 inputs, 88 s for 1,600 × 10,000, 197 s for 1,600 × 20,000, 336 s
-# for 1,000 × 40,000 (2026-12-04; scores.reference_rows sets the rows).
+# boosting rounds) costs per input column about 8 ms plus 0.6 µs per training row on one
+# thread: 27 s for 9,995 rows × 2,001 inputs, 88 s for 1,600 × 10,000, 197 s for 1,600 ×
+# 20,000, 336 s for 1,000 × 40,000 (2026-12-04; scores.reference_rows sets the rows). It
+# builds its histograms on the job's threads: 144 s for 1,600 × 40,000 on two (2026-12-05).
 REFERENCE_SECONDS_PER_INPUT, REFERENCE_SECONDS_PER_VALUE = 0.010, 0.6e-6
-# Epochs of an early-stopped comparison network of the Reduce Weight job (patience 10): its
-# 30 fits on 20,000 rows × 1,000 features took 87–117 s on 2 threads, about 60–70 epochs each.
-PRUNE_EPOCHS = 80
+# Reduce Weight's fits (retraining.train_network and compare_predictions, whose defaults
+# tests/test_job_resources.py holds these to): mini-batches of 64 rows, an inner validation
+# fifth, patience 10, a quarter of the compared rows held out per repeat.
+PRUNE_BATCH, PRUNE_VAL, PRUNE_PATIENCE, PRUNE_TEST = 64, 0.2, 10, 0.25
+# Epochs of an early-stopped fit, averaged over a selection's 31 fits: 11.3–23.0 over seven
+# selections (2,000 and 20,000 rows, 17 to 20,000 inputs; 2026-12-05), the most where few
+# inputs meet many rows: 2 × patience + 3.
+PRUNE_EPOCHS = 2 * PRUNE_PATIENCE + 3
+# A fit's step: PyTorch's dispatch of a small network's forward, backward and Adam update
+# (0.21–0.27 ms a step at 24–200 inputs, one thread), then 6 FLOPs per weight and row at
+# PRUNE_FLOPS (5.4·10¹⁰ measured at 1,000 inputs, 6.3 at 5,000, 7.2 at 20,000).
+PRUNE_STEP_SECONDS, PRUNE_FLOPS = 0.25e-3, 5.0e10
 # Rate at which the data jobs read, convert and write X (ingest read 100,000 × 1,000 in 6.5 s,
 # about 3.7 GB a minute; a slower shared file system is allowed for).
 READ_MB_PER_MIN = 1000.0
@@ -302,9 +317,16 @@ def memory_mb(rule: str, shape: Shape, cfg: dict[str, Any]) -> int:
     return _mb(BASE_MB["report"] + plots + 200 * p * 8 * MB * 2)
 
 
-def runtime_min(rule: str, shape: Shape, cfg: dict[str, Any], threads: int = 1) -> int:
+def runtime_min(
+    rule: str,
+    shape: Shape,
+    cfg: dict[str, Any],
+    threads: int = 1,
+    selections: list[int] | None = None,
+) -> int:
     """Wall minutes the rule's job may take, from above: the longest λ early stopping gave
-    on the benchmark cohorts, not the typical one (a retry multiplies it)."""
+    on the benchmark cohorts, not the typical one (a retry multiplies it). ``selections``:
+    the sizes of the distinct feature sets `prune` compares (:func:`selection_sizes`)."""
     X = shape.x_mb()
     t = cfg["training"]
     if rule in ("lambda_grid", "train"):
@@ -314,25 +336,25 @@ def runtime_min(rule: str, shape: Shape, cfg: dict[str, Any], threads: int = 1) 
             d = _training(cfg, shape)[0]
             # each of the ten fits stops after patience + 1 checks at the earliest; with a
             # short patience they run to a small max_epochs (a 2,000 × 20,000 table at
-            # patience 2, max_epochs 6: 57 λ-checks)
-            checks = max(GRID_PATIENCES * patience, GRID_FITS * min(cap, 2 * patience + 2))
+            # patience 2, max_epochs 6: 57 λ-checks), a few checks past patience + 1
+            checks = max(GRID_PATIENCES * patience, GRID_FITS * min(cap, patience + 4))
             seconds = min(checks, GRID_FITS * cap) * check
             values = _reference_values(cfg, shape)
-            seconds += REFERENCE_SECONDS_PER_INPUT * d * (values > 0)
-            seconds += REFERENCE_SECONDS_PER_VALUE * values
+            reference = REFERENCE_SECONDS_PER_INPUT * d * (values > 0)
+            reference += REFERENCE_SECONDS_PER_VALUE * values
+            seconds += reference / max(1, threads)
         else:
+            lam = _lambdas_per_job(cfg, shape)
             longest = min(cap, LONGEST_PATIENCES * patience + LONGEST_EXTRA)
-            seconds = _lambdas_per_job(cfg, shape) * longest * check
-    elif rule in ("collect_z", "prune"):
+            checks = lam * longest
+            if lam > 1 and lam >= n_lambdas(cfg, shape):  # a whole grid: its λ average out
+                checks = longest + (lam - 1) * min(cap, MEAN_PATIENCES * patience)
+            seconds = checks * check
+    elif rule == "collect_z":  # importances and effects: a few gradient passes
         d, ch, h, _ = _training(cfg, shape)
-        rate = FLOPS_PER_THREAD * max(1, threads)
-        if rule == "collect_z":  # importances and effects: a few gradient passes
-            seconds = 8 * 6.0 * shape.n * d * ch * h / rate
-        else:  # 3 networks × repeats, on at most max_rows rows, early-stopped
-            rows = min(shape.n, int(cfg["pruning"]["max_rows"]))
-            epochs = min(int(cfg["pruning"]["max_epochs"]), PRUNE_EPOCHS)
-            fits = int(cfg["pruning"]["repeats"]) * 3
-            seconds = 6.0 * rows * shape.p * h * fits * epochs / rate
+        seconds = 8 * 6.0 * shape.n * d * ch * h / (FLOPS_PER_THREAD * max(1, threads))
+    elif rule == "prune":
+        seconds = prune_seconds(shape, cfg, threads, selections)
     elif rule == "knockoffs":
         from knockoffnet.knockoffs import diagnostic_rows
 
@@ -355,6 +377,43 @@ def runtime_min(rule: str, shape: Shape, cfg: dict[str, Any], threads: int = 1) 
     else:  # selection, figures, report: tables of a few values per feature and run
         seconds = TABLE_SECONDS_PER_FEATURE * shape.p
     return _minutes((SETUP_SECONDS + seconds) / 60.0)
+
+
+def prune_seconds(
+    shape: Shape, cfg: dict[str, Any], threads: int = 1, selections: list[int] | None = None
+) -> float:
+    """Reduce Weight's fits: per distinct selection (and the all-features baseline), 3
+    networks × repeats on the compared rows, spread over ``threads`` worker processes, then
+    the final network on all of them. Their steps are mini-batches of small networks, so a
+    step's fixed cost counts as much as its arithmetic (a 24-feature selection took longer
+    than all 1,000 features at 100,000 × 1,000). Unknown selections: every feature, twice."""
+    pr = cfg["pruning"]
+    rows = min(shape.n, int(pr["max_rows"]))
+    sizes = [shape.p, shape.p] if selections is None else list(selections)
+    hidden = [int(u) for u in cfg["network"]["hidden"]]
+    epochs = min(int(pr["max_epochs"]), PRUNE_EPOCHS)
+    fits = 3 * int(pr["repeats"])
+    workers = max(1, min(int(threads), fits))
+    compared = math.ceil(rows * (1 - PRUNE_TEST) * (1 - PRUNE_VAL) / PRUNE_BATCH)
+    final = math.ceil(rows * (1 - PRUNE_VAL) / PRUNE_BATCH)
+    seconds = 0.0
+    for d in sizes:
+        weights = sum(a * b for a, b in zip([d, *hidden], [*hidden, 1], strict=True))
+        step = PRUNE_STEP_SECONDS + 6.0 * PRUNE_BATCH * weights / PRUNE_FLOPS
+        seconds += epochs * step * (fits * compared / workers + final)
+    return seconds
+
+
+def selection_sizes(path: str | Path, p: int) -> list[int]:
+    """Sizes of the distinct feature sets `prune` fits (a set two filters share is fitted
+    once), and p for its all-features baseline, from ``selected.tsv``."""
+    import csv
+
+    sets: dict[str, set[str]] = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            sets.setdefault(row["filter"], set()).add(row["feature"])
+    return [len(s) for s in {frozenset(s) for s in sets.values()}] + [p]
 
 
 def seconds_per_check(shape: Shape, cfg: dict[str, Any], threads: int = 1) -> float:

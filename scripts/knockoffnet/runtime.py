@@ -44,6 +44,8 @@ def rule_context(smk: Any) -> Iterator[logging.Logger]:
     logger.addHandler(h)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    if "SLURM_JOB_ID" in os.environ:  # which cluster job ran it (grouped jobs share one)
+        logger.info("SLURM_JOB_ID=%s", os.environ["SLURM_JOB_ID"])
     try:
         yield logger
     except InputError as err:

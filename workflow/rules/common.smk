@@ -15,6 +15,7 @@ from knockoffnet.job_resources import (  # noqa: E402
     auto_lambdas_per_job,
     memory_mb,
     runtime_min,
+    selection_sizes,
     shape_from_files,
     shape_from_meta,
 )
@@ -133,6 +134,17 @@ def grid_threads():
 
 def n_chunks(cohort):
     return math.ceil(n_lambdas(cohort) / lambdas_per_job(cohort))
+
+
+def path_group(wildcards):
+    """Snakemake group of a path's small jobs on a cluster: `lambda_grid` and its one `train`
+    job (the whole λ grid, as `lambdas_per_job: auto` gives every cohort whose path is under
+    about a minute of work) run in one cluster job instead of queueing twice for seconds of
+    work. Components are single (draw, seed) paths; `group-components: {path: k}` bundles k.
+    A path in several chunks is not grouped: its chunks are a minute or more each and run
+    side by side on their own nodes (grouped, they would ask for their summed GPUs). Both
+    rules run on the same partition (the profile's `set-resources`); local runs ignore groups."""
+    return "path" if n_chunks(wildcards.cohort) == 1 else None
 
 
 def chunk_slice(cohort, chunk):
@@ -482,6 +494,8 @@ def job_runtime(rule):
     """runtime (minutes) of `rule`'s jobs; each retry multiplies it by the attempt."""
 
     def runtime(wildcards, input, threads, attempt):
-        return runtime_min(rule, job_shape(input), config, threads) * attempt
+        shape = job_shape(input)
+        chosen = selection_sizes(input.selected, shape.p) if rule == "prune" else None
+        return runtime_min(rule, shape, config, threads, chosen) * attempt
 
     return runtime

@@ -13,6 +13,8 @@ rule lambda_grid:
         "logs/{cohort}/path/draw{draw}_seed{seed}_grid.log",
     benchmark:
         "results/{cohort}/benchmarks/lambda_grid/draw{draw}_seed{seed}.tsv"
+    group:
+        path_group
     conda:
         "../../envs/train.yaml"
     threads: grid_threads()
@@ -44,6 +46,8 @@ rule train:
         "logs/{cohort}/path/draw{draw}_seed{seed}_chunk{chunk}.log",
     benchmark:
         "results/{cohort}/benchmarks/train/draw{draw}_seed{seed}_chunk{chunk}.tsv"
+    group:
+        path_group
     conda:
         "../../envs/train.yaml"
     threads: config["training"]["threads"]

@@ -485,7 +485,8 @@ def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
     about 1.5× slower; scale_2026-12-05_threads: the same on a fast day with the lone grid
     job on both cores, its `threads` column what each job ran on (its 45-s `prune` left out:
     Snakemake's 30-s RSS sampling missed its two workers' summed peak); scale_2026-12-05_head:
-    the same cohort end to end at 5e9b91a (its `prune` left out likewise); table_2026-12-04:
+    the same cohort end to end at 5e9b91a (its `prune` left out likewise), and at 42cb94c
+    (scale_2026-12-05_final, the requests of this model; `prune` likewise); table_2026-12-04:
     a 2,000 × 20,000 table with `groups: auto`, its training shortened to patience 2,
     max_epochs 6 and 4 λ, as recorded; prune_2026-12-05: the `prune` job of 1843837 at
     100,000 × 1,000 and 2,000 × 200, its summed RSS sampled every 0.2 s and the sizes of the
@@ -500,13 +501,15 @@ def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
         "scale_2026-12-05",
         "scale_2026-12-05_threads",
         "scale_2026-12-05_head",
+        "scale_2026-12-05_final",
         "prune_2026-12-05",
     )
     wide = _records("table_2026-12-04", genome=False)
     jobs = pd.concat([scale, wide], ignore_index=True)
     table = _asked_and_measured(jobs, defaults)
-    assert len(table) == len(jobs) >= 99 + 21 + 20 + 20 + 4 + 6 and set(table["rule"]) >= set(RULES)
-    assert (jobs.loc[jobs["rule"] == "lambda_grid", "threads"] == 2).sum() == 2
+    assert len(table) == len(jobs) >= 99 + 21 + 20 + 20 + 19 + 4 + 6
+    assert set(table["rule"]) >= set(RULES)
+    assert (jobs.loc[jobs["rule"] == "lambda_grid", "threads"] == 2).sum() == 3
     assert ((table["rule"] == "prune") & ~table["superseded"]).sum() == 6
     _check_requests(table)
 

@@ -490,12 +490,13 @@ def job_gpu():
     return 0 if config["training"]["device"] == "cpu" else 1
 
 
-def job_runtime(rule):
-    """runtime (minutes) of `rule`'s jobs; each retry multiplies it by the attempt."""
+def job_runtime(rule, selected=None):
+    """runtime (minutes) of `rule`'s jobs; each retry multiplies it by the attempt.
+    `selected`: the input holding selected.tsv, for a job whose time follows its sets."""
 
     def runtime(wildcards, input, threads, attempt):
         shape = job_shape(input)
-        chosen = selection_sizes(input.selected, shape.p) if rule == "prune" else None
+        chosen = selection_sizes(input[selected], shape.p) if selected else None
         return runtime_min(rule, shape, config, threads, chosen) * attempt
 
     return runtime

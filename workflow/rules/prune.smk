@@ -24,7 +24,7 @@ rule prune:
     threads: 2
     resources:
         mem_mb=job_mem("prune"),
-        runtime=job_runtime("prune"),
+        runtime=job_runtime("prune", selected="selected"),
     params:
         pruning=config["pruning"],
         network=network_params(),

@@ -222,7 +222,8 @@ def fit_seed(data: str, seed: int, device: str, rows: int, work: str, events: st
         )
         _event(ev, seed=seed, stage="grid", s=time.perf_counter() - t)
         t = time.perf_counter()
-        path = train_path(U, y, grid, cfg, seed, start=start, log=quiet)
+        progress = lambda msg: _event(ev, seed=seed, stage="path_log", msg=msg)  # noqa: E731
+        path = train_path(U, y, grid, cfg, seed, start=start, log=progress)
         _event(
             ev,
             seed=seed,

@@ -298,6 +298,34 @@ def test_memory_bounded_passes_give_the_batched_path(monkeypatch: pytest.MonkeyP
         np.testing.assert_allclose(whole[key], passes[key], rtol=0, atol=1e-6, err_msg=key)
 
 
+class _OnDevice:
+    """A tensor's shape and device without its data (a CUDA device needs no GPU to name)."""
+
+    def __init__(self, rows: int, cols: int, device: str) -> None:
+        self.shape, self.device = (rows, cols), torch.device(device)
+
+
+def test_a_gpu_trains_a_p1000_grid_in_one_pass() -> None:
+    """At 500,000 × 1,000 the CPU's memory-sized passes split a grid 8 + 2 (what the H100
+    run of benchmarks/README.md logged); on a CUDA device every default grid is one pass."""
+    from knockoffnet.vocabulary import AUTO_LAMBDAS
+
+    cfg = _cfg(hidden=(32,))
+
+    def data(device: str) -> P.TrainData:
+        parts = (_OnDevice(400_000, 2000, device), None, _OnDevice(100_000, 2000, device), None)
+        return P.TrainData(*parts)
+
+    assert P.lambdas_per_pass(data("cpu"), cfg) == 8
+    assert P.lambdas_per_pass(data("cuda"), cfg) >= AUTO_LAMBDAS
+    assert P.lambdas_per_pass(data("cuda:1"), cfg) == P.lambdas_per_pass(data("cuda"), cfg)
+    # the GPU's budget is what it buys: one λ more than it allows needs a second pass
+    per = P.lambdas_per_pass(data("cuda"), cfg)
+    rows = max(P.eval_rows(2000, cfg.units + 1), 128)
+    assert per * rows * 2000 * (cfg.units + 1) <= P.CUDA_PASS_BUDGET
+    assert (per + 1) * rows * 2000 * (cfg.units + 1) > P.CUDA_PASS_BUDGET
+
+
 def test_fits_borrow_a_float32_input_and_give_it_back() -> None:
     """A float32 U is split in place (no second copy) and restored row for row afterwards;
     the fit equals the one on a copy."""

@@ -607,20 +607,34 @@ def train_path(
     return concat_chunks(parts)
 
 
-# Float32 values one λ-batched activation tensor (Λ, rows, d, units + 1) may hold (128 MB).
+# Float32 values one λ-batched activation tensor (Λ, rows, d, units + 1) may hold (128 MB):
+# sized for a CPU job's memory request (job_resources).
 PASS_BUDGET = 2**25
+# The same on a CUDA device (512 MB): a GPU's memory is not the job's RSS, and a pass's λ
+# train side by side for about the price of one, so each further pass of a grid repeats a
+# whole early-stopped fit. 2²⁵ split a 500,000 × 1,000 cohort's 10 λ into passes of 8 and 2
+# on an H100 (benchmarks/README.md, "GPU"); 2²⁷ keeps up to 32 λ at p = 1,000 in one pass,
+# about 1.5 GB of a GPU's memory beside the cohort's [X, X~].
+CUDA_PASS_BUDGET = 2**27
+
+
+def pass_budget(device: torch.device) -> int:
+    """Float32 values one λ-batched tensor may hold on ``device`` (fixed per kind of device,
+    so the same config and seed give the same passes, hence the same results, on it)."""
+    return CUDA_PASS_BUDGET if device.type == "cuda" else PASS_BUDGET
 
 
 def lambdas_per_pass(data: TrainData, cfg: TrainConfig) -> int:
     """How many λ one batched pass trains: all of them unless their input expansion over a
-    mini-batch (or an evaluation block) would pass PASS_BUDGET values, as at p ≈ 1000. Each
-    λ trains independently of the others, so passes give the batched result."""
+    mini-batch (or an evaluation block) would pass the device's :func:`pass_budget`, as at
+    p ≈ 1000 on a CPU. Each λ trains independently of the others, so passes give the
+    batched result."""
     channels = cfg.units + 1
     rows = max(
         min(_batch_size(data.m, cfg), data.m),
         min(eval_rows(data.d, channels), int(data.u_val.shape[0])),
     )
-    return max(1, PASS_BUDGET // (rows * data.d * channels))
+    return max(1, pass_budget(data.u_train.device) // (rows * data.d * channels))
 
 
 def train_path_sequential(

@@ -214,6 +214,9 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
         assert _planned_jobs(tmp_path) == {**expected, "all": 1}, change
     write_config(tmp_path, config)
     assert _planned_jobs(tmp_path) == {}
+    # the same config with the keys of every mapping in reverse order reruns nothing
+    write_config(tmp_path, _reversed_keys(config))
+    assert _planned_jobs(tmp_path) == {}
     # group_cutoff is read only with groups: auto, so with groups: none no knockoff, training
     # or selection job reruns; only the jobs that record the whole config (run.json, report)
     cutoff = {**config, "knockoffs": {**config["knockoffs"], "group_cutoff": 0.7}}
@@ -229,6 +232,15 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
     again = snakemake(tmp_path, "results/bin/selected.tsv")
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "results" / "bin" / "statistics.tsv").read_text() == before
+
+
+def _reversed_keys(value):
+    """``value`` with the keys of every mapping in it in reverse order."""
+    if isinstance(value, dict):
+        return {k: _reversed_keys(v) for k, v in reversed(value.items())}
+    if isinstance(value, list):
+        return [_reversed_keys(v) for v in value]
+    return value
 
 
 def test_bad_group_table_stops_with_its_name_and_no_output(tmp_path: Path) -> None:

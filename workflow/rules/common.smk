@@ -64,6 +64,30 @@ if SIM is not None:
             )
 
 
+# Mappings of user-named entries: they keep the user's order (the study's tables and the
+# targets follow it); every other mapping of the config is sorted by key.
+NAMED_ENTRIES = {("cohorts",), ("simulation", "designs")}
+
+
+def sort_config_keys(value, at=()):
+    """Sort the config's mappings by key, in place and recursively, except the order of the
+    NAMED_ENTRIES themselves (their contents are sorted). Snakemake compares a job's params
+    by repr, which for a dict follows its key order: without this, the same config with
+    its keys in another order (edited by hand, or rewritten by a tool) reruns every job."""
+    if isinstance(value, dict):
+        items = [(k, sort_config_keys(v, (*at, k))) for k, v in value.items()]
+        if at not in NAMED_ENTRIES:
+            items.sort(key=lambda item: str(item[0]))
+        value.clear()
+        value.update(items)
+    elif isinstance(value, list):
+        value[:] = [sort_config_keys(v, (*at, "[]")) for v in value]
+    return value
+
+
+sort_config_keys(config)
+
+
 def simulated_cohort_spec(design, replicate):
     """A simulated cohort's entry, every key filled as the schema would: its CSV, or with
     `format: plink` its PLINK fileset and phenotype table (rule simulate_plink)."""

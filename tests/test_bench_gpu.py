@@ -1,0 +1,39 @@
+"""The GPU benchmark script, run on the CPU: a device session is short and rare, so the
+script must not have rotted when one comes (benchmarks/bench_gpu.py, issue 16)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+
+def test_bench_gpu_runs_every_stage_on_the_cpu(tmp_path: Path) -> None:
+    out = tmp_path / "gpu.json"
+    cmd = [
+        sys.executable, str(REPO / "benchmarks" / "bench_gpu.py"),
+        "--n", "3000", "--p", "50", "--seeds", "2", "--device", "cpu", "--out", str(out),
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    agreement = report["agreement"]
+    assert "error" not in agreement and agreement["gpu_repeat_bit_identical"] is True
+    assert report["syncs"] == {"skipped": "no CUDA"}
+    assert report["per_check"]["cpu"]["s_per_check"] > 0
+    scale = report["scale"]
+    assert scale["seeds_done"] == 2
+    for seed in (0, 1):
+        events = [e for e in scale["events"] if e["seed"] == seed]
+        assert {"dense", "grid", "path", "z"} <= {e["stage"] for e in events}
+        # every λ of the path is logged as it stops, so a run cut short shows its progress
+        done = [
+            e for e in events if e["stage"] == "path_log" and " epochs, best epoch " in e["msg"]
+        ]
+        assert len(done) == 20
+    # the 20 relevant variants of the genotype cohort are found, as the workflow finds them
+    assert report["selected"]["ML"]["true"] == 20
+    assert (tmp_path / "gpu.events.jsonl").exists()

@@ -23,6 +23,19 @@ functions, the ones the workflow's jobs call, in one process tree, and writes ev
     python benchmarks/bench_gpu.py --n 500000 --p 1000 --seeds 10 --out gpu.json
 
 ``--device cpu`` runs every stage on the CPU (a small smoke run where there is no GPU).
+
+One session's device time (15 minutes, one call at most 10) does not hold the whole 10-seed
+run at 500,000 × 1,000 (2026-12-05: more than 483 s of seeds after a 73-s cohort). With
+``--state DIR`` the cohort and each seed's dense fit and λ grid are kept in DIR (on the
+device machine, an ignored path such as ``benchmarks/out/gpu_state`` survives between two
+calls while the machine stays warm) and reused when present; ``--stop-after grid`` ends the
+seeds there. So a first call builds the cohort, the dense fits and the grids and a second
+call, right after it, trains the paths and selects::
+
+    python3 benchmarks/bench_gpu.py --stages scale --state benchmarks/out/gpu_state \
+        --stop-after grid --out $OUT/part1.json
+    python3 benchmarks/bench_gpu.py --stages scale --state benchmarks/out/gpu_state \
+        --out $OUT/part2.json
 """
 
 from __future__ import annotations
@@ -189,8 +202,12 @@ def _event(events: Path, **row) -> None:
         fh.write(json.dumps(row) + "\n")
 
 
-def fit_seed(data: str, seed: int, device: str, rows: int, work: str, events: str) -> None:
-    """One seed as the workflow's lambda_grid, train and collect_z jobs would do it."""
+def fit_seed(
+    data: str, seed: int, device: str, rows: int, work: str, events: str, stop_after: str = ""
+) -> None:
+    """One seed as the workflow's lambda_grid, train and collect_z jobs would do it; a dense
+    fit or grid already in ``data`` (``--state``) is reused, and ``stop_after`` "grid" ends
+    the seed once its grid is saved."""
     try:
         from knockoffnet.grid import lambda_grid
         from knockoffnet.importance import run_importances
@@ -204,23 +221,35 @@ def fit_seed(data: str, seed: int, device: str, rows: int, work: str, events: st
         cfg = config(device)
         lam = schema_defaults("training")["lambdas"]
         quiet = lambda msg: None  # noqa: E731
-        t = time.perf_counter()
-        dense = dense_fit(U, y, cfg, seed, log=quiet)
-        t_dense = time.perf_counter() - t
-        _event(ev, seed=seed, stage="dense", s=t_dense, checks=int(dense["epochs"][0]))
-        start = net_from_arrays(dense, 0)
-        t = time.perf_counter()
-        grid = lambda_grid(
-            U,
-            y,
-            cfg,
-            seed,
-            count=lambda_count(lam, y.size),
-            ratio=lam["ratio"],
-            start=start,
-            log=quiet,
-        )
-        _event(ev, seed=seed, stage="grid", s=time.perf_counter() - t)
+        saved_dense, saved_grid = Path(data, f"dense{seed}.npz"), Path(data, f"grid{seed}.npy")
+        if saved_dense.exists() and saved_grid.exists():
+            with np.load(saved_dense) as f:
+                dense = dict(f)
+            grid = np.load(saved_grid)
+            _event(ev, seed=seed, stage="reused", what="dense fit and grid")
+            start = net_from_arrays(dense, 0)
+        else:
+            t = time.perf_counter()
+            dense = dense_fit(U, y, cfg, seed, log=quiet)
+            t_dense = time.perf_counter() - t
+            _event(ev, seed=seed, stage="dense", s=t_dense, checks=int(dense["epochs"][0]))
+            start = net_from_arrays(dense, 0)
+            t = time.perf_counter()
+            grid = lambda_grid(
+                U,
+                y,
+                cfg,
+                seed,
+                count=lambda_count(lam, y.size),
+                ratio=lam["ratio"],
+                start=start,
+                log=quiet,
+            )
+            _event(ev, seed=seed, stage="grid", s=time.perf_counter() - t)
+            np.savez(saved_dense, **dense)
+            np.save(saved_grid, grid)
+        if stop_after == "grid":
+            return
         t = time.perf_counter()
         progress = lambda msg: _event(ev, seed=seed, stage="path_log", msg=msg)  # noqa: E731
         path = train_path(U, y, grid, cfg, seed, start=start, log=progress)
@@ -284,6 +313,12 @@ def main() -> None:
         "--budget", type=float, default=86_400.0, help="seconds from the start; then seeds stop"
     )
     ap.add_argument("--stages", default="agreement,syncs,per_check,scale")
+    ap.add_argument(
+        "--state",
+        type=Path,
+        help="keep the cohort, dense fits and grids here and reuse them (module docstring)",
+    )
+    ap.add_argument("--stop-after", choices=["grid"], default="", help="end each seed there")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     import torch
@@ -310,8 +345,16 @@ def main() -> None:
     if not {"per_check", "scale"} & set(stages):
         return
     t = time.perf_counter()
-    U, y, names, relevant = cohort(args.n, args.p, 2026)
-    save(cohort={"n": args.n, "p": args.p, "s": time.perf_counter() - t, "relevant": relevant})
+    kept = args.state / "cohort.json" if args.state else None
+    if kept is not None and kept.exists():
+        U, y = np.load(args.state / "U.npy", mmap_mode="r"), np.load(args.state / "y.npy")
+        names, relevant = (json.loads(kept.read_text())[k] for k in ("names", "relevant"))
+        if U.shape != (args.n, 2 * args.p):
+            raise SystemExit(f"--state {args.state} holds a {U.shape} cohort, not n × 2p")
+        save(cohort={"n": args.n, "p": args.p, "reused": str(args.state), "relevant": relevant})
+    else:
+        U, y, names, relevant = cohort(args.n, args.p, 2026)
+        save(cohort={"n": args.n, "p": args.p, "s": time.perf_counter() - t, "relevant": relevant})
     if "per_check" in stages:
         try:
             save(per_check=per_check(U, y, args.device))
@@ -322,11 +365,18 @@ def main() -> None:
     import multiprocessing as mp
 
     with tempfile.TemporaryDirectory() as tmp:
-        data, work = Path(tmp, "data"), Path(tmp, "work")
-        data.mkdir()
+        data, work = args.state or Path(tmp, "data"), Path(tmp, "work")
+        data.mkdir(parents=True, exist_ok=True)
         work.mkdir()
-        np.save(data / "U.npy", U)
-        np.save(data / "y.npy", y)
+        if not (data / "cohort.json").exists():
+            t = time.perf_counter()
+            np.save(data / "U.npy", U)
+            np.save(data / "y.npy", y)
+            if args.state:
+                (data / "cohort.json").write_text(
+                    json.dumps({"names": names, "relevant": relevant})
+                )
+                save(state={"dir": str(data), "save_s": time.perf_counter() - t})
         del U
         events = args.out.with_suffix(".events.jsonl")
         events.unlink(missing_ok=True)
@@ -335,7 +385,15 @@ def main() -> None:
         procs = [
             ctx.Process(
                 target=fit_seed,
-                args=(str(data), s, args.device, args.importance_rows, str(work), str(events)),
+                args=(
+                    str(data),
+                    s,
+                    args.device,
+                    args.importance_rows,
+                    str(work),
+                    str(events),
+                    args.stop_after,
+                ),
             )
             for s in range(args.seeds)
         ]

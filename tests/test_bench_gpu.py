@@ -37,3 +37,35 @@ def test_bench_gpu_runs_every_stage_on_the_cpu(tmp_path: Path) -> None:
     # the 20 relevant variants of the genotype cohort are found, as the workflow finds them
     assert report["selected"]["ML"]["true"] == 20
     assert (tmp_path / "gpu.events.jsonl").exists()
+
+
+def _scale(tmp: Path, name: str, *extra: str) -> dict:
+    out = tmp / f"{name}.json"
+    cmd = [
+        sys.executable, str(REPO / "benchmarks" / "bench_gpu.py"), "--stages", "scale",
+        "--n", "3000", "--p", "50", "--seeds", "2", "--device", "cpu", "--out", str(out), *extra,
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def _paths(report: dict) -> dict[int, float]:
+    return {e["seed"]: e["val_accuracy"] for e in report["scale"]["events"] if e["stage"] == "path"}
+
+
+def test_bench_gpu_in_two_calls_equals_one(tmp_path: Path) -> None:
+    """--state/--stop-after split the scale run over two device calls (the cohort, dense fits
+    and grids in the first, the paths in the second) with the one-call run's results."""
+    whole = _scale(tmp_path, "whole")
+    state = str(tmp_path / "state")
+    first = _scale(tmp_path, "first", "--state", state, "--stop-after", "grid")
+    assert first["scale"]["seeds_done"] == 0 and "selected" not in first
+    assert {e["stage"] for e in first["scale"]["events"]} == {"dense", "grid"}
+    second = _scale(tmp_path, "second", "--state", state)
+    assert second["cohort"]["reused"] == state
+    stages = [e["stage"] for e in second["scale"]["events"]]
+    assert stages.count("reused") == 2 and "dense" not in stages and "grid" not in stages
+    assert second["scale"]["seeds_done"] == 2
+    assert _paths(second) == _paths(whole) and len(_paths(whole)) == 2
+    assert second["selected"] == whole["selected"]

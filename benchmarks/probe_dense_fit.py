@@ -8,7 +8,7 @@ the same training/validation split. Variants:
 
 * ``default``: today's settings;
 * ``lr 1e-3``, ``batch 32``, ``hidden 64``, ``units 0``, ``patience 50``: one knob each;
-* ``decay 1`` and ``decay 10``: decoupled weight decay on every weight matrix after each step
+* ``decay 1`` … ``decay 100``: decoupled weight decay on every weight matrix after each step
   (θ ← (1 − lr·decay)·θ), which the package does not offer; the probe wraps the step;
 * ``true inputs``: the default fit on the relevant features' columns and their knockoff copies
   only (what the network reaches once the search among inputs is removed);
@@ -46,10 +46,12 @@ VARIANTS: dict[str, dict] = {
     "patience 50": {"patience": 50},
     "decay 1": {},
     "decay 10": {},
+    "decay 30": {},
+    "decay 100": {},
     "true inputs": {},
     "true features": {},
 }
-DECAY = {"decay 1": 1.0, "decay 10": 10.0}
+DECAY = {"decay 1": 1.0, "decay 10": 10.0, "decay 30": 30.0, "decay 100": 100.0}
 _STEP = path_module._one_step
 
 

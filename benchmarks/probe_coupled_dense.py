@@ -6,19 +6,24 @@ on the AR(1) design it trails gradient boosting by 0.16 (docs/validation.md, ite
 lets a feature and its knockoffs compete for one pathway: z_j = Σ_c C_jc·u_j^(c), so the
 network behind it has p inputs, not (κ + 1)·p. This probe fits, in plain PyTorch autograd,
 the package's dense architecture (per-input units [z, relu(a·z + b)] × 4, one hidden layer
-of 32 ReLU, Adam at lr 3·10⁻³, batches of 128, a check per pass, patience 20, the best
+of 32 ReLU, Adam at lr 3·10⁻³ (the first layer's step scaled by its fan-in as in the
+package), batches of 128, a check per pass, patience 20, the best
 validation loss kept) on the study's stored replicates and the package's split, with and
 without the coupling layer and decoupled weight decay (θ ← (1 − lr·decay)·θ on the two
 weight matrices), and scores scikit-learn's gradient boosting (the workflow's reference) on
 the same split. Coupling weights start equal (1 / (κ + 1)), so no column is favoured.
 
+With ``--power-seeds N`` it also selects at q = 0.1 from each variant's dense fits (N seeds,
+decay 10): the per-column mean squared derivative, multi-knockoff statistic and threshold.
+
 Run:  .venv/bin/python benchmarks/probe_coupled_dense.py --results <study>/results \
-          --design ar1-p50-s10-k2 --replicates 20
+          --design ar1-p50-s10-k2 --replicates 20 --power-seeds 3
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -29,8 +34,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
+from knockoffnet.filters import knockoff_threshold
+from knockoffnet.optim import first_layer_scale
 from knockoffnet.path import TrainConfig, split_indices
 from knockoffnet.scores import reference_score
+from knockoffnet.statistics import multi_statistic
 
 SEED = 7
 VARIANTS: dict[str, dict] = {
@@ -74,16 +82,23 @@ def _linear(n_in: int, n_out: int, gen: torch.Generator):
     return w, b
 
 
-def fit(U, y, train, val, columns: int, coupled=False, decay=0.0, patience=20, cap=300):
-    """Validation accuracy at the best validation loss, and the passes trained."""
-    torch.manual_seed(SEED)
-    net = Dense(U.shape[1] // columns, columns, coupled, SEED)
+def fit(U, y, train, val, columns: int, coupled=False, decay=0.0, seed=SEED, cap=300):
+    """Validation accuracy at the best validation loss, the passes trained, and the network
+    at that loss (patience 20)."""
+    torch.manual_seed(seed)
+    net = Dense(U.shape[1] // columns, columns, coupled, seed)
     lr = 3e-3
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    # the package's Adam step of the first layer and the units before it, scaled by
+    # min(1, 1024 / fan-in) (optim.first_layer_scale); the coupling weights go with them
+    first = [net.ua, net.ub, net.W0, *([net.C] if coupled else [])]
+    rest = [net.b0, net.W1, net.b1]
+    scale = first_layer_scale(net.W0.shape[1])
+    opt = torch.optim.Adam([{"params": first, "lr": lr * scale}, {"params": rest, "lr": lr}])
     ut, yt = torch.from_numpy(U[train]), torch.from_numpy(y[train]).float()
     uv, yv = torch.from_numpy(U[val]), torch.from_numpy(y[val]).float()
-    gen = torch.Generator().manual_seed(SEED)
+    gen = torch.Generator().manual_seed(seed)
     best, best_acc, since, batches, passes = math.inf, 0.0, 0, -(-len(train) // 128), 0
+    kept = None
     while passes < cap:
         passes += 1
         for rows in torch.tensor_split(torch.randperm(len(train), generator=gen), batches):
@@ -100,9 +115,30 @@ def fit(U, y, train, val, columns: int, coupled=False, decay=0.0, patience=20, c
         if loss < best:
             best, since = loss, 0
             best_acc = float(((out > 0).float() == yv).float().mean())
-        elif (since := since + 1) >= patience:
+            kept = {k: v.clone() for k, v in net.state_dict().items()}
+        elif (since := since + 1) >= 20:
             break
-    return best_acc, passes
+    net.load_state_dict(kept)
+    return best_acc, passes, net
+
+
+def power(U, y, relevant, columns: int, coupled: bool, seeds: int, q: float = 0.1):
+    """Power and FDP at q of the multi-knockoff statistic from the mean squared derivative of
+    each input column (the package's ML statistic, read from the dense fit; no λ path),
+    summed over ``seeds`` fits with decay 10, each on its own split as the workflow's seeds."""
+    T = np.zeros(U.shape[1])
+    for s in range(seeds):
+        train, val = split_indices(y, TrainConfig(task="binary", n_classes=2), 1000 + s)
+        net = fit(U, y, train, val, columns, coupled, 10.0, seed=1000 + s)[2]
+        u = torch.from_numpy(U).requires_grad_(True)
+        net(u).sum().backward()
+        T += (u.grad**2).mean(0).numpy()
+    T = T.reshape(columns, -1)
+    W = multi_statistic(T[0], T[1:])
+    chosen = W >= knockoff_threshold(W, q, 1, columns - 1)
+    return (chosen & relevant).sum() / relevant.sum(), (chosen & ~relevant).sum() / max(
+        1, chosen.sum()
+    )
 
 
 def main() -> None:
@@ -110,7 +146,11 @@ def main() -> None:
     ap.add_argument("--results", type=Path, required=True)
     ap.add_argument("--design", default="ar1-p50-s10-k2")
     ap.add_argument("--replicates", type=int, default=20)
+    ap.add_argument(
+        "--power-seeds", type=int, default=0, help="also the power at q = 0.1 from this many fits"
+    )
     args = ap.parse_args()
+    found: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
     torch.set_num_threads(1)
     gaps: dict[str, list[tuple[float, int]]] = {name: [] for name in VARIANTS}
     for rep in range(args.replicates):
@@ -122,8 +162,16 @@ def main() -> None:
         gb = reference_score(U, y, train, val, "binary", SEED, "gb", threads=1)
         for name, v in VARIANTS.items():
             data, cols = (X.astype(np.float32), 1) if v.get("x_only") else (U, columns)
-            acc, epochs = fit(data, y, train, val, cols, v.get("coupled", False), v.get("decay", 0))
+            acc, epochs, _ = fit(
+                data, y, train, val, cols, v.get("coupled", False), v.get("decay", 0)
+            )
             gaps[name].append((acc - gb, epochs))
+        if args.power_seeds:
+            meta = json.loads((run / "data" / "meta.json").read_text())
+            truth = args.results / "simulation" / "cohorts" / args.design / f"rep{rep}_truth.json"
+            relevant = np.isin(meta["features"], json.loads(truth.read_text())["relevant"])
+            for coupled in (False, True):
+                found[coupled].append(power(U, y, relevant, columns, coupled, args.power_seeds))
     print(f"| variant ({args.design}, {args.replicates} replicates) | dense − GB | passes |")
     print("|---|---|---|")
     for name, rows in gaps.items():
@@ -131,6 +179,16 @@ def main() -> None:
         passes = np.mean([r[1] for r in rows])
         se = gap.std(ddof=1) / np.sqrt(gap.size)
         print(f"| {name} | {gap.mean():+.3f} ± {se:.3f} | {passes:.1f} |")
+    if args.power_seeds:
+        print(f"\n| statistic ({args.power_seeds} fits, decay 10) | power at q = 0.1 | mean FDP |")
+        print("|---|---|---|")
+        for coupled, rows in found.items():
+            a = np.array(rows)
+            se = a.std(0, ddof=1) / np.sqrt(len(a))
+            name = "coupled" if coupled else "dense, all columns"
+            print(
+                f"| {name} | {a[:, 0].mean():.3f} ± {se[0]:.3f} | {a[:, 1].mean():.3f} ± {se[1]:.3f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from knockoffnet.job_resources import (
     Shape,
     memory_mb,
     runtime_min,
+    seconds_per_check,
     selection_sizes,
     shape_from_files,
     shape_from_meta,
@@ -538,3 +539,15 @@ def test_requests_cover_a_wide_tables_jobs(defaults: dict) -> None:
     assert len(table) == 13 and set(table["rule"]) >= set(RULES)
     assert not table["superseded"].any()
     _check_requests(table)
+
+
+def test_a_decayed_dense_fit_asks_for_its_longer_fit(defaults: dict) -> None:
+    """With training.dense_decay the dense fit may run to max_epochs checks: the grid job
+    asks for that fit on top of the grid's own checks; the λ jobs (never decayed) do not."""
+    decayed = {**defaults, "training": {**defaults["training"], "dense_decay": 10.0}}
+    shape = Shape(100_000, 1_000)
+    check = seconds_per_check(shape, defaults)
+    extra = int(defaults["training"]["max_epochs"]) * check / 60.0
+    plain_grid = runtime_min("lambda_grid", shape, defaults)
+    assert runtime_min("lambda_grid", shape, decayed) >= plain_grid + math.floor(extra)
+    assert runtime_min("train", shape, decayed) == runtime_min("train", shape, defaults)

@@ -589,6 +589,9 @@ def test_resolve_device_falls_back_to_cpu():
         dict(learning_rate=-1.0),
         dict(momentum=1.0),
         dict(device="gpu"),
+        dict(dense_decay=-1.0),
+        dict(dense_decay=1000.0),  # × the default step 3e-3 ≥ 1: weights would change sign
+        dict(dense_decay=float("nan")),
     ],
 )
 def test_bad_config_raises(kw):
@@ -640,6 +643,29 @@ def test_dense_fit_learns_and_is_the_warm_start():
     assert moved < np.abs(cold["W0"][0] - dense["W0"][0]).max()
     with pytest.raises(InputError, match="rerun the dense fit"):
         P.train_path(U, y, [1.0], _cfg(units=2), seed=3, start=start, log=_quiet)
+
+
+def test_dense_decay_shrinks_the_dense_fit_and_nothing_else():
+    """``dense_decay`` shrinks every weight matrix of the dense fit each step (smaller norms
+    than the undecayed fit from the same start); the grid check and the λ path never decay,
+    so a path trained from a given start is the same with or without the setting."""
+    U, y = _cohort(n=400, seed=11)
+    plain, decayed = _cfg(max_epochs=60), _cfg(max_epochs=60, dense_decay=10.0)
+    a = P.dense_fit(U, y, plain, seed=3, log=_quiet)
+    b = P.dense_fit(U, y, decayed, seed=3, log=_quiet)
+    for key in ("W0", "W1"):
+        assert np.linalg.norm(b[key][0]) < 0.8 * np.linalg.norm(a[key][0])
+    assert b["val_accuracy"][0] > 0.7  # still learns the three strong signals
+    start = net_from_arrays(a, 0)
+    lam = np.array([3.0, 0.3])
+    path_plain = P.train_path(U, y, lam, plain, seed=3, start=start, log=_quiet)
+    path_decay = P.train_path(U, y, lam, decayed, seed=3, start=start, log=_quiet)
+    for key in ("W0", "W1", "val_loss"):
+        np.testing.assert_array_equal(path_plain[key], path_decay[key])
+    grid = G.lambda_grid(U, y, plain, 3, count=4, ratio=1e-2, log=_quiet, start=start)
+    assert np.array_equal(
+        grid, G.lambda_grid(U, y, decayed, 3, count=4, ratio=1e-2, log=_quiet, start=start)
+    )
 
 
 def _swap_columns(U: np.ndarray, js: np.ndarray) -> np.ndarray:

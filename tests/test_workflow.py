@@ -217,6 +217,12 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
     # the same config with the keys of every mapping in reverse order reruns nothing
     write_config(tmp_path, _reversed_keys(config))
     assert _planned_jobs(tmp_path) == {}
+    # training.dense_decay at its neutral 0 is not a param (an upgrade reruns nothing); set,
+    # it refits the dense fits (rule lambda_grid) and what follows them, not the knockoffs
+    for decay, planned in ((0, False), (10.0, True)):
+        write_config(tmp_path, {**config, "training": {**config["training"], "dense_decay": decay}})
+        jobs = _planned_jobs(tmp_path)
+        assert ("lambda_grid" in jobs) is planned and "knockoffs" not in jobs, jobs
     # group_cutoff is read only with groups: auto, so with groups: none no knockoff, training
     # or selection job reruns; only the jobs that record the whole config (run.json, report)
     cutoff = {**config, "knockoffs": {**config["knockoffs"], "group_cutoff": 0.7}}

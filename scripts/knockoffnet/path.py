@@ -83,6 +83,7 @@ class TrainConfig:
     penalty: str = "group"
     start: str = "warm"
     min_improvement: float = 1e-3
+    dense_decay: float = 0.0
     covariates: int = 0
     device: str = "auto"
     threads: int = 1
@@ -125,6 +126,12 @@ class TrainConfig:
             raise InputError(f"covariates must be a count >= 0, got {self.covariates!r}")
         if not 0.0 <= self.min_improvement < 1.0:
             raise InputError(f"min_improvement must lie in [0, 1), got {self.min_improvement}")
+        decay = self.dense_decay
+        if isinstance(decay, bool) or not (math.isfinite(decay) and 0.0 <= decay * self.lr < 1.0):
+            raise InputError(
+                f"dense_decay must be >= 0 with dense_decay × learning rate ({self.lr:g}) below "
+                f"1, got {decay!r}"
+            )
         if not _DEVICE_RE.match(str(self.device)):
             raise InputError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
@@ -395,6 +402,14 @@ def _one_step(st: optim.State, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfi
     optim.step(st, grads, cfg.optimizer, cfg.lr, cfg.momentum, cfg.penalty, d, free)
 
 
+def _decay_weights(st: optim.State, cfg: TrainConfig, decay: float) -> None:
+    """Decoupled weight decay after a step (the dense fit's ``dense_decay``): every weight
+    matrix × (1 − lr·decay); the units' parameters and the biases are left alone."""
+    if decay > 0.0:
+        for w in st.net.ws:
+            w.mul_(1.0 - cfg.lr * decay)
+
+
 def steps_per_check(m: int, cfg: TrainConfig) -> int:
     """Optimiser steps between two validation checks (one "epoch" of early stopping).
 
@@ -421,15 +436,22 @@ def _batches(data: TrainData, cfg: TrainConfig, gen: torch.Generator) -> Iterato
 
 
 def _run_check(
-    st: optim.State, data: TrainData, cfg: TrainConfig, batches: Iterator[torch.Tensor], steps: int
+    st: optim.State,
+    data: TrainData,
+    cfg: TrainConfig,
+    batches: Iterator[torch.Tensor],
+    steps: int,
+    decay: float = 0.0,
 ) -> None:
     """The steps up to the next validation check: one pass, or check_rows rows."""
     if _batch_size(data.m, cfg) >= data.m:  # full batch: one step, no row order to draw
         _one_step(st, data.u_train, data.y_train, cfg)
+        _decay_weights(st, cfg, decay)
         return
     for _ in range(steps):
         rows = next(batches)
         _one_step(st, data.u_train[rows], data.y_train[rows], cfg)
+        _decay_weights(st, cfg, decay)
 
 
 def _record_epoch(
@@ -483,6 +505,7 @@ def train_batched(
     start: Net,
     log: Log,
     check: StopRule | None = None,
+    decay: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Train every λ of ``lambdas`` from ``start`` as one batched model, per-λ early stopping.
 
@@ -498,7 +521,7 @@ def train_batched(
     gen = torch.Generator().manual_seed(_seeds(seed)[2])
     batches, steps = _batches(data, cfg, gen), steps_per_check(data.m, cfg)
     for epoch in range(1, cfg.max_epochs + 1):  # an epoch: the steps between two checks
-        _run_check(st, data, cfg, batches, steps)
+        _run_check(st, data, cfg, batches, steps, decay)
         stop = _record_epoch(rec, st, epoch, data, cfg)
         if check is not None:
             stop |= check.stop(rec, st, lambdas, data, cfg)
@@ -660,6 +683,7 @@ def dense_fit(
     """The seed's network trained without penalty (λ = 0) from its random initialisation,
     early-stopped on the validation loss: the warm start of every λ, and the "did the
     network learn at all" reference of the report. Same keys as :func:`train_path` (Λ = 1).
+    ``cfg.dense_decay`` > 0 adds decoupled weight decay to this fit only (docs/method.md).
 
     A fit whose ReLU hidden layer went silent (:func:`active_fraction` < DEAD_ACTIVE) is
     refitted from the same start with a tenth of the step size, at most DENSE_REFITS times:
@@ -668,9 +692,13 @@ def dense_fit(
     """
     with prepared(U, y, cfg, seed, log) as data:
         _log_setup(log, data, cfg, "dense fit")
+        if cfg.dense_decay > 0:
+            shrink = 1.0 - cfg.lr * cfg.dense_decay
+            log(f"dense fit: weight decay {cfg.dense_decay:g} (weights × {shrink:g} a step)")
         fit = cfg
         for refit in range(DENSE_REFITS + 1):
-            res = train_batched(data, np.zeros(1), fit, seed, start_net(None, data, fit, seed), log)
+            start = start_net(None, data, fit, seed)
+            res = train_batched(data, np.zeros(1), fit, seed, start, log, decay=fit.dense_decay)
             active = active_fraction(res, data.u_val, fit)
             if active >= DEAD_ACTIVE or refit == DENSE_REFITS:
                 break

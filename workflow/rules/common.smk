@@ -19,7 +19,7 @@ from knockoffnet.job_resources import (  # noqa: E402
     shape_from_files,
     shape_from_meta,
 )
-from knockoffnet.runtime import FIT_KEYS, import_from  # noqa: E402
+from knockoffnet.runtime import DENSE_KEYS, FIT_KEYS, import_from  # noqa: E402
 from knockoffnet.seeds import derive_seed  # noqa: E402
 from knockoffnet.simulation.generators import true_groups  # noqa: E402
 from knockoffnet.vocabulary import FIGURES, GROUP_MODES, lambda_count  # noqa: E402
@@ -133,9 +133,11 @@ def n_lambdas(cohort):
 
 def grid_params(cohort):
     """The grid job's training params: the fit keys, `reference`, and `lambdas` with the
-    count resolved (a resolved count equal to the old number reruns nothing)."""
+    count resolved (a resolved count equal to the old number reruns nothing); the dense
+    fit's own keys (runtime.DENSE_KEYS) only when set, so at 0 they change no params."""
     lambdas = {**config["training"]["lambdas"], "count": n_lambdas(cohort)}
-    return {**fit_params("lambdas", "reference"), "lambdas": lambdas}
+    dense = {k: config["training"][k] for k in DENSE_KEYS if config["training"][k]}
+    return {**fit_params("lambdas", "reference"), "lambdas": lambdas, **dense}
 
 
 def grid_threads():

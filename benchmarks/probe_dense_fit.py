@@ -9,7 +9,7 @@ the same training/validation split. Variants:
 * ``default``: today's settings;
 * ``lr 1e-3``, ``batch 32``, ``hidden 64``, ``units 0``, ``patience 50``: one knob each;
 * ``decay 1`` … ``decay 100``: decoupled weight decay on every weight matrix after each step
-  (θ ← (1 − lr·decay)·θ), which the package does not offer; the probe wraps the step;
+  (θ ← (1 − lr·decay)·θ), the package's ``training.dense_decay``;
 * ``true inputs``: the default fit on the relevant features' columns and their knockoff copies
   only (what the network reaches once the search among inputs is removed);
 * ``true features``: the default fit on the relevant features alone, no knockoff columns.
@@ -32,7 +32,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-import knockoffnet.path as path_module
 from knockoffnet.path import TrainConfig, dense_fit, split_indices
 from knockoffnet.scores import reference_score
 
@@ -44,26 +43,13 @@ VARIANTS: dict[str, dict] = {
     "hidden 64": {"hidden": (64,)},
     "units 0": {"units": 0},
     "patience 50": {"patience": 50},
-    "decay 1": {},
-    "decay 10": {},
-    "decay 30": {},
-    "decay 100": {},
+    "decay 1": {"dense_decay": 1.0},
+    "decay 10": {"dense_decay": 10.0},
+    "decay 30": {"dense_decay": 30.0},
+    "decay 100": {"dense_decay": 100.0},
     "true inputs": {},
     "true features": {},
 }
-DECAY = {"decay 1": 1.0, "decay 10": 10.0, "decay 30": 30.0, "decay 100": 100.0}
-_STEP = path_module._one_step
-
-
-def _with_decay(decay: float):
-    """The package's step followed by decoupled weight decay of every weight matrix."""
-
-    def one_step(st, x, y, cfg):
-        _STEP(st, x, y, cfg)
-        for w in st.net.ws:
-            w.mul_(1.0 - cfg.lr * decay)
-
-    return one_step
 
 
 def replicate(results: Path, design: str, rep: int) -> dict[str, tuple[float, int]]:
@@ -85,11 +71,9 @@ def replicate(results: Path, design: str, rep: int) -> dict[str, tuple[float, in
     gb = reference_score(U, y, train, val, "binary", SEED, "gb", threads=1)
     out = {}
     for name, change in VARIANTS.items():
-        path_module._one_step = _with_decay(DECAY[name]) if name in DECAY else _STEP
         data = {"true inputs": U[:, cols], "true features": U[:, rel]}.get(name, U)
         fit = dense_fit(data, y, replace(base, **change), SEED, log=lambda _m: None)
         out[name] = (float(fit["val_accuracy"][0]) - gb, int(fit["best_epoch"][0]))
-    path_module._one_step = _STEP
     return out
 
 

@@ -129,8 +129,9 @@ class TrainConfig:
         decay = self.dense_decay
         if isinstance(decay, bool) or not (math.isfinite(decay) and 0.0 <= decay * self.lr < 1.0):
             raise InputError(
-                f"dense_decay must be >= 0 with dense_decay × learning rate ({self.lr:g}) below "
-                f"1, got {decay!r}"
+                f"training.dense_decay must be >= 0 and below 1 / learning rate "
+                f"= {1 / self.lr:g} (each step multiplies the weights by 1 - lr × decay), "
+                f"got {decay!r}"
             )
         if not _DEVICE_RE.match(str(self.device)):
             raise InputError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")

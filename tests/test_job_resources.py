@@ -44,6 +44,13 @@ def defaults() -> dict:
     return config
 
 
+@pytest.fixture(scope="module")
+def recorded(defaults: dict) -> dict:
+    """The defaults the recorded benchmark jobs ran with: before 2026-12-06 the dense fit was
+    not decayed (`training.dense_decay: 0`), and a decayed one asks for a longer grid job."""
+    return {**defaults, "training": {**defaults["training"], "dense_decay": 0}}
+
+
 def test_shape_from_plink_and_table_files(tmp_path: Path) -> None:
     prefix, pheno, _ = write_plink(tmp_path, n=150, p=9)
     files = [f"{prefix}{s}" for s in (".bed", ".bim", ".fam")] + [str(pheno)]
@@ -478,7 +485,7 @@ def _records(*names: str, genome: bool = True):
     return pd.concat(frames, ignore_index=True).assign(genome=genome)
 
 
-def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
+def test_requests_cover_the_measured_benchmark_jobs(recorded: dict) -> None:
     """Issue 16's criterion on the recorded benchmark jobs (benchmarks/records/
     scale_2026-12-04/jobs.csv: one seed end to end at 25,000 / 50,000 / 100,000 × 1,000 with
     default settings, and the data jobs at 20,000 × 1,000 / 5,000 / 10,000; scale_2026-12-05:
@@ -507,7 +514,7 @@ def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
     )
     wide = _records("table_2026-12-04", genome=False)
     jobs = pd.concat([scale, wide], ignore_index=True)
-    table = _asked_and_measured(jobs, defaults)
+    table = _asked_and_measured(jobs, recorded)
     assert len(table) == len(jobs) >= 99 + 21 + 20 + 20 + 19 + 4 + 6
     assert set(table["rule"]) >= set(RULES)
     assert (jobs.loc[jobs["rule"] == "lambda_grid", "threads"] == 2).sum() == 3
@@ -515,39 +522,44 @@ def test_requests_cover_the_measured_benchmark_jobs(defaults: dict) -> None:
     _check_requests(table)
 
 
-def test_requests_cover_a_small_cohorts_jobs(defaults: dict) -> None:
+def test_requests_cover_a_small_cohorts_jobs(recorded: dict) -> None:
     """The quick check's cohort (benchmarks/records/small_2026-12-05: 2,000 × 200, one seed,
     defaults, every job of a run to the report). Its one `train` job holds all 20 λ (934-1,021
     MB in five runs, once asked 951), and `prune`'s parent and two forked workers summed to
     1,176 MB of RSS before 1843837 (once asked 1,140; 1,151-1,154 since, prune_2026-12-05).
     Every job asks for a minute, SLURM's floor, which is within twice the longest of each
     rule, and memory within 2×."""
-    table = _asked_and_measured(_records("small_2026-12-05"), defaults)
+    table = _asked_and_measured(_records("small_2026-12-05"), recorded)
     assert len(table) == 12 and set(table["rule"]) >= set(RULES)
     assert (table["asked_s"] == 60).all(), table[table["asked_s"] != 60]
     _check_requests(table)
 
 
-def test_requests_cover_a_wide_tables_jobs(defaults: dict) -> None:
+def test_requests_cover_a_wide_tables_jobs(recorded: dict) -> None:
     """A 2,000 × 20,000 table with `groups: auto` through every rule to the report
     (benchmarks/records/table_2026-12-05, c853a57; training shortened to patience 2,
     max_epochs 6 and 4 λ, as recorded; `prune`'s summed RSS sampled every 0.2 s, and the
     feature sets it fitted): every job asked at least its peak and wall time, memory within
     2×, each rule's longest job within 2× of its time (benchmarks/README.md, "A wide table to
     the report")."""
-    table = _asked_and_measured(_records("table_2026-12-05", genome=False), defaults)
+    table = _asked_and_measured(_records("table_2026-12-05", genome=False), recorded)
     assert len(table) == 13 and set(table["rule"]) >= set(RULES)
     assert not table["superseded"].any()
     _check_requests(table)
 
 
-def test_a_decayed_dense_fit_asks_for_its_longer_fit(defaults: dict) -> None:
-    """With training.dense_decay the dense fit may run to max_epochs checks: the grid job
-    asks for that fit on top of the grid's own checks; the λ jobs (never decayed) do not."""
-    decayed = {**defaults, "training": {**defaults["training"], "dense_decay": 10.0}}
+def test_a_decayed_dense_fit_asks_for_its_longer_fit(defaults: dict, recorded: dict) -> None:
+    """With training.dense_decay (auto = 10 with Adam, the default) the dense fit may run to
+    max_epochs checks: the grid job asks for that fit on top of the grid's own checks; the
+    λ jobs (never decayed) do not; `auto` with a full-batch step rule decays nothing."""
     shape = Shape(100_000, 1_000)
     check = seconds_per_check(shape, defaults)
     extra = int(defaults["training"]["max_epochs"]) * check / 60.0
-    plain_grid = runtime_min("lambda_grid", shape, defaults)
-    assert runtime_min("lambda_grid", shape, decayed) >= plain_grid + math.floor(extra)
-    assert runtime_min("train", shape, decayed) == runtime_min("train", shape, defaults)
+    plain_grid = runtime_min("lambda_grid", shape, recorded)
+    assert runtime_min("lambda_grid", shape, defaults) >= plain_grid + math.floor(extra)
+    assert runtime_min("train", shape, defaults) == runtime_min("train", shape, recorded)
+    fista = {**defaults, "training": {**defaults["training"], "optimizer": "fista"}}
+    fista_plain = {**fista, "training": {**fista["training"], "dense_decay": 0}}
+    assert runtime_min("lambda_grid", shape, fista) == runtime_min(
+        "lambda_grid", shape, fista_plain
+    )

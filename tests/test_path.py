@@ -592,6 +592,9 @@ def test_resolve_device_falls_back_to_cpu():
         dict(dense_decay=-1.0),
         dict(dense_decay=1000.0),  # × the default step 3e-3 ≥ 1: weights would change sign
         dict(dense_decay=float("nan")),
+        dict(dense_decay="strong"),
+        dict(dense_decay=True),
+        dict(optimizer="fista", dense_decay=10.0),  # × FISTA's step 0.3 ≥ 1
     ],
 )
 def test_bad_config_raises(kw):
@@ -650,7 +653,7 @@ def test_dense_decay_shrinks_the_dense_fit_and_nothing_else():
     than the undecayed fit from the same start); the grid check and the λ path never decay,
     so a path trained from a given start is the same with or without the setting."""
     U, y = _cohort(n=400, seed=11)
-    plain, decayed = _cfg(max_epochs=60), _cfg(max_epochs=60, dense_decay=10.0)
+    plain, decayed = _cfg(max_epochs=60, dense_decay=0), _cfg(max_epochs=60, dense_decay=10.0)
     a = P.dense_fit(U, y, plain, seed=3, log=_quiet)
     b = P.dense_fit(U, y, decayed, seed=3, log=_quiet)
     for key in ("W0", "W1"):
@@ -666,6 +669,18 @@ def test_dense_decay_shrinks_the_dense_fit_and_nothing_else():
     assert np.array_equal(
         grid, G.lambda_grid(U, y, decayed, 3, count=4, ratio=1e-2, log=_quiet, start=start)
     )
+
+
+def test_dense_decay_auto_is_resolved_by_the_step_rule():
+    """``auto`` (the default) is the studied decay 10 with Adam and none with the full-batch
+    rules, whose steps of 0.3-1 a decay of 10 would turn into sign flips; the resolved
+    number is what every reader of the config sees."""
+    assert P.TrainConfig().dense_decay == 10.0
+    assert _cfg(dense_decay="auto").dense_decay == 10.0
+    for rule in ("fista", "momentum", "plain"):
+        assert _cfg(optimizer=rule).dense_decay == 0.0
+    assert _cfg(dense_decay=3).dense_decay == 3.0
+    assert _cfg(optimizer="fista", dense_decay=0.5).dense_decay == 0.5
 
 
 def _swap_columns(U: np.ndarray, js: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from knockoffnet.filters import resolve_copies
-from knockoffnet.vocabulary import lambda_count, reference_rows
+from knockoffnet.vocabulary import dense_decay, lambda_count, reference_rows
 
 MB = 1e-6  # bytes → MB
 # Resident memory of a fresh interpreter with the rule family's libraries (measured: the
@@ -339,7 +339,7 @@ def runtime_min(
             # patience 2, max_epochs 6: 57 λ-checks), a few checks past patience + 1
             checks = max(GRID_PATIENCES * patience, GRID_FITS * min(cap, patience + 4))
             seconds = min(checks, GRID_FITS * cap) * check
-            if float(t.get("dense_decay", 0.0)) > 0:
+            if dense_decay(t.get("dense_decay", 0.0), t.get("optimizer", "adam")) > 0:
                 # a decayed dense fit keeps improving slowly: up to max_epochs checks (the
                 # study's fits took 20-163 checks at decay 10 against 6-11 without)
                 seconds += cap * check

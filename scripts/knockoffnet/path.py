@@ -44,7 +44,7 @@ from knockoffnet.network import (
     net_from_arrays,
     stack,
 )
-from knockoffnet.vocabulary import OPTIMIZERS, PENALTIES, STARTS, TASKS
+from knockoffnet.vocabulary import OPTIMIZERS, PENALTIES, STARTS, TASKS, dense_decay
 
 _LOG = logging.getLogger(__name__)
 Log = Callable[[str], None]
@@ -83,7 +83,7 @@ class TrainConfig:
     penalty: str = "group"
     start: str = "warm"
     min_improvement: float = 1e-3
-    dense_decay: float = 0.0
+    dense_decay: float | str = "auto"
     covariates: int = 0
     device: str = "auto"
     threads: int = 1
@@ -126,13 +126,21 @@ class TrainConfig:
             raise InputError(f"covariates must be a count >= 0, got {self.covariates!r}")
         if not 0.0 <= self.min_improvement < 1.0:
             raise InputError(f"min_improvement must lie in [0, 1), got {self.min_improvement}")
-        decay = self.dense_decay
-        if isinstance(decay, bool) or not (math.isfinite(decay) and 0.0 <= decay * self.lr < 1.0):
-            raise InputError(
-                f"training.dense_decay must be >= 0 and below 1 / learning rate "
-                f"= {1 / self.lr:g} (each step multiplies the weights by 1 - lr × decay), "
-                f"got {decay!r}"
+        try:  # `auto` resolved here, so every later reader sees a number
+            decay = (
+                None
+                if isinstance(self.dense_decay, bool)
+                else dense_decay(self.dense_decay, self.optimizer)
             )
+        except (TypeError, ValueError):
+            decay = None
+        if decay is None or not (math.isfinite(decay) and 0.0 <= decay * self.lr < 1.0):
+            raise InputError(
+                f"training.dense_decay must be auto or a number >= 0 and below 1 / learning rate "
+                f"= {1 / self.lr:g} (each step multiplies the weights by 1 - lr × decay), "
+                f"got {self.dense_decay!r}"
+            )
+        object.__setattr__(self, "dense_decay", decay)
         if not _DEVICE_RE.match(str(self.device)):
             raise InputError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 

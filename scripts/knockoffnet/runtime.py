@@ -163,7 +163,9 @@ def train_config(
         threads=threads,
         covariates=covariates,
         **{key: training[key] for key in FIT_KEYS},
-        **{key: training[key] for key in DENSE_KEYS if key in training},
+        # rule lambda_grid's params carry the dense fit's decay only when non-zero
+        # (common.smk, grid_params); the other jobs never fit the dense network
+        dense_decay=training.get("dense_decay", 0.0),
     )
 
 
@@ -226,10 +228,6 @@ def load_columns(parts: list[str | Path | np.ndarray], block_rows: int = 8192) -
                 target[start : start + count] = block.reshape(count, width)
     return U
 
-
-# Keys of the dense fit alone (rule lambda_grid's params, and only when set: at their
-# neutral value they are left out, so adding them reran no finished job).
-DENSE_KEYS = ("dense_decay",)
 
 # The training keys that change a fitted path (and so are the training rules' params).
 FIT_KEYS = (

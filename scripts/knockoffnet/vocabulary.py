@@ -18,6 +18,17 @@ OPTIMIZERS = ("adam", "fista", "momentum", "plain")
 PENALTIES = ("group", "l1")
 # `warm`: every λ starts from the seed's dense fit; `cold`: from the random initialisation.
 STARTS = ("warm", "cold")
+# `training.dense_decay: auto`: decoupled weight decay of the dense fit per step rule. 10 with
+# Adam is what the simulation study measured (docs/validation.md, "A decayed dense fit");
+# the full-batch rules (the paper's FISTA among them) take steps of 0.3-1, where a decay of
+# 10 would flip the weights' sign, and were not studied with decay, so they keep none.
+AUTO_DENSE_DECAY = {"adam": 10.0, "fista": 0.0, "momentum": 0.0, "plain": 0.0}
+
+
+def dense_decay(value: float | str, optimizer: str) -> float:
+    """``training.dense_decay`` as a number: ``auto`` resolved by the step rule."""
+    return AUTO_DENSE_DECAY[optimizer] if value == "auto" else float(value)
+
 
 # Per-run importances behind the OL and ML filters: `importance` (first-layer group norm and
 # mean squared input gradient, neither cancels) or the paper's Z-based forms.

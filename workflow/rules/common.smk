@@ -19,10 +19,10 @@ from knockoffnet.job_resources import (  # noqa: E402
     shape_from_files,
     shape_from_meta,
 )
-from knockoffnet.runtime import DENSE_KEYS, FIT_KEYS, import_from  # noqa: E402
+from knockoffnet.runtime import FIT_KEYS, import_from  # noqa: E402
 from knockoffnet.seeds import derive_seed  # noqa: E402
 from knockoffnet.simulation.generators import true_groups  # noqa: E402
-from knockoffnet.vocabulary import FIGURES, GROUP_MODES, lambda_count  # noqa: E402
+from knockoffnet.vocabulary import FIGURES, GROUP_MODES, dense_decay, lambda_count  # noqa: E402
 
 # Jobs import this checkout's package, not an installed copy of another checkout.
 import_from(SCRIPTS_DIR)
@@ -134,9 +134,12 @@ def n_lambdas(cohort):
 def grid_params(cohort):
     """The grid job's training params: the fit keys, `reference`, and `lambdas` with the
     count resolved (a resolved count equal to the old number reruns nothing); the dense
-    fit's own keys (runtime.DENSE_KEYS) only when set, so at 0 they change no params."""
-    lambdas = {**config["training"]["lambdas"], "count": n_lambdas(cohort)}
-    dense = {k: config["training"][k] for k in DENSE_KEYS if config["training"][k]}
+    fit's decay resolved to its number (`auto` and 10 are the same job) and only when
+    non-zero, so a run made before the key existed reruns nothing at `dense_decay: 0`."""
+    training = config["training"]
+    lambdas = {**training["lambdas"], "count": n_lambdas(cohort)}
+    decay = dense_decay(training["dense_decay"], training["optimizer"])
+    dense = {"dense_decay": decay} if decay else {}
     return {**fit_params("lambdas", "reference"), "lambdas": lambdas, **dense}
 
 

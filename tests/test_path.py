@@ -672,13 +672,15 @@ def test_dense_decay_shrinks_the_dense_fit_and_nothing_else():
 
 
 def test_dense_decay_auto_is_resolved_by_the_step_rule():
-    """``auto`` (the default) is the studied decay 10 with Adam and none with the full-batch
-    rules, whose steps of 0.3-1 a decay of 10 would turn into sign flips; the resolved
-    number is what every reader of the config sees."""
+    """``auto`` (the default) is the studied decay 10 with Adam at steps below 0.1 and none
+    with the full-batch rules or larger steps, where 10 would turn into sign flips; the
+    resolved number is what every reader of the config sees."""
     assert P.TrainConfig().dense_decay == 10.0
-    assert _cfg(dense_decay="auto").dense_decay == 10.0
+    assert _cfg(dense_decay="auto", learning_rate=0.05).dense_decay == 10.0
     for rule in ("fista", "momentum", "plain"):
         assert _cfg(optimizer=rule).dense_decay == 0.0
+    assert _cfg(learning_rate=0.1).dense_decay == 0.0
+    assert _cfg(learning_rate=1.0).dense_decay == 0.0
     assert _cfg(dense_decay=3).dense_decay == 3.0
     assert _cfg(optimizer="fista", dense_decay=0.5).dense_decay == 0.5
 

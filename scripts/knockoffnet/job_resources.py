@@ -339,7 +339,8 @@ def runtime_min(
             # patience 2, max_epochs 6: 57 λ-checks), a few checks past patience + 1
             checks = max(GRID_PATIENCES * patience, GRID_FITS * min(cap, patience + 4))
             seconds = min(checks, GRID_FITS * cap) * check
-            if dense_decay(t.get("dense_decay", 0.0), t.get("optimizer", "adam")) > 0:
+            rule_step = (t.get("optimizer", "adam"), t.get("learning_rate"))
+            if dense_decay(t.get("dense_decay", 0.0), *rule_step) > 0:
                 # a decayed dense fit keeps improving slowly: up to max_epochs checks (the
                 # study's fits took 20-163 checks at decay 10 against 6-11 without)
                 seconds += cap * check

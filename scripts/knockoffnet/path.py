@@ -44,7 +44,14 @@ from knockoffnet.network import (
     net_from_arrays,
     stack,
 )
-from knockoffnet.vocabulary import OPTIMIZERS, PENALTIES, STARTS, TASKS, dense_decay
+from knockoffnet.vocabulary import (
+    DEFAULT_LEARNING_RATE,
+    OPTIMIZERS,
+    PENALTIES,
+    STARTS,
+    TASKS,
+    dense_decay,
+)
 
 _LOG = logging.getLogger(__name__)
 Log = Callable[[str], None]
@@ -53,7 +60,6 @@ Log = Callable[[str], None]
 AUTO_FULL_BATCH_MAX = 2048
 AUTO_BATCH_SIZE = 1024
 # learning_rate = None takes the step rule's default (docs/method.md, "Step rules").
-DEFAULT_LEARNING_RATE = {"adam": 3e-3, "fista": 0.3, "momentum": 0.3, "plain": 1.0}
 # A ReLU dense fit is dead when fewer than this fraction of its first hidden layer's
 # activations on the validation rows are positive: the 1,476 study dense fits scanned had
 # ≥ 0.012, the one that died at 50,000 × 1,000 had 0.0004 (docs/method.md, "Dead dense fits").
@@ -130,7 +136,7 @@ class TrainConfig:
             decay = (
                 None
                 if isinstance(self.dense_decay, bool)
-                else dense_decay(self.dense_decay, self.optimizer)
+                else dense_decay(self.dense_decay, self.optimizer, self.learning_rate)
             )
         except (TypeError, ValueError):
             decay = None

@@ -18,16 +18,22 @@ OPTIMIZERS = ("adam", "fista", "momentum", "plain")
 PENALTIES = ("group", "l1")
 # `warm`: every λ starts from the seed's dense fit; `cold`: from the random initialisation.
 STARTS = ("warm", "cold")
-# `training.dense_decay: auto`: decoupled weight decay of the dense fit per step rule. 10 with
-# Adam is what the simulation study measured (docs/validation.md, "A decayed dense fit");
-# the full-batch rules (the paper's FISTA among them) take steps of 0.3-1, where a decay of
-# 10 would flip the weights' sign, and were not studied with decay, so they keep none.
-AUTO_DENSE_DECAY = {"adam": 10.0, "fista": 0.0, "momentum": 0.0, "plain": 0.0}
+# Each step rule's step size when `training.learning_rate` is null.
+DEFAULT_LEARNING_RATE = {"adam": 3e-3, "fista": 0.3, "momentum": 0.3, "plain": 1.0}
+# `training.dense_decay: auto`: decoupled weight decay of the dense fit. 10 with Adam is what
+# the simulation study measured, at Adam's default step (docs/validation.md, "A decayed
+# dense fit as the default"). The decay is scaled by the step, so at steps of 0.1 and more
+# (the full-batch rules' 0.3-1, the paper's FISTA among them) 10 would flip the weights'
+# sign; nothing was studied there, and `auto` decays nothing.
+AUTO_DENSE_DECAY = 10.0
 
 
-def dense_decay(value: float | str, optimizer: str) -> float:
-    """``training.dense_decay`` as a number: ``auto`` resolved by the step rule."""
-    return AUTO_DENSE_DECAY[optimizer] if value == "auto" else float(value)
+def dense_decay(value: float | str, optimizer: str, learning_rate: float | None = None) -> float:
+    """``training.dense_decay`` as a number: ``auto`` resolved by the step rule and step."""
+    if value != "auto":
+        return float(value)
+    lr = DEFAULT_LEARNING_RATE[optimizer] if learning_rate is None else float(learning_rate)
+    return AUTO_DENSE_DECAY if optimizer == "adam" and AUTO_DENSE_DECAY * lr < 1.0 else 0.0
 
 
 # Per-run importances behind the OL and ML filters: `importance` (first-layer group norm and

@@ -138,7 +138,7 @@ def grid_params(cohort):
     non-zero, so a run made before the key existed reruns nothing at `dense_decay: 0`."""
     training = config["training"]
     lambdas = {**training["lambdas"], "count": n_lambdas(cohort)}
-    decay = dense_decay(training["dense_decay"], training["optimizer"])
+    decay = dense_decay(training["dense_decay"], training["optimizer"], training["learning_rate"])
     dense = {"dense_decay": decay} if decay else {}
     return {**fit_params("lambdas", "reference"), "lambdas": lambdas, **dense}
 

@@ -59,7 +59,6 @@ Log = Callable[[str], None]
 # batch_size = 0: full batch up to this many training rows, else AUTO_BATCH_SIZE rows per step.
 AUTO_FULL_BATCH_MAX = 2048
 AUTO_BATCH_SIZE = 1024
-# learning_rate = None takes the step rule's default (docs/method.md, "Step rules").
 # A ReLU dense fit is dead when fewer than this fraction of its first hidden layer's
 # activations on the validation rows are positive: the 1,476 study dense fits scanned had
 # ≥ 0.012, the one that died at 50,000 × 1,000 had 0.0004 (docs/method.md, "Dead dense fits").

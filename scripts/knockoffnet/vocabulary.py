@@ -18,7 +18,7 @@ OPTIMIZERS = ("adam", "fista", "momentum", "plain")
 PENALTIES = ("group", "l1")
 # `warm`: every λ starts from the seed's dense fit; `cold`: from the random initialisation.
 STARTS = ("warm", "cold")
-# Each step rule's step size when `training.learning_rate` is null.
+# Each step rule's step size when `training.learning_rate` is null (docs/method.md, "Step rules").
 DEFAULT_LEARNING_RATE = {"adam": 3e-3, "fista": 0.3, "momentum": 0.3, "plain": 1.0}
 # `training.dense_decay: auto`: decoupled weight decay of the dense fit. 10 with Adam is what
 # the simulation study measured, at Adam's default step (docs/validation.md, "A decayed

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from knockoffnet.job_resources import (
+    DECAYED_PATIENCES,
     Shape,
     memory_mb,
     runtime_min,
@@ -549,16 +550,21 @@ def test_requests_cover_a_wide_tables_jobs(recorded: dict) -> None:
 
 
 def test_a_decayed_dense_fit_asks_for_its_longer_fit(defaults: dict, recorded: dict) -> None:
-    """With training.dense_decay (auto = 10 with Adam, the default) the dense fit may run to
-    max_epochs checks: the grid job asks for that fit on top of the grid's own checks; the
-    λ jobs (never decayed) do not; `auto` with a full-batch step rule decays nothing."""
+    """Each decayed candidate of training.dense_decay (auto = [10, 0] with Adam, the default)
+    is one more dense fit of up to DECAYED_PATIENCES × patience checks: the grid job asks
+    for it on top of the grid's own checks; the λ jobs (never decayed) do not; `auto` with a
+    full-batch step rule decays nothing."""
     shape = Shape(100_000, 1_000)
     check = seconds_per_check(shape, defaults)
-    extra = int(defaults["training"]["max_epochs"]) * check / 60.0
+    t = defaults["training"]
+    extra = min(int(t["max_epochs"]), DECAYED_PATIENCES * int(t["patience"])) * check / 60.0
     plain_grid = runtime_min("lambda_grid", shape, recorded)
-    assert runtime_min("lambda_grid", shape, defaults) >= plain_grid + math.floor(extra)
+    auto_grid = runtime_min("lambda_grid", shape, defaults)
+    assert plain_grid + math.floor(extra) <= auto_grid <= plain_grid + math.ceil(extra) + 1
+    two = {**defaults, "training": {**t, "dense_decay": [3, 10, 0]}}
+    assert runtime_min("lambda_grid", shape, two) >= plain_grid + math.floor(2 * extra)
     assert runtime_min("train", shape, defaults) == runtime_min("train", shape, recorded)
-    fista = {**defaults, "training": {**defaults["training"], "optimizer": "fista"}}
+    fista = {**defaults, "training": {**t, "optimizer": "fista"}}
     fista_plain = {**fista, "training": {**fista["training"], "dense_decay": 0}}
     assert runtime_min("lambda_grid", shape, fista) == runtime_min(
         "lambda_grid", shape, fista_plain

@@ -391,7 +391,7 @@ def test_fits_flush_subnormal_floats_and_restore_the_mode() -> None:
     cfg = _cfg(max_epochs=3)
     P.dense_fit(U, y, cfg, seed=1, log=log)
     P.train_path(U, y, [10.0, 1.0], cfg, seed=1, log=log)
-    assert seen == [0.0, 0.0, 0.0]
+    assert seen == [0.0] * (len(cfg.dense_decay) + 2)  # each dense candidate, then two λ
     assert _subnormal_product() > 0.0
 
 
@@ -595,6 +595,11 @@ def test_resolve_device_falls_back_to_cpu():
         dict(dense_decay="strong"),
         dict(dense_decay=True),
         dict(optimizer="fista", dense_decay=10.0),  # × FISTA's step 0.3 ≥ 1
+        dict(dense_decay=[]),
+        dict(dense_decay=[10.0, -1.0]),
+        dict(dense_decay=[10.0, 1000.0]),
+        dict(dense_decay=["auto"]),
+        dict(dense_decay=[True]),
     ],
 )
 def test_bad_config_raises(kw):
@@ -672,17 +677,38 @@ def test_dense_decay_shrinks_the_dense_fit_and_nothing_else():
 
 
 def test_dense_decay_auto_is_resolved_by_the_step_rule():
-    """``auto`` (the default) is the studied decay 10 with Adam at steps below 0.1 and none
-    with the full-batch rules or larger steps, where 10 would turn into sign flips; the
-    resolved number is what every reader of the config sees."""
-    assert P.TrainConfig().dense_decay == 10.0
-    assert _cfg(dense_decay="auto", learning_rate=0.05).dense_decay == 10.0
+    """``auto`` (the default) is the candidates 10 and 0 with Adam at steps below 0.1 and
+    none with the full-batch rules or larger steps, where 10 would turn into sign flips; a
+    number is one candidate, a list is kept in order; every reader sees the tuple."""
+    assert P.TrainConfig().dense_decay == (10.0, 0.0)
+    assert _cfg(dense_decay="auto", learning_rate=0.05).dense_decay == (10.0, 0.0)
     for rule in ("fista", "momentum", "plain"):
-        assert _cfg(optimizer=rule).dense_decay == 0.0
-    assert _cfg(learning_rate=0.1).dense_decay == 0.0
-    assert _cfg(learning_rate=1.0).dense_decay == 0.0
-    assert _cfg(dense_decay=3).dense_decay == 3.0
-    assert _cfg(optimizer="fista", dense_decay=0.5).dense_decay == 0.5
+        assert _cfg(optimizer=rule).dense_decay == (0.0,)
+    assert _cfg(learning_rate=0.1).dense_decay == (0.0,)
+    assert _cfg(learning_rate=1.0).dense_decay == (0.0,)
+    assert _cfg(dense_decay=3).dense_decay == (3.0,)
+    assert _cfg(dense_decay=[0, 3]).dense_decay == (0.0, 3.0)
+    assert _cfg(optimizer="fista", dense_decay=0.5).dense_decay == (0.5,)
+
+
+def test_dense_fit_keeps_the_candidate_decay_with_the_lowest_validation_loss():
+    """With several candidate decays every one is fitted from the seed's start and the one
+    with the lowest validation loss is returned whole (the first on a tie), its decay
+    recorded: a decay that shrinks the network to a constant (as 10 did on a 100,000 × 1,000
+    genotype cohort) loses to the undecayed fit instead of starting the path."""
+    U, y = _cohort(n=400, seed=11)
+    single = {
+        d: P.dense_fit(U, y, _cfg(max_epochs=40, dense_decay=d), 3, _quiet) for d in (0, 10, 300)
+    }
+    assert single[300]["val_accuracy"][0] < 0.6 < single[0]["val_accuracy"][0]  # 300: a constant
+    for candidates in ([300, 0], [0, 300], [10, 0], [0, 10], [10, 300, 0]):
+        got = P.dense_fit(U, y, _cfg(max_epochs=40, dense_decay=candidates), 3, _quiet)
+        best = min(candidates, key=lambda d: single[d]["val_loss"][0])
+        assert got["dense_decay"].tolist() == [float(best)]
+        for key in ("W0", "W1", "val_loss", "best_epoch"):
+            np.testing.assert_array_equal(got[key], single[best][key])
+    tie = P.dense_fit(U, y, _cfg(max_epochs=40, dense_decay=[0, 0]), 3, _quiet)
+    np.testing.assert_array_equal(tie["W0"], single[0]["W0"])
 
 
 def _swap_columns(U: np.ndarray, js: np.ndarray) -> np.ndarray:

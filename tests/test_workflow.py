@@ -217,10 +217,10 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
     # the same config with the keys of every mapping in reverse order reruns nothing
     write_config(tmp_path, _reversed_keys(config))
     assert _planned_jobs(tmp_path) == {}
-    # training.dense_decay is a param as its resolved number (auto = 10 with Adam: nothing
-    # reruns); at 0 (a run made before the key existed) it refits the dense fits (rule
-    # lambda_grid) and what follows them, never the knockoffs
-    for decay, planned in ((10.0, False), (0, True), (3.0, True)):
+    # training.dense_decay is a param as its resolved candidates (auto = [10, 0] with Adam:
+    # nothing reruns); 10 alone (the 2026-12-06 default) or 0 (a run made before the key
+    # existed) refits the dense fits (rule lambda_grid) and what follows, never the knockoffs
+    for decay, planned in (([10, 0], False), (10.0, True), (0, True)):
         write_config(tmp_path, {**config, "training": {**config["training"], "dense_decay": decay}})
         jobs = _planned_jobs(tmp_path)
         assert ("lambda_grid" in jobs) is planned and "knockoffs" not in jobs, jobs

@@ -50,7 +50,7 @@ from knockoffnet.vocabulary import (
     PENALTIES,
     STARTS,
     TASKS,
-    dense_decay,
+    dense_decays,
 )
 
 _LOG = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class TrainConfig:
     penalty: str = "group"
     start: str = "warm"
     min_improvement: float = 1e-3
-    dense_decay: float | str = "auto"
+    dense_decay: float | str | tuple[float, ...] = "auto"
     covariates: int = 0
     device: str = "auto"
     threads: int = 1
@@ -131,21 +131,17 @@ class TrainConfig:
             raise InputError(f"covariates must be a count >= 0, got {self.covariates!r}")
         if not 0.0 <= self.min_improvement < 1.0:
             raise InputError(f"min_improvement must lie in [0, 1), got {self.min_improvement}")
-        try:  # `auto` resolved here, so every later reader sees a number
-            decay = (
-                None
-                if isinstance(self.dense_decay, bool)
-                else dense_decay(self.dense_decay, self.optimizer, self.learning_rate)
-            )
+        try:  # resolved here to the candidate decays, so every later reader sees numbers
+            decays = dense_decays(self.dense_decay, self.optimizer, self.learning_rate)
         except (TypeError, ValueError):
-            decay = None
-        if decay is None or not (math.isfinite(decay) and 0.0 <= decay * self.lr < 1.0):
+            decays = ()
+        if not decays or not all(math.isfinite(d) and 0.0 <= d * self.lr < 1.0 for d in decays):
             raise InputError(
-                f"training.dense_decay must be auto or a number >= 0 and below 1 / learning rate "
-                f"= {1 / self.lr:g} (each step multiplies the weights by 1 - lr × decay), "
-                f"got {self.dense_decay!r}"
+                f"training.dense_decay must be auto, a number >= 0 and below 1 / learning rate "
+                f"= {1 / self.lr:g} (each step multiplies the weights by 1 - lr × decay), or a "
+                f"list of such numbers, got {self.dense_decay!r}"
             )
-        object.__setattr__(self, "dense_decay", decay)
+        object.__setattr__(self, "dense_decay", decays)
         if not _DEVICE_RE.match(str(self.device)):
             raise InputError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
@@ -697,7 +693,10 @@ def dense_fit(
     """The seed's network trained without penalty (λ = 0) from its random initialisation,
     early-stopped on the validation loss: the warm start of every λ, and the "did the
     network learn at all" reference of the report. Same keys as :func:`train_path` (Λ = 1).
-    ``cfg.dense_decay`` > 0 adds decoupled weight decay to this fit only (docs/method.md).
+    ``cfg.dense_decay`` holds the candidate decoupled weight decays of this fit only: each is
+    fitted from the same start and the one with the lowest validation loss is returned, its
+    decay under the key ``dense_decay`` (docs/method.md, "The dense fit and the start of every
+    λ").
 
     A fit whose ReLU hidden layer went silent (:func:`active_fraction` < DEAD_ACTIVE) is
     refitted from the same start with a tenth of the step size, at most DENSE_REFITS times:
@@ -706,25 +705,40 @@ def dense_fit(
     """
     with prepared(U, y, cfg, seed, log) as data:
         _log_setup(log, data, cfg, "dense fit")
-        if cfg.dense_decay > 0:
-            shrink = 1.0 - cfg.lr * cfg.dense_decay
-            log(f"dense fit: weight decay {cfg.dense_decay:g} (weights × {shrink:g} a step)")
-        fit = cfg
-        for refit in range(DENSE_REFITS + 1):
-            start = start_net(None, data, fit, seed)
-            res = train_batched(data, np.zeros(1), fit, seed, start, log, decay=fit.dense_decay)
-            active = active_fraction(res, data.u_val, fit)
-            if active >= DEAD_ACTIVE or refit == DENSE_REFITS:
-                break
-            fit = replace(fit, learning_rate=fit.lr / 10)
-            log(
-                f"warning: the dense fit's hidden layer went silent ({active:.4f} of its "
-                f"validation activations positive); refitting with learning rate {fit.lr:.3g}"
-            )
+        fits = [_dense_fit_decayed(data, cfg, seed, decay, log) for decay in cfg.dense_decay]
+    best = min(range(len(fits)), key=lambda i: fits[i]["val_loss"][0])  # ties: the first
+    res = fits[best]
+    if len(fits) > 1:
+        losses = ", ".join(
+            f"{d:g}: {f['val_loss'][0]:.4f}" for d, f in zip(cfg.dense_decay, fits, strict=True)
+        )
+        log(f"dense fit: weight decay {cfg.dense_decay[best]:g} kept (validation loss {losses})")
     log(
         f"dense fit: {res['best_epoch'][0]} epochs to the best validation loss "
         f"{res['val_loss'][0]:.4f} (accuracy {res['val_accuracy'][0]:.3f})"
     )
+    return {**res, "dense_decay": np.array([cfg.dense_decay[best]])}
+
+
+def _dense_fit_decayed(
+    data: TrainData, cfg: TrainConfig, seed: int, decay: float, log: Log
+) -> dict[str, np.ndarray]:
+    """One dense fit at one decay, from the seed's initialisation (the same for every
+    decay, so the candidates differ by the decay alone), refitted if its units died."""
+    if decay > 0:
+        log(f"dense fit: weight decay {decay:g} (weights × {1.0 - cfg.lr * decay:g} a step)")
+    fit = cfg
+    for refit in range(DENSE_REFITS + 1):
+        start = start_net(None, data, fit, seed)
+        res = train_batched(data, np.zeros(1), fit, seed, start, log, decay=decay)
+        active = active_fraction(res, data.u_val, fit)
+        if active >= DEAD_ACTIVE or refit == DENSE_REFITS:
+            break
+        fit = replace(fit, learning_rate=fit.lr / 10)
+        log(
+            f"warning: the dense fit's hidden layer went silent ({active:.4f} of its "
+            f"validation activations positive); refitting with learning rate {fit.lr:.3g}"
+        )
     return res
 
 

@@ -6,6 +6,8 @@ every other module imports them, so a new choice is added in one place.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 TASKS = ("binary", "multiclass", "regression")
 ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu")
 LEAKY_SLOPE = 0.01
@@ -20,20 +22,37 @@ PENALTIES = ("group", "l1")
 STARTS = ("warm", "cold")
 # Each step rule's step size when `training.learning_rate` is null (docs/method.md, "Step rules").
 DEFAULT_LEARNING_RATE = {"adam": 3e-3, "fista": 0.3, "momentum": 0.3, "plain": 1.0}
-# `training.dense_decay: auto`: decoupled weight decay of the dense fit. 10 with Adam is what
-# the simulation study measured, at Adam's default step (docs/validation.md, "A decayed
-# dense fit as the default"). The decay is scaled by the step, so at steps of 0.1 and more
-# (the full-batch rules' 0.3-1, the paper's FISTA among them) 10 would flip the weights'
-# sign; nothing was studied there, and `auto` decays nothing.
+# `training.dense_decay: auto`: the dense fit with decoupled weight decay 10 and without, and
+# the one with the lower validation loss starts the path. 10 with Adam is what the simulation
+# study measured at Adam's default step (docs/validation.md, "A decayed dense fit as the
+# default"); on weak, spread-out signals (a 100,000 × 1,000 genotype cohort) it shrinks the
+# network to a constant, which the undecayed fit then beats (docs/method.md). The decay is
+# scaled by the step, so at steps of 0.1 and more (the full-batch rules' 0.3-1, the paper's
+# FISTA among them) 10 would flip the weights' sign; nothing was studied there, and `auto`
+# decays nothing.
 AUTO_DENSE_DECAY = 10.0
 
 
-def dense_decay(value: float | str, optimizer: str, learning_rate: float | None = None) -> float:
-    """``training.dense_decay`` as a number: ``auto`` resolved by the step rule and step."""
-    if value != "auto":
-        return float(value)
-    lr = DEFAULT_LEARNING_RATE[optimizer] if learning_rate is None else float(learning_rate)
-    return AUTO_DENSE_DECAY if optimizer == "adam" and AUTO_DENSE_DECAY * lr < 1.0 else 0.0
+def dense_decays(
+    value: float | str | Sequence[float], optimizer: str, learning_rate: float | None = None
+) -> tuple[float, ...]:
+    """``training.dense_decay`` as the candidate decays of the dense fit (the one with the
+    lower validation loss is kept): a number alone, a list as given, ``auto`` by the step
+    rule and step."""
+    if isinstance(value, str) and value == "auto":
+        lr = DEFAULT_LEARNING_RATE[optimizer] if learning_rate is None else float(learning_rate)
+        return (
+            (AUTO_DENSE_DECAY, 0.0)
+            if optimizer == "adam" and AUTO_DENSE_DECAY * lr < 1.0
+            else (0.0,)
+        )
+    if isinstance(value, str | bool) or value is None:
+        raise ValueError(f"not a decay: {value!r}")
+    if isinstance(value, Sequence):
+        if not value or any(isinstance(v, str | bool) for v in value):
+            raise ValueError(f"not a list of decays: {value!r}")
+        return tuple(float(v) for v in value)
+    return (float(value),)
 
 
 # Per-run importances behind the OL and ML filters: `importance` (first-layer group norm and

@@ -22,7 +22,7 @@ from knockoffnet.job_resources import (  # noqa: E402
 from knockoffnet.runtime import FIT_KEYS, import_from  # noqa: E402
 from knockoffnet.seeds import derive_seed  # noqa: E402
 from knockoffnet.simulation.generators import true_groups  # noqa: E402
-from knockoffnet.vocabulary import FIGURES, GROUP_MODES, dense_decay, lambda_count  # noqa: E402
+from knockoffnet.vocabulary import FIGURES, GROUP_MODES, dense_decays, lambda_count  # noqa: E402
 
 # Jobs import this checkout's package, not an installed copy of another checkout.
 import_from(SCRIPTS_DIR)
@@ -134,12 +134,15 @@ def n_lambdas(cohort):
 def grid_params(cohort):
     """The grid job's training params: the fit keys, `reference`, and `lambdas` with the
     count resolved (a resolved count equal to the old number reruns nothing); the dense
-    fit's decay resolved to its number (`auto` and 10 are the same job) and only when
-    non-zero, so a run made before the key existed reruns nothing at `dense_decay: 0`."""
+    fit's decay resolved to its candidates (`auto` and [10, 0] are the same job; one
+    candidate as its number, so `dense_decay: 10` is the job of the 2026-12-06 default),
+    and only when one is non-zero, so a run made before the key existed reruns nothing at
+    `dense_decay: 0`."""
     training = config["training"]
     lambdas = {**training["lambdas"], "count": n_lambdas(cohort)}
-    decay = dense_decay(training["dense_decay"], training["optimizer"], training["learning_rate"])
-    dense = {"dense_decay": decay} if decay else {}
+    decays = dense_decays(training["dense_decay"], training["optimizer"], training["learning_rate"])
+    dense = {"dense_decay": decays[0] if len(decays) == 1 else list(decays)}
+    dense = dense if any(decays) else {}
     return {**fit_params("lambdas", "reference"), "lambdas": lambdas, **dense}
 
 

@@ -185,7 +185,7 @@ def main() -> None:
                 d, o = u.loc[(part, "default")], u.loc[(part, "undecayed")]
                 wall = f"wall {d.wall_s / o.wall_s:.2f}, " if pd.notna(d.wall_s) else ""
                 text += (
-                    f"\n{part}: default (decayed dense fit) / undecayed: {wall}"
+                    f"\n{part}: default / undecayed: {wall}"
                     f"core-s {d.cpu_s:.0f} / {o.cpu_s:.0f} = {d.cpu_s / o.cpu_s:.2f}"
                 )
     print(text)

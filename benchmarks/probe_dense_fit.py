@@ -10,6 +10,9 @@ the same training/validation split. Variants:
 * ``lr 1e-3``, ``batch 32``, ``hidden 64``, ``units 0``, ``patience 50``: one knob each;
 * ``decay 1`` … ``decay 100``: decoupled weight decay on every weight matrix after each step
   (θ ← (1 − lr·decay)·θ), the package's ``training.dense_decay``;
+* ``first a, rest b`` and ``decay 10 + units``: the same decay split by layer (a on the first
+  dense layer, b on the layers above) or extended to the per-input units' slopes, which the
+  package never decays; the probe swaps in its own decay function for these rows;
 * ``true inputs``: the default fit on the relevant features' columns and their knockoff copies
   only (what the network reaches once the search among inputs is removed);
 * ``true features``: the default fit on the relevant features alone, no knockoff columns.
@@ -32,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
+import knockoffnet.path
 from knockoffnet.path import TrainConfig, dense_fit, split_indices
 from knockoffnet.scores import reference_score
 
@@ -47,12 +51,43 @@ VARIANTS: dict[str, dict] = {
     "decay 10": {"dense_decay": 10.0},
     "decay 30": {"dense_decay": 30.0},
     "decay 100": {"dense_decay": 100.0},
+    "first 10, rest 0": {"dense_decay": 10.0},
+    "first 30, rest 0": {"dense_decay": 30.0},
+    "first 30, rest 10": {"dense_decay": 30.0},
+    "first 20, rest 5": {"dense_decay": 20.0},
+    "decay 10 + units": {"dense_decay": 10.0},
     "true inputs": {},
     "true features": {},
 }
 
 
-def replicate(results: Path, design: str, rep: int) -> dict[str, tuple[float, int]]:
+# (first layer, layers above, units' slopes) for the rows that split the decay by layer.
+LAYER_DECAYS: dict[str, tuple[float, float, float]] = {
+    "first 10, rest 0": (10.0, 0.0, 0.0),
+    "first 30, rest 0": (30.0, 0.0, 0.0),
+    "first 30, rest 10": (30.0, 10.0, 0.0),
+    "first 20, rest 5": (20.0, 5.0, 0.0),
+    "decay 10 + units": (10.0, 10.0, 10.0),
+}
+_PACKAGE_DECAY = knockoffnet.path._decay_weights
+
+
+def _decay_by_layer(split: tuple[float, float, float]):
+    """A stand-in for the package's decay step that decays each part at its own rate."""
+
+    def decay(st, cfg, _decay: float) -> None:
+        first, rest, units = split
+        for i, w in enumerate(st.net.ws):
+            w.mul_(1.0 - cfg.lr * (first if i == 0 else rest))
+        if units > 0 and st.net.ua is not None:
+            st.net.ua.mul_(1.0 - cfg.lr * units)
+
+    return decay
+
+
+def replicate(
+    results: Path, design: str, rep: int, names: list[str]
+) -> dict[str, tuple[float, int]]:
     """{variant: (validation accuracy − gradient boosting's, best epoch)} for one replicate."""
     run = results / f"sim_{design}_{rep}"
     X, y = np.load(run / "data" / "X.npy"), np.load(run / "data" / "y.npy")
@@ -70,9 +105,15 @@ def replicate(results: Path, design: str, rep: int) -> dict[str, tuple[float, in
     train, val = split_indices(y, base, SEED)
     gb = reference_score(U, y, train, val, "binary", SEED, "gb", threads=1)
     out = {}
-    for name, change in VARIANTS.items():
+    for name in names:
+        change = VARIANTS[name]
         data = {"true inputs": U[:, cols], "true features": U[:, rel]}.get(name, U)
-        fit = dense_fit(data, y, replace(base, **change), SEED, log=lambda _m: None)
+        split = LAYER_DECAYS.get(name)
+        knockoffnet.path._decay_weights = _decay_by_layer(split) if split else _PACKAGE_DECAY
+        try:
+            fit = dense_fit(data, y, replace(base, **change), SEED, log=lambda _m: None)
+        finally:
+            knockoffnet.path._decay_weights = _PACKAGE_DECAY
         out[name] = (float(fit["val_accuracy"][0]) - gb, int(fit["best_epoch"][0]))
     return out
 
@@ -83,13 +124,14 @@ def main() -> None:
     ap.add_argument("--design", default="ar1-p50-s10-k2")
     ap.add_argument("--replicates", type=int, default=20)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = ap.parse_args()
-    rows = [replicate(args.results, args.design, r) for r in range(args.replicates)]
+    rows = [replicate(args.results, args.design, r, args.variants) for r in range(args.replicates)]
     lines = [
         f"| variant ({args.design}, {len(rows)} replicates) | dense − GB | best epoch |",
         "|---|---|---|",
     ]
-    for name in VARIANTS:
+    for name in args.variants:
         gap = np.array([r[name][0] for r in rows])
         epochs = np.array([r[name][1] for r in rows])
         se = gap.std(ddof=1) / np.sqrt(gap.size)

@@ -32,6 +32,9 @@ with rule_context(snakemake) as log:
         "chosen_score": network_score(net, U[val], y[val], cfg.task, cfg.activation),
         "reference_score": float(dense["reference_score"]),
     }
+    # the dense fit's kept weight decay (`training.dense_decay`); NaN for a dense.npz from
+    # before the key, so an old fit is never reported as undecayed
+    decay = float(dense["dense_decay"][0]) if "dense_decay" in dense else float("nan")
     log.info(
         "chosen lambda %.4g (index %d), val loss %.4f; validation %s: dense %.4f, chosen %.4f, "
         "reference %.4f",
@@ -48,6 +51,7 @@ with rule_context(snakemake) as log:
         chosen=np.array(chosen),
         metric=np.array(metric_name(cfg.task)),
         **{k: np.array(v) for k, v in scores.items()},
+        dense_decay=np.array(decay),
         **summary,
         **{f"Z{i}": z for i, z in enumerate(Z)},
         **net_arrays(net),

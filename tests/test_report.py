@@ -318,9 +318,25 @@ def test_learning_table_lists_every_run_and_its_mean(page):
     stats = pd.read_csv(page.results / "statistics.tsv", sep="\t")
     runs = stats.drop_duplicates(["draw", "seed"])
     assert len(table) == 1 + len(runs) + 1  # header, one row per run, the mean
-    assert table[-1][0] == "mean"
-    assert table[-1][2] == report.fmt_num(runs["chosen_score"].mean())
+    assert table[0][2] == "decay" and table[-1][0] == "mean"
+    assert table[-1][3] == report.fmt_num(runs["chosen_score"].mean())
+    # each run shows the decay its dense fit kept, the last row how often each was kept
+    assert [r[2] for r in table[1:-1]] == [report.fmt_num(d) for d in runs["dense_decay"]]
+    kept = runs["dense_decay"].value_counts()
+    assert table[-1][2] == ", ".join(
+        f"{report.fmt_num(d)} ×{kept[d]}" for d in sorted(kept.index, reverse=True)
+    )
     assert "learned less than a simple model" not in page.text  # chosen ≈ reference here
+
+
+def test_learning_table_shows_a_dash_for_results_without_the_kept_decay(tmp_path):
+    write_fake_results(tmp_path, task="binary", empty=False, n_seeds=2, p=6)
+    stats = pd.read_csv(tmp_path / "statistics.tsv", sep="\t")
+    stats.drop(columns="dense_decay").to_csv(tmp_path / "statistics.tsv", sep="\t", index=False)
+    check = report.learning_check(report.load_results(tmp_path))
+    assert len(check["rows"]) == 4  # two draws × two seeds
+    assert {r["decay"] for r in check["rows"]} == {report.fmt_num(np.nan)}
+    assert check["mean"]["decay"] == report.fmt_num(np.nan)
 
 
 def test_learning_check_warns_when_the_network_lags_the_reference(tmp_path):

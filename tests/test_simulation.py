@@ -37,6 +37,8 @@ from knockoffnet.simulation.scoring import (
     SUMMARY_COLUMNS,
     fdp_power,
     fdr_check,
+    fit_rows,
+    fit_summary,
     pipeline_masks,
     score_masks,
     summarise,
@@ -589,3 +591,32 @@ def test_oracle_peer_regresses_the_latent_score_and_teacher_exposes_it() -> None
     Xk = np.random.default_rng(0).standard_normal(X.shape)
     W = oracle_statistic(X, Xk, latent, seed=1)
     assert len(set(np.argsort(-W)[:3]) & {0, 1, 2}) >= 2 and relevant == ["x1", "x2", "x3"]
+
+
+def _run_scores(dense: float, decay: float | None) -> dict[str, np.ndarray]:
+    scores = {"metric": np.array("accuracy"), "dense_score": np.array(dense)}
+    scores |= {"chosen_score": np.array(0.8), "reference_score": np.array(0.75)}
+    return scores if decay is None else scores | {"dense_decay": np.array(decay)}
+
+
+def test_fit_summary_gives_the_gaps_and_how_often_a_decayed_dense_fit_was_kept():
+    fits = pd.concat(
+        [
+            fit_rows([(0, 0, _run_scores(0.7, 0.0)), (0, 1, _run_scores(0.8, 10.0))], "d", 0),
+            fit_rows([(0, 0, _run_scores(0.6, 10.0)), (0, 1, _run_scores(0.6, 10.0))], "d", 1),
+            fit_rows([(0, 0, _run_scores(0.9, None))], "old", 0),  # before the key existed
+        ]
+    )
+    assert fits["dense_decay"].tolist()[:4] == [0.0, 10.0, 10.0, 10.0]
+    out = fit_summary(fits).set_index("design")
+    # replicates average their runs first: dense 0.75 and 0.6, decayed shares 0.5 and 1
+    assert out.loc["d", "dense_mean"] == pytest.approx(0.675)
+    assert out.loc["d", "dense_gap_mean"] == pytest.approx(-0.075)
+    assert out.loc["d", "decayed_mean"] == pytest.approx(0.75)
+    assert out.loc["d", "decayed_se"] == pytest.approx(0.25)
+    assert np.isnan(out.loc["old", "decayed_mean"])  # unknown, not "never decayed"
+    assert out.loc["old", "dense_gap_mean"] == pytest.approx(0.15)
+    # results from before the column: the scores still summarise
+    legacy = fit_summary(fits.drop(columns="dense_decay")).set_index("design")
+    assert legacy.loc["d", "dense_mean"] == pytest.approx(0.675)
+    assert legacy["decayed_mean"].isna().all()

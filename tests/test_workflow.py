@@ -169,6 +169,9 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
         assert len(scores) == 4 and scores["metric"].eq("accuracy").all()
         for col in ("dense_score", "chosen_score", "reference_score"):
             assert scores[col].between(0, 1).all(), col
+        for r in scores.itertuples():  # the decay each dense fit kept, from `auto`'s [10, 0]
+            with np.load(out / "path" / f"draw{r.draw}_seed{r.seed}" / "dense.npz") as dense:
+                assert r.dense_decay == dense["dense_decay"][0] and r.dense_decay in (0, 10)
         assert {"filter", "run"} == set(thresholds["scope"])
         run = json.loads((out / "run.json").read_text())
         assert run["inputs"] and all(len(h) == 64 for h in run["inputs"].values())

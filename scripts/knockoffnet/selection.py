@@ -27,7 +27,9 @@ from knockoffnet.groups import group_sum, index_from_table
 from knockoffnet.statistics import multi_layer, one_layer, pair_statistic
 from knockoffnet.vocabulary import FILTERS, PATH_FILTERS
 
-SCORE_KEYS = ("dense_score", "chosen_score", "reference_score")
+# Per-run diagnostics copied from z/draw{d}_seed{s}.npz to every row of the run in
+# statistics.tsv: the validation scores and the dense fit's kept weight decay.
+RUN_KEYS = ("dense_score", "chosen_score", "reference_score", "dense_decay")
 
 
 @dataclass
@@ -138,7 +140,7 @@ def run_statistics(
         qvalue={f: knockoff_qvalues(W[f], offset, copies) for f in PATH_FILTERS},
         effects=effects,
         magnitude=np.abs(effects).max(axis=1) if magnitude is None else np.asarray(magnitude),
-        scores={k: float(run[k]) if k in run else float("nan") for k in SCORE_KEYS},
+        scores={k: float(run[k]) if k in run else float("nan") for k in RUN_KEYS},
         metric=str(run["metric"]) if "metric" in run else "",
         copies=copies,
     )
@@ -417,7 +419,7 @@ def _statistics_table(
                     "threshold": r.T[f],
                 }
             )
-            for key in SCORE_KEYS:
+            for key in RUN_KEYS:
                 frame[key] = r.scores[key]
             frame["metric"] = r.metric
             rows.append(frame)

@@ -397,23 +397,35 @@ def units_text(units: int) -> str:
     return f"{units} learned univariate units per input"
 
 
+def decay_counts(decays: pd.Series) -> str:
+    """How often each weight decay was kept, largest first ("10 ×3, 0 ×1"); a dash if none
+    is known."""
+    counts = decays.dropna().value_counts().sort_index(ascending=False)
+    return ", ".join(f"{fmt_num(d)} ×{n}" for d, n in counts.items()) or fmt_num(np.nan)
+
+
 def learning_check(res: Results) -> dict[str, Any] | None:
     """Per run: validation score of the dense fit, of the chosen-λ network and of the
-    gradient-boosting reference (statistics.tsv), with a warning when the network learned
-    clearly less than the reference."""
+    gradient-boosting reference (statistics.tsv), the weight decay the dense fit kept, and a
+    warning when the network learned clearly less than the reference."""
     s = res.statistics
     if "chosen_score" not in s:
         return None
     runs = s.drop_duplicates(["draw", "seed"]).sort_values(["draw", "seed"])
     metric = str(runs["metric"].iloc[0]) if "metric" in runs else "score"
+    # results written before the column existed show a dash: the kept decay is not known
+    decays = (
+        _as_float(runs["dense_decay"]) if "dense_decay" in runs else pd.Series(np.nan, runs.index)
+    )
     rows = [
         {
             "run": run_label(int(r.draw), int(r.seed)),
             "dense": fmt_num(r.dense_score),
+            "decay": fmt_num(decay),
             "chosen": fmt_num(r.chosen_score),
             "reference": fmt_num(r.reference_score),
         }
-        for r in runs.itertuples(index=False)
+        for r, decay in zip(runs.itertuples(index=False), decays, strict=True)
     ]
     chosen = _as_float(runs["chosen_score"])
     reference = _as_float(runs["reference_score"])
@@ -431,6 +443,7 @@ def learning_check(res: Results) -> dict[str, Any] | None:
         "rows": rows,
         "mean": {
             "dense": fmt_num(_as_float(runs["dense_score"]).mean()),
+            "decay": decay_counts(decays),
             "chosen": fmt_num(chosen.mean()),
             "reference": fmt_num(reference.mean()),
         },

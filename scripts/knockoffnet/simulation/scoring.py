@@ -15,7 +15,17 @@ from knockoffnet.selection import build_tables, group_labels, run_statistics
 from knockoffnet.vocabulary import FILTERS
 
 REPLICATE_COLUMNS = ["design", "replicate", "filter", "q", "n_selected", "fdp", "power"]
-FIT_COLUMNS = ["design", "replicate", "draw", "seed", "metric", "dense", "chosen", "reference"]
+FIT_COLUMNS = [
+    "design",
+    "replicate",
+    "draw",
+    "seed",
+    "metric",
+    "dense",
+    "chosen",
+    "reference",
+    "dense_decay",
+]
 SUMMARY_COLUMNS = ["design", "filter", "q", "fdp_mean", "fdp_se", "power_mean", "power_se"]
 
 
@@ -153,7 +163,8 @@ def fdr_check(
 def fit_rows(
     runs: Sequence[tuple[int, int, dict[str, np.ndarray]]], design: str, replicate: int
 ) -> pd.DataFrame:
-    """Validation scores of every run of one replicate (dense fit, chosen λ, reference)."""
+    """Validation scores of every run of one replicate (dense fit, chosen λ, reference) and
+    the weight decay its dense fit kept (NaN for a run from before 2026-12-06)."""
     rows = [
         {
             "design": design,
@@ -164,6 +175,7 @@ def fit_rows(
             "dense": float(a.get("dense_score", np.nan)),
             "chosen": float(a.get("chosen_score", np.nan)),
             "reference": float(a.get("reference_score", np.nan)),
+            "dense_decay": float(a.get("dense_decay", np.nan)),
         }
         for d, s, a in runs
     ]
@@ -172,9 +184,12 @@ def fit_rows(
 
 def fit_summary(fits: pd.DataFrame) -> pd.DataFrame:
     """Per design: mean ± se over replicates (runs averaged within a replicate) of the
-    validation scores, and the mean gap to the gradient-boosting reference."""
+    validation scores, the mean gap to the gradient-boosting reference, and ``decayed``, the
+    share of runs whose dense fit kept a weight decay > 0 (NaN where no run recorded it)."""
+    decay = fits["dense_decay"] if "dense_decay" in fits else pd.Series(np.nan, fits.index)
+    fits = fits.assign(decayed=(decay > 0).astype(float).where(decay.notna()))
     per_rep = fits.groupby(["design", "replicate", "metric"], sort=False)[
-        ["dense", "chosen", "reference"]
+        ["dense", "chosen", "reference", "decayed"]
     ].mean()
     per_rep["dense_gap"] = per_rep["dense"] - per_rep["reference"]
     per_rep["chosen_gap"] = per_rep["chosen"] - per_rep["reference"]

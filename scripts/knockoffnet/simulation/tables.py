@@ -128,10 +128,17 @@ def study_markdown(
                 "metric": fs["metric"],
                 **{
                     col: [
-                        f"{m:.3f} ± {e:.3f}"
+                        f"{m:.3f} ± {e:.3f}" if np.isfinite(m) else "–"
                         for m, e in zip(fs[f"{col}_mean"], fs[f"{col}_se"], strict=True)
                     ]
-                    for col in ("dense", "chosen", "reference", "dense_gap", "chosen_gap")
+                    for col in (
+                        "dense",
+                        "chosen",
+                        "reference",
+                        "dense_gap",
+                        "chosen_gap",
+                        "decayed",
+                    )
                 },
             }
         )
@@ -140,7 +147,8 @@ def study_markdown(
             "",
             "dense: the seed's network fitted without penalty; chosen: the λ the statistics "
             "read; reference: histogram gradient boosting on the same training rows of [X, X~]; "
-            "gaps are network − reference.",
+            "gaps are network − reference; decayed: the share of runs whose dense fit kept a "
+            "weight decay (training.dense_decay).",
             "",
             markdown_table(table),
             "",

@@ -815,10 +815,14 @@ def test_grid_with_covariates_reaches_below_the_features_zeroing():
 
 def test_lambda_grid_is_still_importable_from_path():
     """The lambda_grid rule's entry script imports it from path: Snakemake reruns a rule whose
-    script is newer than its outputs, so moving the grid to its own module must not edit it."""
-    from knockoffnet.path import lambda_grid
+    script is newer than its outputs, so moving the grid (and the dense fit, the settings and
+    the split) to their own modules must not edit it."""
+    from knockoffnet import dense, train_config, train_data
+    from knockoffnet.path import dense_fit, lambda_grid, split_indices
 
     assert lambda_grid is G.lambda_grid
+    assert dense_fit is dense.dense_fit and split_indices is train_data.split_indices
+    assert P.TrainConfig is train_config.TrainConfig and P.DEAD_ACTIVE == dense.DEAD_ACTIVE
     assert (
         "from knockoffnet.path import dense_fit, lambda_grid"
         in (Path(__file__).parents[1] / "scripts" / "lambda_grid.py").read_text()

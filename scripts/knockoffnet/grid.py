@@ -20,18 +20,15 @@ from knockoffnet import optim
 from knockoffnet.errors import InputError
 from knockoffnet.network import Net, eval_rows, gradients, group_norms, group_view, stack
 from knockoffnet.path import (
-    Log,
     Records,
-    TrainConfig,
-    TrainData,
     best_first_layer,
     check_lambdas,
-    default_log,
-    prepared,
     start_net,
     tested_alive,
     train_batched,
 )
+from knockoffnet.train_config import Log, TrainConfig, default_log
+from knockoffnet.train_data import TrainData, prepared
 
 # λ-grid top check: try λ0·4^k, k = 0..GRID_TRIES-1, in one batched run.
 GRID_FACTOR = 4.0

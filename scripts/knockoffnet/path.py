@@ -16,12 +16,8 @@ split the grid into independent jobs. The grid itself is built by :mod:`knockoff
 
 from __future__ import annotations
 
-import logging
-import math
-import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -29,303 +25,39 @@ import torch
 
 from knockoffnet import optim
 from knockoffnet.errors import InputError
-from knockoffnet.moments import all_finite
 from knockoffnet.network import (
     Net,
-    check_activation,
     eval_rows,
     evaluate,
-    flush_denormals,
-    forward,
     gradients,
     group_norms,
     init_net,
     net_arrays,
-    net_from_arrays,
     stack,
 )
-from knockoffnet.vocabulary import (
-    DEFAULT_LEARNING_RATE,
-    OPTIMIZERS,
-    PENALTIES,
-    STARTS,
-    TASKS,
-    dense_decays,
+
+# The settings and the data a fit trains on live in their own modules; they are re-exported
+# here because the entry scripts import them from this module, and editing an entry script
+# reruns every finished job of its rule for a user who pulls the change (Snakemake's code
+# trigger). The dense fit (knockoffnet.dense) is re-exported lazily below, as it imports
+# this module.
+from knockoffnet.train_config import (  # noqa: F401
+    AUTO_BATCH_SIZE,
+    AUTO_FULL_BATCH_MAX,
+    Log,
+    TrainConfig,
+    default_log,
+    resolve_device,
+)
+from knockoffnet.train_data import (  # noqa: F401
+    TrainData,
+    _seeds,
+    permute_rows_,
+    prepared,
+    split_indices,
 )
 
-_LOG = logging.getLogger(__name__)
-Log = Callable[[str], None]
-
-# batch_size = 0: full batch up to this many training rows, else AUTO_BATCH_SIZE rows per step.
-AUTO_FULL_BATCH_MAX = 2048
-AUTO_BATCH_SIZE = 1024
-# A ReLU dense fit is dead when fewer than this fraction of its first hidden layer's
-# activations on the validation rows are positive: the 1,476 study dense fits scanned had
-# ≥ 0.012, the one that died at 50,000 × 1,000 had 0.0004 (docs/method.md, "Dead dense fits").
-DEAD_ACTIVE = 0.005
-# Refits of a dead dense fit, each with a tenth of the previous step size.
-DENSE_REFITS = 2
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Network, penalty and optimiser settings shared by the dense fit, the grid and the path."""
-
-    hidden: tuple[int, ...] = (32,)
-    activation: str = "relu"
-    units: int = 4
-    task: str = "binary"
-    n_classes: int = 2
-    val_fraction: float = 0.2
-    patience: int = 20
-    max_epochs: int = 300
-    batch_size: int = 128
-    check_rows: int = 20_000
-    learning_rate: float | None = None
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    penalty: str = "group"
-    start: str = "warm"
-    min_improvement: float = 1e-3
-    dense_decay: float | str | tuple[float, ...] = "auto"
-    covariates: int = 0
-    device: str = "auto"
-    threads: int = 1
-
-    def __post_init__(self) -> None:
-        hidden = tuple(self.hidden) if isinstance(self.hidden, Sequence) else None
-        if hidden is None or not all(isinstance(h, int | np.integer) and h >= 1 for h in hidden):
-            raise InputError(f"hidden must be a list of positive integers, got {self.hidden!r}")
-        object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
-        check_activation(self.activation)
-        _check_choice("task", self.task, TASKS)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("penalty", self.penalty, PENALTIES)
-        _check_choice("start", self.start, STARTS)
-        if isinstance(self.units, bool) or not isinstance(self.units, int | np.integer):
-            raise InputError(f"units must be a non-negative integer, got {self.units!r}")
-        if self.units < 0:
-            raise InputError(f"units must be >= 0 (0 = the paper's dense input), got {self.units}")
-        if self.task == "binary" and self.n_classes != 2:
-            raise InputError(f"task 'binary' needs n_classes = 2, got {self.n_classes}")
-        if self.task == "multiclass" and self.n_classes < 2:
-            raise InputError(f"task 'multiclass' needs n_classes >= 2, got {self.n_classes}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise InputError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
-        for name in ("patience", "max_epochs", "threads"):
-            if int(getattr(self, name)) < 1:
-                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.batch_size < 0:
-            raise InputError(f"batch_size must be >= 0 (0 = auto), got {self.batch_size}")
-        if isinstance(self.check_rows, bool) or int(self.check_rows) < 0:
-            raise InputError(
-                f"check_rows must be >= 0 (0 = a check after every pass), got {self.check_rows!r}"
-            )
-        lr = self.learning_rate
-        if lr is not None and not (math.isfinite(lr) and lr > 0):
-            raise InputError(f"learning_rate must be positive and finite, got {lr}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise InputError(f"momentum must lie in [0, 1), got {self.momentum}")
-        if isinstance(self.covariates, bool) or int(self.covariates) < 0:
-            raise InputError(f"covariates must be a count >= 0, got {self.covariates!r}")
-        if not 0.0 <= self.min_improvement < 1.0:
-            raise InputError(f"min_improvement must lie in [0, 1), got {self.min_improvement}")
-        try:  # resolved here to the candidate decays, so every later reader sees numbers
-            decays = dense_decays(self.dense_decay, self.optimizer, self.learning_rate)
-        except (TypeError, ValueError):
-            decays = ()
-        if not decays or not all(math.isfinite(d) and 0.0 <= d * self.lr < 1.0 for d in decays):
-            raise InputError(
-                f"training.dense_decay must be auto, a number >= 0 and below 1 / learning rate "
-                f"= {1 / self.lr:g} (each step multiplies the weights by 1 - lr × decay), or a "
-                f"list of such numbers, got {self.dense_decay!r}"
-            )
-        object.__setattr__(self, "dense_decay", decays)
-        if not _DEVICE_RE.match(str(self.device)):
-            raise InputError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-
-    @property
-    def lr(self) -> float:
-        """The step size in use: the configured one, else the step rule's default."""
-        if self.learning_rate is None:
-            return DEFAULT_LEARNING_RATE[self.optimizer]
-        return float(self.learning_rate)
-
-    @property
-    def n_out(self) -> int:
-        return self.n_classes if self.task == "multiclass" else 1
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise InputError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
-
-
-def default_log(msg: str) -> None:
-    _LOG.info(msg)
-
-
-# ----------------------------------------------------------------------------- inputs, device
-
-
-def resolve_device(spec: str, log: Log = default_log) -> torch.device:
-    """Map ``auto|cpu|cuda[:N]`` to a device; a CUDA request without CUDA falls back to the CPU.
-
-    Falling back (with a log line) rather than failing keeps one config usable on laptops and
-    GPU nodes alike; ``auto`` honours CUDA_VISIBLE_DEVICES through torch.cuda.is_available().
-    """
-    if not _DEVICE_RE.match(str(spec)):
-        raise InputError(f"device must be auto, cpu, cuda or cuda:N, got {spec!r}")
-    has_cuda = torch.cuda.is_available()
-    if spec == "cpu" or (spec == "auto" and not has_cuda):
-        log("device: cpu" + ("" if spec == "cpu" else " (CUDA not available)"))
-        return torch.device("cpu")
-    if not has_cuda:
-        log(f"device: cpu (requested {spec!r} but CUDA is not available; falling back)")
-        return torch.device("cpu")
-    dev = torch.device("cuda" if spec == "auto" else spec)
-    if dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise InputError(
-            f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) visible"
-        )
-    log(f"device: {dev} ({torch.cuda.get_device_name(dev)})")
-    return dev
-
-
-def _check_data(U: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Validate the design and response; returns float32 U and y (int64 codes or float32)."""
-    U = np.asarray(U)
-    y = np.asarray(y)
-    if U.ndim != 2 or U.shape[0] < 2 or U.shape[1] < 1:
-        raise InputError(f"U must be a 2-D array (n rows, 2p columns), got shape {U.shape}")
-    if not np.issubdtype(U.dtype, np.number) or not all_finite(U):
-        raise InputError("U (features and knockoffs) must be numeric with no NaN/inf values")
-    if y.ndim != 1 or y.shape[0] != U.shape[0]:
-        raise InputError(f"y must be 1-D with one value per row of U ({U.shape[0]}), got {y.shape}")
-    if not np.issubdtype(y.dtype, np.number) or not np.isfinite(y).all():
-        raise InputError("y must be numeric with no NaN/inf values")
-    if cfg.task == "regression":
-        return U.astype(np.float32, copy=False), y.astype(np.float32)
-    codes = y.astype(np.int64)
-    if not np.array_equal(codes, y) or codes.min() < 0 or codes.max() >= cfg.n_classes:
-        raise InputError(
-            f"y must hold integer class codes 0..{cfg.n_classes - 1} for task {cfg.task!r}"
-        )
-    if np.unique(codes).size < 2:
-        raise InputError("y holds a single class; classification needs at least two")
-    return U.astype(np.float32, copy=False), codes
-
-
-def _seeds(seed: int) -> tuple[int, int, int]:
-    """Independent streams for split, init and shuffling, all derived from one seed."""
-    if int(seed) < 0:
-        raise InputError(f"seed must be a non-negative integer, got {seed}")
-    a, b, c = np.random.SeedSequence(int(seed)).generate_state(3, dtype=np.uint32)
-    return int(a), int(b), int(c)
-
-
-def split_indices(y: np.ndarray, cfg: TrainConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Training and validation row indices (sorted), fixed per seed; stratified by class.
-
-    Stratification keeps the class balance of the early-stopping signal equal to the data's;
-    every class present must keep at least one row on each side. The dense fit, the grid
-    and every λ of a seed share this split, so no validation row is ever trained on.
-    """
-    y = np.asarray(y)
-    rng = np.random.default_rng(_seeds(seed)[0])
-    if cfg.task == "regression":
-        groups = [np.arange(y.shape[0])]
-    else:
-        codes = y.astype(np.int64)
-        groups = [np.flatnonzero(codes == c) for c in np.unique(codes)]
-    val = []
-    for g in groups:
-        n_val = max(1, round(cfg.val_fraction * g.size))
-        if g.size - n_val < 1:
-            what = "the cohort" if cfg.task == "regression" else f"class code {y[g[0]]}"
-            raise InputError(
-                f"{what} has {g.size} row(s): too few to keep rows in both the training and "
-                f"the validation split (val_fraction={cfg.val_fraction}); each class needs >= 2 "
-                "rows; merge or drop rare classes"
-            )
-        val.append(rng.permutation(g)[:n_val])
-    val_idx = np.sort(np.concatenate(val))
-    train_idx = np.setdiff1d(np.arange(y.shape[0]), val_idx)
-    return train_idx, val_idx
-
-
-@dataclass(frozen=True)
-class TrainData:
-    """Training/validation tensors on the device (m = training rows)."""
-
-    u_train: torch.Tensor
-    y_train: torch.Tensor
-    u_val: torch.Tensor
-    y_val: torch.Tensor
-
-    @property
-    def m(self) -> int:
-        return int(self.u_train.shape[0])
-
-    @property
-    def d(self) -> int:
-        return int(self.u_train.shape[1])
-
-
-@contextmanager
-def prepared(U, y, cfg: TrainConfig, seed: int, log: Log) -> Iterator[TrainData]:
-    """The split's rows as tensors for the length of a fit.
-
-    A float32 C-ordered U (what the workflow loads) is not copied: its rows are put in
-    [training, validation] order in place, the tensors are views of it (on the CPU), and
-    the original order is restored on exit — a large cohort's job then holds one copy of
-    [X, X~] instead of two. Any other U is converted once, as before. The fit computes with
-    subnormal floats flushed to zero (:func:`knockoffnet.network.flush_denormals`).
-    """
-    U32, yy = _check_data(U, y, cfg)
-    device = resolve_device(cfg.device, log)
-    torch.set_num_threads(int(cfg.threads))
-    tr, va = split_indices(yy, cfg, seed)
-    order = np.concatenate([tr, va])
-    borrowed = U32 is U or np.shares_memory(U32, np.asarray(U))
-    if not (U32.flags.c_contiguous and U32.flags.writeable):
-        U32 = np.ascontiguousarray(U32)
-        borrowed = False
-    permute_rows_(U32, order)
-    m = tr.size
-
-    def put(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(a).to(device)
-
-    try:
-        with flush_denormals():
-            yield TrainData(put(U32[:m]), put(yy[tr]), put(U32[m:]), put(yy[va]))
-    finally:
-        if borrowed:
-            inverse = np.empty_like(order)
-            inverse[order] = np.arange(order.size)
-            permute_rows_(U32, inverse)
-
-
-def permute_rows_(A: np.ndarray, order: np.ndarray) -> None:
-    """A[i] ← A[order[i]] for every row i, in place: cycle by cycle, one spare row."""
-    order = np.asarray(order, dtype=np.int64)
-    moved = order != np.arange(order.size)
-    seen = ~moved
-    for start in np.flatnonzero(moved):
-        if seen[start]:
-            continue
-        spare = A[start].copy()
-        j = int(start)
-        while True:
-            seen[j] = True
-            k = int(order[j])
-            if k == start:
-                A[j] = spare
-                break
-            A[j] = A[k]
-            j = k
+# ----------------------------------------------------------------------------- training loop
 
 
 def initial_net(n_inputs: int, cfg: TrainConfig, seed: int) -> Net:
@@ -687,73 +419,6 @@ def train_path_sequential(
     return concat_chunks(parts)
 
 
-def dense_fit(
-    U: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed: int, log: Log = default_log
-) -> dict[str, np.ndarray]:
-    """The seed's network trained without penalty (λ = 0) from its random initialisation,
-    early-stopped on the validation loss: the warm start of every λ, and the "did the
-    network learn at all" reference of the report. Same keys as :func:`train_path` (Λ = 1).
-    ``cfg.dense_decay`` holds the candidate decoupled weight decays of this fit only: each is
-    fitted from the same start and the one with the lowest validation loss is returned, its
-    decay under the key ``dense_decay`` (docs/method.md, "The dense fit and the start of every
-    λ").
-
-    A fit whose ReLU hidden layer went silent (:func:`active_fraction` < DEAD_ACTIVE) is
-    refitted from the same start with a tenth of the step size, at most DENSE_REFITS times:
-    Adam's first steps move each of a large fan-in's weights by about the step size at once
-    and can switch every hidden unit off for good (one seed at 50,000 × 1,000).
-    """
-    with prepared(U, y, cfg, seed, log) as data:
-        _log_setup(log, data, cfg, "dense fit")
-        fits = [_dense_fit_decayed(data, cfg, seed, decay, log) for decay in cfg.dense_decay]
-    best = min(range(len(fits)), key=lambda i: fits[i]["val_loss"][0])  # ties: the first
-    res = fits[best]
-    if len(fits) > 1:
-        losses = ", ".join(
-            f"{d:g}: {f['val_loss'][0]:.4f}" for d, f in zip(cfg.dense_decay, fits, strict=True)
-        )
-        log(f"dense fit: weight decay {cfg.dense_decay[best]:g} kept (validation loss {losses})")
-    log(
-        f"dense fit: {res['best_epoch'][0]} epochs to the best validation loss "
-        f"{res['val_loss'][0]:.4f} (accuracy {res['val_accuracy'][0]:.3f})"
-    )
-    return {**res, "dense_decay": np.array([cfg.dense_decay[best]])}
-
-
-def _dense_fit_decayed(
-    data: TrainData, cfg: TrainConfig, seed: int, decay: float, log: Log
-) -> dict[str, np.ndarray]:
-    """One dense fit at one decay, from the seed's initialisation (the same for every
-    decay, so the candidates differ by the decay alone), refitted if its units died."""
-    if decay > 0:
-        log(f"dense fit: weight decay {decay:g} (weights × {1.0 - cfg.lr * decay:g} a step)")
-    fit = cfg
-    for refit in range(DENSE_REFITS + 1):
-        start = start_net(None, data, fit, seed)
-        res = train_batched(data, np.zeros(1), fit, seed, start, log, decay=decay)
-        active = active_fraction(res, data.u_val, fit)
-        if active >= DEAD_ACTIVE or refit == DENSE_REFITS:
-            break
-        fit = replace(fit, learning_rate=fit.lr / 10)
-        log(
-            f"warning: the dense fit's hidden layer went silent ({active:.4f} of its "
-            f"validation activations positive); refitting with learning rate {fit.lr:.3g}"
-        )
-    return res
-
-
-def active_fraction(res: dict[str, np.ndarray], u: torch.Tensor, cfg: TrainConfig) -> float:
-    """Fraction of positive first-hidden-layer activations of a fit's first network on the
-    rows ``u`` (at most one evaluation block of them); 1.0 where units cannot die (no hidden
-    layer, or an activation other than ReLU)."""
-    if cfg.activation != "relu" or not cfg.hidden:
-        return 1.0
-    net = stack(net_from_arrays(res, 0), 1).map(lambda t: t.to(u.device, torch.float32))
-    with torch.no_grad():
-        _, inputs, _ = forward(net, u[: eval_rows(u.shape[1], cfg.units + 1)], cfg.activation)
-    return float((inputs[1] > 0).double().mean())
-
-
 def concat_chunks(chunks: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Join chunk results along λ, ordered by descending λ (the grid order)."""
     if not chunks:
@@ -789,13 +454,23 @@ def z_statistics(lambdas: np.ndarray, weights: Sequence[np.ndarray]) -> list[np.
     return out
 
 
-def __getattr__(name: str) -> object:
-    """``lambda_grid`` lives in :mod:`knockoffnet.grid`; the lambda_grid rule's entry script
-    still imports it from here: Snakemake reruns a rule whose script is newer than its
-    outputs (its ``code`` trigger), so editing that script's import would rerun every
-    finished path of a user who pulls the change."""
-    if name == "lambda_grid":
-        from knockoffnet.grid import lambda_grid
+_MOVED = {  # name → the module it lives in now (re-exported: see the imports above)
+    "lambda_grid": "knockoffnet.grid",
+    "dense_fit": "knockoffnet.dense",
+    "active_fraction": "knockoffnet.dense",
+    "DEAD_ACTIVE": "knockoffnet.dense",
+    "DENSE_REFITS": "knockoffnet.dense",
+}
 
-        return lambda_grid
+
+def __getattr__(name: str) -> object:
+    """``lambda_grid`` (:mod:`knockoffnet.grid`) and the dense fit (:mod:`knockoffnet.dense`)
+    import this module, so they are re-exported on first use: the lambda_grid rule's entry
+    script still imports them from here, and Snakemake reruns a rule whose script is newer
+    than its outputs (its ``code`` trigger), so editing that import would rerun every
+    finished path of a user who pulls the change."""
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,7 +26,7 @@ import numpy as np
 from knockoffnet.errors import InputError
 
 if TYPE_CHECKING:  # the trainer imports torch, which data-family jobs never load
-    from knockoffnet.path import TrainConfig
+    from knockoffnet.train_config import TrainConfig
 
 
 @contextlib.contextmanager
@@ -152,7 +152,7 @@ def train_config(
 ) -> TrainConfig:
     """The TrainConfig of a cohort (``meta.json``) from the config's network and training
     blocks: the one translation of config keys into the trainer's settings."""
-    from knockoffnet.path import TrainConfig
+    from knockoffnet.train_config import TrainConfig
 
     return TrainConfig(
         hidden=tuple(network["hidden"]),

@@ -34,7 +34,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from knockoffnet import grid as G
+from knockoffnet import optim
 from knockoffnet import path as P
+from knockoffnet.network import evaluate, stack
+
+# The setting the step rules were compared in (2026-11-22, benchmarks/README.md "Step rule"):
+# the paper's input layer, element-wise L1, full batch up to 2,048 rows, else 1,024 a step.
+STEP_SETTINGS = {"units": 0, "penalty": "l1", "batch_size": 0}
 
 
 def _quiet(msg: str) -> None:
@@ -54,22 +60,19 @@ def synthetic(n: int, p: int, n_signal: int, seed: int = 0) -> tuple[np.ndarray,
 
 
 def train_objective(U, y, lambdas, cfg: P.TrainConfig, seed: int, epochs: int) -> np.ndarray:
-    """Penalised training objective per λ after exactly ``epochs`` epochs of ``cfg``'s rule."""
-    data, _ = P._prepare(U, y, cfg, seed, _quiet)
-    w0, b0 = P.init_params(P._sizes(U.shape[1], cfg), seed)
-    lam = torch.as_tensor(lambdas, dtype=torch.float64)
-    st = P._new_state(w0, b0, lam, data.m, cfg)
-    bsz = P._batch_size(data.m, cfg)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        if bsz < data.m:
-            perm = torch.randperm(data.m, generator=gen)
-            for rows in torch.tensor_split(perm, -(-data.m // bsz)):
-                P._step(st, data.u_train[rows], data.y_train[rows], cfg)
-        else:
-            P._step(st, data.u_train, data.y_train, cfg)
-    loss, _ = P._evaluate(st.ws, st.bs, data.u_train, data.y_train, cfg.activation, cfg.task)
-    return (loss + lam / (2 * data.m) * P._l1(st.ws)).numpy()
+    """Penalised training objective per λ after exactly ``epochs`` passes of ``cfg``'s rule,
+    from the seed's random initialisation (the package's own step, batches and penalty)."""
+    with P.prepared(U, y, cfg, seed, _quiet) as data:
+        lam = torch.as_tensor(lambdas, dtype=torch.float64, device=data.u_train.device)
+        start = P.start_net(None, data, cfg, seed)
+        st = optim.new_state(stack(start, len(lambdas)), lam / (2.0 * data.m), cfg.optimizer)
+        batches = P._batches(data, cfg, torch.Generator().manual_seed(seed))
+        steps = -(-data.m // P._batch_size(data.m, cfg))  # one pass, whatever check_rows says
+        for _ in range(epochs):
+            P._run_check(st, data, cfg, batches, steps)
+        loss, _ = evaluate(st.net, data.u_train, data.y_train, cfg.activation, cfg.task)
+        pen = optim.penalty(st.net, cfg.penalty, data.d, cfg.covariates)
+        return (loss + st.pen * pen).cpu().numpy()
 
 
 def wdbc_with_knockoffs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +113,7 @@ def part_step(args) -> dict:
     out = {}
     for case, (make, epochs) in cases.items():
         U, y = make()
-        base = P.TrainConfig(hidden=(64,), threads=args.threads, device="cpu")
+        base = P.TrainConfig(hidden=(64,), threads=args.threads, device="cpu", **STEP_SETTINGS)
         grid = G.lambda_grid(U, y, base, seed=1, count=40, log=_quiet)
         lambdas = grid[[5, 15, 25, 35]]
         res = {}
@@ -122,6 +125,7 @@ def part_step(args) -> dict:
                     learning_rate=lr,
                     threads=args.threads,
                     device="cpu",
+                    **STEP_SETTINGS,
                 )
                 t = time.perf_counter()
                 obj = train_objective(U, y, lambdas, cfg, 1, epochs)
@@ -259,7 +263,8 @@ def child(args) -> None:
     elif args.child == "sequential":
         P.train_path_sequential(U, y, grid, cfg, seed=1, log=_quiet)
     else:
-        P._prepare(U, y, cfg, 1, _quiet)
+        with P.prepared(U, y, cfg, 1, _quiet):
+            pass
     cuda = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"rss_mb": rss_mb, "hwm_mb": _vm_hwm_mb(), "cuda_mb": _mb(cuda)}))

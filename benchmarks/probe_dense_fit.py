@@ -1,18 +1,22 @@
 """Why the dense fit trails gradient boosting on the AR(1) design (issue 14, criterion 5).
 
 A diagnostic, not a timing: for each replicate of a finished study run it re-fits the seed's
-dense network (``knockoffnet.path.dense_fit``, λ = 0, early stopping on the validation split)
+dense network (``knockoffnet.dense.dense_fit``, λ = 0, early stopping on the validation split)
 on the stored [X, X~] under a few training variants, and scores scikit-learn's
 ``HistGradientBoostingClassifier`` (the workflow's reference, ``scores.reference_score``) on
 the same training/validation split. Variants:
 
 * ``default``: today's settings;
 * ``lr 1e-3``, ``batch 32``, ``hidden 64``, ``units 0``, ``patience 50``: one knob each;
-* ``decay 1`` … ``decay 100``: decoupled weight decay on every weight matrix after each step
+* ``decay 0`` … ``decay 100``: decoupled weight decay on every weight matrix after each step
   (θ ← (1 − lr·decay)·θ), the package's ``training.dense_decay``;
 * ``first a, rest b`` and ``decay 10 + units``: the same decay split by layer (a on the first
   dense layer, b on the layers above) or extended to the per-input units' slopes, which the
   package never decays; the probe swaps in its own decay function for these rows;
+* ``EMA b`` and ``decay 10, EMA b``: an exponential moving average of every parameter
+  (θ̄ ← b·θ̄ + (1 − b)·θ after each step; the validation check, early stopping and the kept
+  weights all use θ̄), undecayed and with decay 10; the probe patches the
+  package's step-end and check functions for these rows;
 * ``true inputs``: the default fit on the relevant features' columns and their knockoff copies
   only (what the network reaches once the search among inputs is removed);
 * ``true features``: the default fit on the relevant features alone, no knockoff columns.
@@ -32,12 +36,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 import knockoffnet.path
-from knockoffnet.path import TrainConfig, dense_fit, split_indices
+from knockoffnet.dense import dense_fit
 from knockoffnet.scores import reference_score
+from knockoffnet.train_config import TrainConfig
+from knockoffnet.train_data import split_indices
 
 SEED = 7
 VARIANTS: dict[str, dict] = {
@@ -47,6 +54,7 @@ VARIANTS: dict[str, dict] = {
     "hidden 64": {"hidden": (64,)},
     "units 0": {"units": 0},
     "patience 50": {"patience": 50},
+    "decay 0": {"dense_decay": 0.0},
     "decay 1": {"dense_decay": 1.0},
     "decay 10": {"dense_decay": 10.0},
     "decay 30": {"dense_decay": 30.0},
@@ -56,6 +64,10 @@ VARIANTS: dict[str, dict] = {
     "first 30, rest 10": {"dense_decay": 30.0},
     "first 20, rest 5": {"dense_decay": 20.0},
     "decay 10 + units": {"dense_decay": 10.0},
+    "EMA 0.9": {"dense_decay": 0.0},
+    "EMA 0.99": {"dense_decay": 0.0},
+    "decay 10, EMA 0.9": {"dense_decay": 10.0},
+    "decay 10, EMA 0.99": {"dense_decay": 10.0},
     "true inputs": {},
     "true features": {},
 }
@@ -69,7 +81,15 @@ LAYER_DECAYS: dict[str, tuple[float, float, float]] = {
     "first 20, rest 5": (20.0, 5.0, 0.0),
     "decay 10 + units": (10.0, 10.0, 10.0),
 }
+# β of the rows that average the weights.
+EMA_BETAS: dict[str, float] = {
+    "EMA 0.9": 0.9,
+    "EMA 0.99": 0.99,
+    "decay 10, EMA 0.9": 0.9,
+    "decay 10, EMA 0.99": 0.99,
+}
 _PACKAGE_DECAY = knockoffnet.path._decay_weights
+_PACKAGE_RECORD = knockoffnet.path._record_epoch
 
 
 def _decay_by_layer(split: tuple[float, float, float]):
@@ -83,6 +103,34 @@ def _decay_by_layer(split: tuple[float, float, float]):
             st.net.ua.mul_(1.0 - cfg.lr * units)
 
     return decay
+
+
+def _averaged(beta: float, decay_step):
+    """Stand-ins for the package's step end (decay, then the average's update) and its
+    validation check (run on the averaged weights, which are what it keeps)."""
+    avg: dict[int, list[torch.Tensor]] = {}
+
+    def decay(st, cfg, d: float) -> None:
+        decay_step(st, cfg, d)
+        cur = st.net.tensors()
+        if id(st) not in avg:
+            avg[id(st)] = [t.detach().clone() for t in cur]
+            return
+        for a, t in zip(avg[id(st)], cur, strict=True):
+            a.mul_(beta).add_(t, alpha=1.0 - beta)
+
+    def record(rec, st, epoch, data, cfg):
+        cur = st.net.tensors()
+        saved = [t.detach().clone() for t in cur]
+        for t, a in zip(cur, avg.get(id(st), saved), strict=True):
+            t.copy_(a)
+        try:
+            return _PACKAGE_RECORD(rec, st, epoch, data, cfg)
+        finally:
+            for t, v in zip(cur, saved, strict=True):
+                t.copy_(v)
+
+    return decay, record
 
 
 def replicate(
@@ -109,11 +157,16 @@ def replicate(
         change = VARIANTS[name]
         data = {"true inputs": U[:, cols], "true features": U[:, rel]}.get(name, U)
         split = LAYER_DECAYS.get(name)
-        knockoffnet.path._decay_weights = _decay_by_layer(split) if split else _PACKAGE_DECAY
+        step_end = _decay_by_layer(split) if split else _PACKAGE_DECAY
+        check = _PACKAGE_RECORD
+        if name in EMA_BETAS:
+            step_end, check = _averaged(EMA_BETAS[name], step_end)
+        knockoffnet.path._decay_weights, knockoffnet.path._record_epoch = step_end, check
         try:
             fit = dense_fit(data, y, replace(base, **change), SEED, log=lambda _m: None)
         finally:
             knockoffnet.path._decay_weights = _PACKAGE_DECAY
+            knockoffnet.path._record_epoch = _PACKAGE_RECORD
         out[name] = (float(fit["val_accuracy"][0]) - gb, int(fit["best_epoch"][0]))
     return out
 

@@ -8,18 +8,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 
 
-def test_bench_gpu_runs_every_stage_on_the_cpu(tmp_path: Path) -> None:
-    out = tmp_path / "gpu.json"
+@pytest.fixture(scope="module")
+def every_stage(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    """One run of every stage (about a minute on 2 cores), shared by the tests below: its
+    scale stage is also the one-call run the two-call split must reproduce."""
+    out = tmp_path_factory.mktemp("bench_gpu") / "gpu.json"
     cmd = [
         sys.executable, str(REPO / "benchmarks" / "bench_gpu.py"),
         "--n", "3000", "--p", "50", "--seeds", "2", "--device", "cpu", "--out", str(out),
     ]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
+    return json.loads(out.read_text()), out
+
+
+def test_bench_gpu_runs_every_stage_on_the_cpu(every_stage: tuple[dict, Path]) -> None:
+    report, out = every_stage
     agreement = report["agreement"]
     assert "error" not in agreement and agreement["gpu_repeat_bit_identical"] is True
     assert report["syncs"] == {"skipped": "no CUDA"}
@@ -36,7 +45,7 @@ def test_bench_gpu_runs_every_stage_on_the_cpu(tmp_path: Path) -> None:
         assert len(done) == 20
     # the 20 relevant variants of the genotype cohort are found, as the workflow finds them
     assert report["selected"]["ML"]["true"] == 20
-    assert (tmp_path / "gpu.events.jsonl").exists()
+    assert (out.parent / "gpu.events.jsonl").exists()
 
 
 def _scale(tmp: Path, name: str, *extra: str) -> dict:
@@ -54,10 +63,12 @@ def _paths(report: dict) -> dict[int, float]:
     return {e["seed"]: e["val_accuracy"] for e in report["scale"]["events"] if e["stage"] == "path"}
 
 
-def test_bench_gpu_in_two_calls_equals_one(tmp_path: Path) -> None:
+def test_bench_gpu_in_two_calls_equals_one(tmp_path: Path, every_stage: tuple[dict, Path]) -> None:
     """--state/--stop-after split the scale run over two device calls (the cohort, dense fits
-    and grids in the first, the paths in the second) with the one-call run's results."""
-    whole = _scale(tmp_path, "whole")
+    and grids in the first, the paths in the second) with the one-call run's results (the
+    scale stage of the every-stage run: each stage seeds its own work, so the stages before
+    it change nothing there)."""
+    whole = every_stage[0]
     state = str(tmp_path / "state")
     first = _scale(tmp_path, "first", "--state", state, "--stop-after", "grid")
     assert first["scale"]["seeds_done"] == 0 and "selected" not in first

@@ -17,6 +17,13 @@ the same training/validation split. Variants:
   (θ̄ ← b·θ̄ + (1 − b)·θ after each step; the validation check, early stopping and the kept
   weights all use θ̄), undecayed and with decay 10; the probe patches the
   package's step-end and check functions for these rows;
+* ``units 2, decay 10`` … ``hidden 32-32, decay 10``: a smaller or larger network (two or
+  eight units per input instead of four; 16, 64 or two layers of 32 hidden units instead of
+  one of 32) with decay 10;
+* ``drop a`` and ``pair drop a``: input dropout in the dense fit's training steps (each
+  training row's columns zeroed with probability a and the rest scaled by 1/(1 − a)); ``pair``
+  drops a feature and all its knockoff copies together, so the mask treats x_j and x~_j
+  alike; without decay unless the row says so; the probe patches the package's step for these rows;
 * ``true inputs``: the default fit on the relevant features' columns and their knockoff copies
   only (what the network reaches once the search among inputs is removed);
 * ``true features``: the default fit on the relevant features alone, no knockoff columns.
@@ -68,6 +75,18 @@ VARIANTS: dict[str, dict] = {
     "EMA 0.99": {"dense_decay": 0.0},
     "decay 10, EMA 0.9": {"dense_decay": 10.0},
     "decay 10, EMA 0.99": {"dense_decay": 10.0},
+    "units 2, decay 10": {"units": 2, "dense_decay": 10.0},
+    "hidden 16, decay 10": {"hidden": (16,), "dense_decay": 10.0},
+    "units 2, hidden 16, decay 10": {"units": 2, "hidden": (16,), "dense_decay": 10.0},
+    "units 8, decay 10": {"units": 8, "dense_decay": 10.0},
+    "hidden 64, decay 10": {"hidden": (64,), "dense_decay": 10.0},
+    "hidden 32-32, decay 10": {"hidden": (32, 32), "dense_decay": 10.0},
+    "drop 0.2": {"dense_decay": 0.0},
+    "drop 0.5": {"dense_decay": 0.0},
+    "pair drop 0.2": {"dense_decay": 0.0},
+    "pair drop 0.5": {"dense_decay": 0.0},
+    "decay 10, pair drop 0.2": {"dense_decay": 10.0},
+    "decay 10, drop 0.2": {"dense_decay": 10.0},
     "true inputs": {},
     "true features": {},
 }
@@ -88,7 +107,17 @@ EMA_BETAS: dict[str, float] = {
     "decay 10, EMA 0.9": 0.9,
     "decay 10, EMA 0.99": 0.99,
 }
+# (rate, whether a feature's copies share the mask) of the input-dropout rows.
+DROPOUTS: dict[str, tuple[float, bool]] = {
+    "drop 0.2": (0.2, False),
+    "drop 0.5": (0.5, False),
+    "pair drop 0.2": (0.2, True),
+    "pair drop 0.5": (0.5, True),
+    "decay 10, pair drop 0.2": (0.2, True),
+    "decay 10, drop 0.2": (0.2, False),
+}
 _PACKAGE_DECAY = knockoffnet.path._decay_weights
+_PACKAGE_STEP = knockoffnet.path._one_step
 _PACKAGE_RECORD = knockoffnet.path._record_epoch
 
 
@@ -103,6 +132,21 @@ def _decay_by_layer(split: tuple[float, float, float]):
             st.net.ua.mul_(1.0 - cfg.lr * units)
 
     return decay
+
+
+def _dropped(rate: float, paired: bool, p: int, seed: int):
+    """A stand-in for the package's optimiser step that trains on the batch with input
+    dropout (a mask per row; with ``paired`` one mask per feature shared by its copies)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def step(st, x, y, cfg) -> None:
+        cols = p if paired else x.shape[1]
+        keep = (torch.rand(x.shape[0], cols, generator=gen) >= rate).to(x.dtype)
+        if paired:
+            keep = keep.repeat(1, x.shape[1] // p)
+        _PACKAGE_STEP(st, x * keep / (1.0 - rate), y, cfg)
+
+    return step
 
 
 def _averaged(beta: float, decay_step):
@@ -162,11 +206,14 @@ def replicate(
         if name in EMA_BETAS:
             step_end, check = _averaged(EMA_BETAS[name], step_end)
         knockoffnet.path._decay_weights, knockoffnet.path._record_epoch = step_end, check
+        if name in DROPOUTS:
+            knockoffnet.path._one_step = _dropped(*DROPOUTS[name], p, SEED)
         try:
             fit = dense_fit(data, y, replace(base, **change), SEED, log=lambda _m: None)
         finally:
             knockoffnet.path._decay_weights = _PACKAGE_DECAY
             knockoffnet.path._record_epoch = _PACKAGE_RECORD
+            knockoffnet.path._one_step = _PACKAGE_STEP
         out[name] = (float(fit["val_accuracy"][0]) - gb, int(fit["best_epoch"][0]))
     return out
 

@@ -451,7 +451,7 @@ def test_grouped_run_names_its_selected_groups(tmp_path):
 
 
 def test_direction_words_tell_an_unused_feature_from_disagreeing_runs():
-    from knockoffnet.report.sections import _direction
+    from knockoffnet.report.selection_sections import _direction
 
     res = SimpleNamespace(classes=["B", "M"], meta={"task": "binary"})
     assert _direction(res, "+", 0.4) == "higher values go with higher odds of 'M'"

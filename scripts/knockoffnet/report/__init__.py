@@ -1,5 +1,6 @@
 """The cohort report: figures (``figures``, ``network_figure``) and the self-contained HTML page
-(``sections`` builds its values, ``page`` renders it) from the result files its rules declare
+(``selection_sections``, ``method_sections`` and ``run_sections`` build its values, ``page``
+renders it) from the result files its rules declare
 (``results``), with the number formats in ``format``."""
 
 from knockoffnet.report.figures import (
@@ -10,10 +11,11 @@ from knockoffnet.report.figures import (
     sqrt_ticks,
 )
 from knockoffnet.report.format import fmt_freq, fmt_int, fmt_num, fmt_pm, fmt_q, fmt_signed
+from knockoffnet.report.method_sections import learning_check, simulation_context
 from knockoffnet.report.network_figure import alive_neurons, fig_network, masks_label
 from knockoffnet.report.page import FILTER_NAMES, GUARANTEE, build_context, render_report
 from knockoffnet.report.results import ResultFiles, Results, load_results
-from knockoffnet.report.sections import learning_check, simulation_context, summarise_benchmarks
+from knockoffnet.report.run_sections import summarise_benchmarks
 from knockoffnet.vocabulary import FIGURES, FILTERS
 
 __all__ = [

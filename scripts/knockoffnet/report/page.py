@@ -18,22 +18,22 @@ import pandas as pd
 from knockoffnet.plotting import DPI
 from knockoffnet.report.figures import effect_axis_label, manhattan_statistic
 from knockoffnet.report.format import DASH, MINUS, fmt_int
-from knockoffnet.report.network_figure import load_masks, masks_label
-from knockoffnet.report.results import ResultFiles, Results, load_results, run_label
-from knockoffnet.report.sections import (
-    _all_features,
-    _diagnostics,
-    _labels,
+from knockoffnet.report.method_sections import (
     _method,
     _preprocessing,
-    _provenance,
-    _pruning,
+    learning_check,
+    simulation_context,
+)
+from knockoffnet.report.network_figure import load_masks, masks_label
+from knockoffnet.report.results import ResultFiles, Results, load_results, run_label
+from knockoffnet.report.run_sections import _diagnostics, _provenance, _pruning
+from knockoffnet.report.selection_sections import (
+    _all_features,
+    _labels,
     _selection_context,
     _summary_sentences,
     _threshold_summary,
     group_text,
-    learning_check,
-    simulation_context,
     smallest_selection,
 )
 from knockoffnet.vocabulary import FIGURES, FILTER_NAMES, GUARANTEE

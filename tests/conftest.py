@@ -52,9 +52,16 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Compl
 
 
 def synthetic_cohort(
-    n: int = 240, p: int = 8, signals: int = 3, classes: int = 2, null: bool = False, seed: int = 0
+    n: int = 240,
+    p: int = 8,
+    signals: int = 3,
+    classes: int = 2,
+    null: bool = False,
+    seed: int = 0,
+    continuous: bool = False,
 ) -> pd.DataFrame:
-    """A small cohort with a non-linear signal in the first `signals` features."""
+    """A small cohort with a non-linear signal in the first `signals` features; the outcome is
+    the score cut into `classes` classes, or the score itself when `continuous`."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, p))
     if null:
@@ -71,7 +78,8 @@ def synthetic_cohort(
     cuts = np.quantile(score, np.linspace(0, 1, classes + 1)[1:-1])
     y = np.searchsorted(cuts, score)
     frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(p)])
-    frame.insert(0, "outcome", np.array([f"class_{k}" for k in "ABCDE"])[y])
+    outcome = score if continuous else np.array([f"class_{k}" for k in "ABCDE"])[y]
+    frame.insert(0, "outcome", outcome)
     frame.insert(0, "id", [f"s{i}" for i in range(n)])
     return frame
 

@@ -253,6 +253,42 @@ def _reversed_keys(value):
     return value
 
 
+def test_end_to_end_regression_cohort(tmp_path: Path) -> None:
+    """A quantitative outcome (task auto: regression) runs every stage to the report: R² in
+    the learning check, the non-linear signal features above the nulls, Reduce Weight's
+    comparison in R²."""
+    synthetic_cohort(n=240, p=6, seed=13, continuous=True).to_csv(tmp_path / "q.csv", index=False)
+    config = {
+        "cohorts": {"q": {"path": "q.csv", "label": "outcome", "id": "id"}},
+        "seed": 9,
+        "network": {"hidden": [16]},
+        "training": tiny_training(lambdas_per_job=0),
+        "selection": {"q": 0.2},
+        "pruning": {"repeats": 2, "max_epochs": 40},
+    }
+    write_config(tmp_path, config)
+    result = snakemake(tmp_path, "results/q/report.html")
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = tmp_path / "results" / "q"
+    meta = json.loads((out / "data" / "meta.json").read_text())
+    assert meta["task"] == "regression" and meta["classes"] == []
+    stats = pd.read_csv(out / "statistics.tsv", sep="\t")
+    scores = stats.drop_duplicates(["draw", "seed"])
+    assert len(scores) == 2 and scores["metric"].eq("R2").all()
+    # the networks at the chosen λ explain the outcome (its noise is 0.3 of a score of sd ~2)
+    assert (scores["chosen_score"] > 0.5).all(), scores
+    assert scores["reference_score"].between(-1, 1).all()
+    features = pd.read_csv(out / "features.tsv", sep="\t").set_index("feature")
+    signal, nulls = ["f0", "f1", "f2"], ["f3", "f4", "f5"]
+    assert features.loc[signal, "ML_W"].min() > features.loc[nulls, "ML_W"].max()
+    selected = pd.read_csv(out / "selected.tsv", sep="\t")
+    assert set(selected["feature"]) <= set(features.index)
+    prediction = pd.read_csv(out / "pruning" / "prediction.tsv", sep="\t")
+    assert "r2_mean" in prediction and prediction["r2_mean"].notna().any()
+    page = (out / "report.html").read_text()
+    assert 'id="learning-table"' in page and "Validation R2" in page
+
+
 def test_bad_group_table_stops_with_its_name_and_no_output(tmp_path: Path) -> None:
     """A group table naming a feature the cohort lacks: non-zero exit, a message naming the
     table and the feature, and no groups.tsv (nor anything after it)."""

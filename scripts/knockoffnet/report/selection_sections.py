@@ -62,6 +62,14 @@ def _feature_row(res: Results, flt: str, sel_row: pd.Series) -> dict[str, str]:
         "W": fmt_num(sel_row.get("W")),
         "frequency": fmt_freq(sel_row.get("frequency")),
         "qvalue": fmt_q(sel_row.get("qvalue")),
+        **_effect_cells(fr),
+    }
+
+
+def _effect_cells(fr: pd.Series | dict) -> dict[str, str]:
+    """A feature's e-value and effect cells (``features.tsv`` columns), as both the selection
+    tables and the full feature listing show them."""
+    return {
         "evalue": fmt_num(fr.get("evalue")),
         "effect_sd": fmt_signed(fr.get("effect_sd")),
         "effect_spread": fmt_num(fr.get("effect_sd_spread"), 2),
@@ -239,10 +247,7 @@ def _all_features(res: Results) -> list[dict[str, str]]:
                 "ML_W": fmt_num(r.get("ML_W")),
                 "ML_frequency": fmt_freq(r.get("ML_frequency")),
                 "ML_qvalue": fmt_q(r.get("ML_qvalue")),
-                "evalue": fmt_num(r.get("evalue")),
-                "effect_sd": fmt_signed(r.get("effect_sd")),
-                "effect_spread": fmt_num(r.get("effect_sd_spread"), 2),
-                "effect_unit": fmt_signed(r.get("effect_unit")),
+                **_effect_cells(r),
                 "direction": str(r.get("direction", "")).replace("-", MINUS),
                 "selected_by": ", ".join(by) if by else DASH,
             }

@@ -24,11 +24,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
+from bench_gpu import schema_defaults
+
 from knockoffnet.dense import dense_fit
 from knockoffnet.grid import lambda_grid
 from knockoffnet.network import net_from_arrays
 from knockoffnet.path import train_path
 from knockoffnet.train_config import TrainConfig
+from knockoffnet.vocabulary import lambda_count
 
 SEED = 7
 
@@ -38,8 +41,16 @@ def one_arm(U: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[float, int,
     t0 = time.perf_counter()
     dense = dense_fit(U, y, cfg, SEED, log=lambda _m: None)
     start = net_from_arrays(dense, 0)
+    lam = schema_defaults("training")["lambdas"]  # the workflow's grid, not a copy of it
     grid = lambda_grid(
-        U, y, cfg, SEED, count=20, ratio=0.01, values=None, start=start, log=lambda _m: None
+        U,
+        y,
+        cfg,
+        SEED,
+        count=lambda_count(lam, y.size),
+        ratio=lam["ratio"],
+        start=start,
+        log=lambda _m: None,
     )
     out = train_path(U, y, grid, cfg, SEED, start=start, log=lambda _m: None)
     best = int(np.nanargmin(out["val_loss"]))

@@ -502,6 +502,50 @@ def test_regression_path_records_nan_accuracy():
     assert np.isnan(res["val_accuracy"]).all() and np.isfinite(res["val_loss"]).all()
 
 
+def test_outcome_scaling_is_the_training_splits_mean_and_sd_for_regression_only():
+    from knockoffnet.train_data import outcome_scaling
+
+    y = np.array([1.0, 3.0, 5.0, 7.0])
+    assert outcome_scaling(y, _cfg(task="regression")) == (4.0, float(np.sqrt(5.0)))
+    assert outcome_scaling(y, _cfg(task="regression", outcome_scale="raw")) == (0.0, 1.0)
+    assert outcome_scaling(np.array([0, 1, 1, 0]), _cfg()) == (0.0, 1.0)
+    assert outcome_scaling(np.full(4, 2.0), _cfg(task="regression")) == (2.0, 1.0)
+
+
+def test_regression_fits_train_standardised_and_hand_out_outcome_units():
+    """A standardised fit's networks, losses and path are those of the outcome's units: the
+    dense fit's validation loss is its network's MSE on the validation rows in y's units,
+    and a·y + b gives the same grid, the same inputs in use and a·(network) + b."""
+    U, y = _cohort(n=300, task="regression")
+    cfg = _cfg(task="regression", max_epochs=60)
+    a, b = 40.0, 1000.0
+    fits = []
+    for yy in (y, a * y + b):
+        dense = P.dense_fit(U, yy, cfg, seed=2, log=_quiet)
+        start = net_from_arrays(dense, 0)
+        grid = G.lambda_grid(U, yy, cfg, seed=2, count=4, ratio=0.05, start=start, log=_quiet)
+        fits.append((dense, grid, P.train_path(U, yy, grid, cfg, 2, start=start, log=_quiet)))
+    (dense, grid, path), (dense_ab, grid_ab, path_ab) = fits
+    _, val = P.split_indices(y, cfg, 2)
+    out = predict(net_from_arrays(dense_ab, 0), U[val], "relu")[:, 0]
+    np.testing.assert_allclose(
+        dense_ab["val_loss"][0], np.mean((out - (a * y + b)[val]) ** 2), rtol=1e-4
+    )
+    np.testing.assert_allclose(dense_ab["val_loss"], a * a * dense["val_loss"], rtol=1e-3)
+    np.testing.assert_allclose(grid_ab, grid, rtol=1e-3)
+    assert np.array_equal(path_ab["inputs_alive"], path["inputs_alive"])
+    np.testing.assert_allclose(path_ab["val_loss"], a * a * path["val_loss"], rtol=1e-2)
+    for j in range(len(grid)):
+        got = predict(net_from_arrays(path_ab, j), U[val], "relu")
+        want = a * predict(net_from_arrays(path, j), U[val], "relu") + b
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-2 * a)
+    # on y as given the grid moves with the outcome's scale (the behaviour before)
+    raw = _cfg(task="regression", max_epochs=60, outcome_scale="raw")
+    start = net_from_arrays(P.dense_fit(U, a * y + b, raw, seed=2, log=_quiet), 0)
+    top = G.lambda_grid(U, a * y + b, raw, seed=2, count=4, ratio=0.05, start=start, log=_quiet)[0]
+    assert top > 10 * grid_ab[0]
+
+
 def test_z_statistics_constructed_example():
     lam = np.array([8.0, 4.0, 2.0, 1.0])
     w = np.zeros((4, 1, 4), np.float32)
@@ -600,6 +644,7 @@ def test_resolve_device_falls_back_to_cpu():
         dict(dense_decay=[10.0, 1000.0]),
         dict(dense_decay=["auto"]),
         dict(dense_decay=[True]),
+        dict(outcome_scale="zscore"),
     ],
 )
 def test_bad_config_raises(kw):

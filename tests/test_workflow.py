@@ -128,7 +128,12 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
     config = {
         "cohorts": {
             "bin": {"path": "bin.csv", "label": "outcome", "id": "id"},
-            "multi": {"path": "multi.parquet", "label": "outcome", "id": "id"},
+            "multi": {
+                "path": "multi.parquet",
+                "label": "outcome",
+                "id": "id",
+                "task": "multiclass",
+            },
         },
         "seed": 7,
         "knockoffs": {"draws": 2},
@@ -227,6 +232,16 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
         write_config(tmp_path, {**config, "training": {**config["training"], "dense_decay": decay}})
         jobs = _planned_jobs(tmp_path)
         assert ("lambda_grid" in jobs) is planned and "knockoffs" not in jobs, jobs
+    # training.outcome_scale is a param only of cohorts that can be a regression (task
+    # auto or regression): `bin` (auto) refits, `multi` (multiclass) keeps its fits and
+    # reruns only the jobs that record the whole config
+    raw = {**config, "training": {**config["training"], "outcome_scale": "raw"}}
+    write_config(tmp_path, raw)
+    assert _planned_jobs(tmp_path) == {  # bin's 2 draws x 2 seeds: as many as `chain`
+        **chain,
+        **{"select_features": 1, "prune": 1, "figures": 2, "report": 2, "provenance": 2},
+        "all": 1,
+    }
     # group_cutoff is read only with groups: auto, so with groups: none no knockoff, training
     # or selection job reruns; only the jobs that record the whole config (run.json, report)
     cutoff = {**config, "knockoffs": {**config["knockoffs"], "group_cutoff": 0.7}}
@@ -287,6 +302,10 @@ def test_end_to_end_regression_cohort(tmp_path: Path) -> None:
     assert "r2_mean" in prediction and prediction["r2_mean"].notna().any()
     page = (out / "report.html").read_text()
     assert 'id="learning-table"' in page and "Validation R2" in page
+    # the outcome is trained standardised (training.outcome_scale) and said so
+    assert "outcome standardised inside each fit" in page
+    grid_log = (tmp_path / "logs" / "q" / "path" / "draw0_seed0_grid.log").read_text()
+    assert "outcome standardised in the fit: mean" in grid_log
 
 
 def test_bad_group_table_stops_with_its_name_and_no_output(tmp_path: Path) -> None:

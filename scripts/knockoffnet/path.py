@@ -55,6 +55,8 @@ from knockoffnet.train_data import (  # noqa: F401
     permute_rows_,
     prepared,
     split_indices,
+    to_fit_units,
+    to_outcome_units,
 )
 
 # ----------------------------------------------------------------------------- training loop
@@ -66,7 +68,9 @@ def initial_net(n_inputs: int, cfg: TrainConfig, seed: int) -> Net:
 
 
 def start_net(start: Net | None, data: TrainData, cfg: TrainConfig, seed: int) -> Net:
-    net = initial_net(data.d, cfg, seed) if start is None else start
+    """The network a fit starts from, on the fit's device and in its units: ``start`` (a
+    fit's result, in the outcome's units) or the seed's random initialisation."""
+    net = initial_net(data.d, cfg, seed) if start is None else to_fit_units(start, data)
     dev = data.u_train.device
     net = net.map(lambda t: t.to(device=dev, dtype=torch.float32))
     if net.ws[0].shape[1] != data.d * (cfg.units + 1) or net.units != cfg.units:
@@ -286,21 +290,24 @@ def train_batched(
 def _results(
     rec: Records, lambdas: np.ndarray, data: TrainData, cfg: TrainConfig, like: Net
 ) -> dict[str, np.ndarray]:
+    """The kept networks and their figures, in the outcome's units: a standardised fit's
+    losses and objectives times sd² (λ stays on the scale the fit trained at)."""
     best = like.replace(rec.best)
     tl, _ = evaluate(best, data.u_train, data.y_train, cfg.activation, cfg.task)
+    var = data.y_scale**2
     out: dict[str, np.ndarray] = {"lambdas": np.asarray(lambdas, np.float64)}
-    out.update(net_arrays(best))
+    out.update(net_arrays(to_outcome_units(best, data)))
     nnz = [(w != 0).sum((1, 2)).cpu().numpy() for w in best.ws]
     out.update(
         epochs=rec.epochs,
         best_epoch=rec.best_epoch,
-        val_objective=rec.best_obj,
-        val_loss=rec.val_loss,
+        val_objective=rec.best_obj * var,
+        val_loss=rec.val_loss * var,
         val_accuracy=rec.val_acc,
-        train_loss=tl.cpu().numpy(),
+        train_loss=tl.cpu().numpy() * var,
         nnz=np.stack(nnz, 1).astype(np.int64),
         inputs_alive=tested_alive(best.ws[0], data.d, cfg.covariates).cpu().numpy(),
-        curve_val_loss=rec.curve,
+        curve_val_loss=rec.curve * var,
     )
     return out
 

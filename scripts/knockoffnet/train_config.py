@@ -19,6 +19,7 @@ from knockoffnet.network import check_activation
 from knockoffnet.vocabulary import (
     DEFAULT_LEARNING_RATE,
     OPTIMIZERS,
+    OUTCOME_SCALES,
     PENALTIES,
     STARTS,
     TASKS,
@@ -55,6 +56,7 @@ class TrainConfig:
     start: str = "warm"
     min_improvement: float = 1e-3
     dense_decay: float | str | tuple[float, ...] = "auto"
+    outcome_scale: str = "standardised"
     covariates: int = 0
     device: str = "auto"
     threads: int = 1
@@ -69,6 +71,7 @@ class TrainConfig:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("penalty", self.penalty, PENALTIES)
         _check_choice("start", self.start, STARTS)
+        _check_choice("outcome_scale", self.outcome_scale, OUTCOME_SCALES)
         if isinstance(self.units, bool) or not isinstance(self.units, int | np.integer):
             raise InputError(f"units must be a non-negative integer, got {self.units!r}")
         if self.units < 0:

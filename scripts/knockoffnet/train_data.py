@@ -1,6 +1,12 @@
 """The rows a fit trains and validates on: the data checked at the boundary, the seed's
 stratified split (shared by the dense fit, the grid and every λ of a seed, so no validation
 row is ever trained on) and the split's rows as tensors on the device for the length of a fit.
+
+A quantitative outcome is standardised inside a fit (``training.outcome_scale``): the
+tensors hold (y − mean) / sd of the training split, every start network is mapped into those
+units and every returned one back (:func:`to_fit_units`, :func:`to_outcome_units`), so the
+networks, losses and effects a fit hands out are in the outcome's units while the step
+sizes, λ grid and early stopping see an outcome of variance 1 on every cohort.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import torch
 
 from knockoffnet.errors import InputError
 from knockoffnet.moments import all_finite
-from knockoffnet.network import flush_denormals
+from knockoffnet.network import Net, flush_denormals
 from knockoffnet.train_config import Log, TrainConfig, resolve_device
 
 
@@ -88,6 +94,9 @@ class TrainData:
     y_train: torch.Tensor
     u_val: torch.Tensor
     y_val: torch.Tensor
+    # y_train / y_val = (y − y_shift) / y_scale (regression with outcome_scale standardised)
+    y_shift: float = 0.0
+    y_scale: float = 1.0
 
     @property
     def m(self) -> int:
@@ -119,18 +128,56 @@ def prepared(U, y, cfg: TrainConfig, seed: int, log: Log) -> Iterator[TrainData]
         borrowed = False
     permute_rows_(U32, order)
     m = tr.size
+    shift, scale = outcome_scaling(yy[tr], cfg)
+    if cfg.task == "regression":
+        yy = ((yy.astype(np.float64) - shift) / scale).astype(np.float32)
+        if scale != 1.0 or shift != 0.0:
+            log(f"outcome standardised in the fit: mean {shift:.4g}, sd {scale:.4g}")
 
     def put(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(device)
 
     try:
         with flush_denormals():
-            yield TrainData(put(U32[:m]), put(yy[tr]), put(U32[m:]), put(yy[va]))
+            yield TrainData(put(U32[:m]), put(yy[tr]), put(U32[m:]), put(yy[va]), shift, scale)
     finally:
         if borrowed:
             inverse = np.empty_like(order)
             inverse[order] = np.arange(order.size)
             permute_rows_(U32, inverse)
+
+
+def outcome_scaling(y_train: np.ndarray, cfg: TrainConfig) -> tuple[float, float]:
+    """(shift, scale) a fit divides a quantitative outcome by: the training split's mean and
+    sd (float64) with ``outcome_scale: standardised``, else (0, 1). The split is fixed per
+    seed, so the dense fit, the grid and every λ of a seed use the same pair. A constant
+    training outcome keeps scale 1 (the grid then stops with its own error)."""
+    if cfg.task != "regression" or cfg.outcome_scale == "raw":
+        return 0.0, 1.0
+    y = np.asarray(y_train, dtype=np.float64)
+    sd = float(y.std())
+    return float(y.mean()), sd if sd > 0 and np.isfinite(sd) else 1.0
+
+
+def to_fit_units(net: Net, data: TrainData) -> Net:
+    """A network of the outcome's units as one of the fit's standardised units: its output
+    layer's weights and bias are (θ / sd, (b − mean) / sd); nothing else changes."""
+    if data.y_shift == 0.0 and data.y_scale == 1.0:
+        return net
+    ws, bs = list(net.ws), list(net.bs)
+    ws[-1] = ws[-1] / data.y_scale
+    bs[-1] = (bs[-1] - data.y_shift) / data.y_scale
+    return Net(net.ua, net.ub, ws, bs)
+
+
+def to_outcome_units(net: Net, data: TrainData) -> Net:
+    """The inverse of :func:`to_fit_units`: (θ · sd, b · sd + mean) in the output layer."""
+    if data.y_shift == 0.0 and data.y_scale == 1.0:
+        return net
+    ws, bs = list(net.ws), list(net.bs)
+    ws[-1] = ws[-1] * data.y_scale
+    bs[-1] = bs[-1] * data.y_scale + data.y_shift
+    return Net(net.ua, net.ub, ws, bs)
 
 
 def permute_rows_(A: np.ndarray, order: np.ndarray) -> None:

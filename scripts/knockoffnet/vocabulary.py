@@ -20,6 +20,10 @@ OPTIMIZERS = ("adam", "fista", "momentum", "plain")
 PENALTIES = ("group", "l1")
 # `warm`: every λ starts from the seed's dense fit; `cold`: from the random initialisation.
 STARTS = ("warm", "cold")
+# A quantitative outcome inside a fit: `standardised` trains every network on the training
+# split's (y − mean) / sd and folds the scale back into the output layer; `raw` trains on y
+# as given (the behaviour before 2026-12-06). Classification ignores it.
+OUTCOME_SCALES = ("standardised", "raw")
 # Each step rule's step size when `training.learning_rate` is null (docs/method.md, "Step rules").
 DEFAULT_LEARNING_RATE = {"adam": 3e-3, "fista": 0.3, "momentum": 0.3, "plain": 1.0}
 # `training.dense_decay: auto`: the dense fit with decoupled weight decay 10 and without, and

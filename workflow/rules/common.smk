@@ -143,7 +143,7 @@ def grid_params(cohort):
     decays = dense_decays(training["dense_decay"], training["optimizer"], training["learning_rate"])
     dense = {"dense_decay": decays[0] if len(decays) == 1 else list(decays)}
     dense = dense if any(decays) else {}
-    return {**fit_params("lambdas", "reference"), "lambdas": lambdas, **dense}
+    return {**fit_params(cohort, "lambdas", "reference"), "lambdas": lambdas, **dense}
 
 
 def grid_threads():
@@ -480,9 +480,14 @@ def network_params():
     return {k: config["network"][k] for k in ("hidden", "activation", "units")}
 
 
-def fit_params(*extra):
-    """The training keys that change a fitted path (runtime.FIT_KEYS) and `extra` ones."""
-    return {k: config["training"][k] for k in (*FIT_KEYS, *extra)}
+def fit_params(cohort, *extra):
+    """The training keys that change a fitted path (runtime.FIT_KEYS) and `extra` ones;
+    `outcome_scale` only for a cohort whose task is `regression` or `auto` (a classification
+    fit ignores it, so changing it reruns nothing there)."""
+    keys = (*FIT_KEYS, *extra)
+    if cohort_spec(cohort).get("task", "auto") in ("regression", "auto"):
+        keys = (*keys, "outcome_scale")
+    return {k: config["training"][k] for k in keys}
 
 
 def selection_params():

@@ -57,7 +57,7 @@ rule train:
         gpu=job_gpu(),
     params:
         network=network_params(),
-        training=fit_params(),
+        training=lambda wc: fit_params(wc.cohort),
         seed=training_seed,
         slice=lambda wc: chunk_slice(wc.cohort, wc.chunk),
     script:
@@ -90,7 +90,7 @@ rule collect_z:
         runtime=job_runtime("collect_z"),
     params:
         network=network_params(),
-        training=fit_params(),
+        training=lambda wc: fit_params(wc.cohort),
         seed=training_seed,
     script:
         "../../scripts/collect_z.py"

@@ -109,6 +109,12 @@ def _method(res: Results) -> list[dict[str, str]]:
                 "whichever is fewer)"
                 if tr.get("check_rows")
                 else ""
+            )
+            + (
+                "; the outcome standardised inside each fit, networks and effects in its units"
+                if res.meta.get("task") == "regression"
+                and tr.get("outcome_scale", "standardised") == "standardised"
+                else ""
             ),
         },
         {"what": "λ path", "value": f"{n_lambda} values per run" if n_lambda else DASH},

@@ -129,10 +129,9 @@ def prepared(U, y, cfg: TrainConfig, seed: int, log: Log) -> Iterator[TrainData]
     permute_rows_(U32, order)
     m = tr.size
     shift, scale = outcome_scaling(yy[tr], cfg)
-    if cfg.task == "regression":
+    if (shift, scale) != (0.0, 1.0):
         yy = ((yy.astype(np.float64) - shift) / scale).astype(np.float32)
-        if scale != 1.0 or shift != 0.0:
-            log(f"outcome standardised in the fit: mean {shift:.4g}, sd {scale:.4g}")
+        log(f"outcome standardised in the fit: mean {shift:.4g}, sd {scale:.4g}")
 
     def put(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a).to(device)
@@ -162,22 +161,19 @@ def outcome_scaling(y_train: np.ndarray, cfg: TrainConfig) -> tuple[float, float
 def to_fit_units(net: Net, data: TrainData) -> Net:
     """A network of the outcome's units as one of the fit's standardised units: its output
     layer's weights and bias are (θ / sd, (b − mean) / sd); nothing else changes."""
-    if data.y_shift == 0.0 and data.y_scale == 1.0:
-        return net
-    ws, bs = list(net.ws), list(net.bs)
-    ws[-1] = ws[-1] / data.y_scale
-    bs[-1] = (bs[-1] - data.y_shift) / data.y_scale
-    return Net(net.ua, net.ub, ws, bs)
+    sd, mean = data.y_scale, data.y_shift
+    return _with_output(net, net.ws[-1] / sd, (net.bs[-1] - mean) / sd)
 
 
 def to_outcome_units(net: Net, data: TrainData) -> Net:
     """The inverse of :func:`to_fit_units`: (θ · sd, b · sd + mean) in the output layer."""
-    if data.y_shift == 0.0 and data.y_scale == 1.0:
-        return net
-    ws, bs = list(net.ws), list(net.bs)
-    ws[-1] = ws[-1] * data.y_scale
-    bs[-1] = bs[-1] * data.y_scale + data.y_shift
-    return Net(net.ua, net.ub, ws, bs)
+    sd, mean = data.y_scale, data.y_shift
+    return _with_output(net, net.ws[-1] * sd, net.bs[-1] * sd + mean)
+
+
+def _with_output(net: Net, weight: torch.Tensor, bias: torch.Tensor) -> Net:
+    """``net`` with its output layer's weight and bias replaced."""
+    return Net(net.ua, net.ub, [*net.ws[:-1], weight], [*net.bs[:-1], bias])
 
 
 def permute_rows_(A: np.ndarray, order: np.ndarray) -> None:

@@ -25,6 +25,16 @@ SELECTION = {
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Collect the end-to-end runs (marked ``slow`` or ``slurm``) first, in their order: a
+    run of minutes handed out last would leave the other xdist workers idle at the end."""
+    items.sort(
+        key=lambda item: (
+            not any(item.iter_markers(name="slow")) and not any(item.iter_markers(name="slurm"))
+        )
+    )
+
+
 def write_config(workdir: Path, config: dict) -> Path:
     """Write `config/config.yaml` in a scratch working directory (the Snakefile's default)."""
     path = workdir / "config" / "config.yaml"

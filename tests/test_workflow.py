@@ -268,6 +268,7 @@ def _reversed_keys(value):
     return value
 
 
+@pytest.mark.slow
 def test_end_to_end_regression_cohort(tmp_path: Path) -> None:
     """A quantitative outcome (task auto: regression) runs every stage to the report: R² in
     the learning check, the non-linear signal features above the nulls, Reduce Weight's

@@ -247,16 +247,8 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
     cutoff = {**config, "knockoffs": {**config["knockoffs"], "group_cutoff": 0.7}}
     write_config(tmp_path, cutoff)
     assert _planned_jobs(tmp_path) == {"figures": 2, "report": 2, "provenance": 2, "all": 1}
-    write_config(tmp_path, config)
-
-    # Same config and seed -> same selections: retrain the binary cohort from scratch.
-    before = (tmp_path / "results" / "bin" / "statistics.tsv").read_text()
-    for sub in ("knockoffs", "path", "z", "statistics.tsv", "selected.tsv"):
-        target = tmp_path / "results" / "bin" / sub
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
-    again = snakemake(tmp_path, "results/bin/selected.tsv")
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert (tmp_path / "results" / "bin" / "statistics.tsv").read_text() == before
+    # (Same config and seed -> the same statistics and selections from a fresh directory:
+    # tests/test_resume.py and tests/test_slurm.py compare two whole runs.)
 
 
 def _reversed_keys(value):

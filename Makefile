@@ -27,12 +27,8 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 run: $(VENV)/.installed
 	$(BIN)/snakemake --workflow-profile profiles/default --cores $(CORES)
 
-# One xdist worker more than the cores, at most 4: the end-to-end tests spend a quarter of
-# their time waiting on Snakemake's job polling, which a third worker fills on 2 cores.
-TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n + 1 < 4 ? n + 1 : 4 )))
-
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -n auto --maxprocesses 4
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/snakefmt --check Snakefile workflow

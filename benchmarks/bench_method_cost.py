@@ -11,7 +11,9 @@ the same run, alternating, in fresh scratch directories:
 
 The ``wdbc`` part also times ``per-feature``: the bundled config as it was before issue 15
 (feature-level knockoffs, one copy, 10 seeds), so the bundled run's change is measured too;
-both parts time ``undecayed``: the default before 2026-12-06 (``training.dense_decay: 0``).
+both parts time ``before``: the default before the latest change of the training defaults
+(today ``training: {patience: 20, max_epochs: 300}``, the default before 2026-12-07's
+``auto``; run 7 and 8 of benchmarks/README.md compared ``training.dense_decay: 0`` here).
 
 Run:  .venv/bin/python benchmarks/bench_method_cost.py --part wdbc study --repeats 2
 Writes a Markdown table to stdout (and --out). Needs a quiet machine: other jobs inflate wall
@@ -36,9 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "config" / "paper.yaml"
 # The bundled config before issue 15 (no groups, one knockoff copy, 10 seeds).
 PER_FEATURE = {"knockoffs": {"groups": "none", "copies": 1}, "training": {"seeds": 10}}
-# The default before 2026-12-06: the dense fit without weight decay.
-UNDECAYED = {"training": {"dense_decay": 0}}
-OVERLAYS = {"per-feature": PER_FEATURE, "undecayed": UNDECAYED}
+# The training default before the latest change: patience 20 and a cap of 300 at every size
+# (before 2026-12-07; `auto` raises both below 800 training rows).
+BEFORE = {"training": {"patience": 20, "max_epochs": 300}}
+OVERLAYS = {"per-feature": PER_FEATURE, "before": BEFORE}
 STUDY_DESIGNS = {
     "ar1-p50-s10-k2": {"generator": "ar1", "n": 1000, "params": {"p": 50, "s": 10, "rho": 0.5}},
     "normal-p100-s33-k2": {
@@ -118,9 +121,9 @@ def run_study(method: str) -> list[dict]:
     path = work / "config" / "study.yaml"
     path.write_text(yaml.safe_dump(study))
     configs = [work / "config" / "config.yaml", path] + ([PAPER] if method == "paper" else [])
-    if method == "undecayed":
+    if method == "before":
         configs.append(work / "config" / "overlay.yaml")
-        configs[-1].write_text(yaml.safe_dump(UNDECAYED))
+        configs[-1].write_text(yaml.safe_dump(BEFORE))
     targets = [f"results/simulation/scores/{d}/rep0.csv" for d in STUDY_DESIGNS]
     _snakemake(work, configs, targets)
     rows = []
@@ -140,7 +143,7 @@ def main() -> None:
     rows: list[dict] = []
     for rep in range(args.repeats):
         order = ["default", "paper"] if rep % 2 == 0 else ["paper", "default"]
-        order.append("undecayed")
+        order.append("before")
         if "wdbc" in args.part:
             order.append("per-feature")
         for method in order:
@@ -178,14 +181,14 @@ def main() -> None:
             f"{w.loc['per-feature', 'wall_s']:.1f} s, core-s {w.loc['per-feature', 'cpu_s']:.0f}; "
             f"default / per-feature wall {w.loc['default', 'wall_s'] / w.loc['per-feature', 'wall_s']:.2f}"
         )
-    if "undecayed" in set(frame["method"]):
+    if "before" in set(frame["method"]):
         u = frame.groupby(["part", "method"])[["wall_s", "cpu_s"]].min()
         for part in sorted(set(frame["part"])):
-            if (part, "undecayed") in u.index:
-                d, o = u.loc[(part, "default")], u.loc[(part, "undecayed")]
+            if (part, "before") in u.index:
+                d, o = u.loc[(part, "default")], u.loc[(part, "before")]
                 wall = f"wall {d.wall_s / o.wall_s:.2f}, " if pd.notna(d.wall_s) else ""
                 text += (
-                    f"\n{part}: default / undecayed: {wall}"
+                    f"\n{part}: default / before: {wall}"
                     f"core-s {d.cpu_s:.0f} / {o.cpu_s:.0f} = {d.cpu_s / o.cpu_s:.2f}"
                 )
     print(text)

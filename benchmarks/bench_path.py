@@ -40,7 +40,9 @@ from knockoffnet.network import evaluate, stack
 
 # The setting the step rules were compared in (2026-11-22, benchmarks/README.md "Step rule"):
 # the paper's input layer, element-wise L1, full batch up to 2,048 rows, else 1,024 a step.
-STEP_SETTINGS = {"units": 0, "penalty": "l1", "batch_size": 0}
+# the paper's input layer, penalty and full batch; patience and cap as measured (before
+# training.patience: auto, 2026-12-07)
+STEP_SETTINGS = {"units": 0, "penalty": "l1", "batch_size": 0, "patience": 20, "max_epochs": 300}
 
 
 def _quiet(msg: str) -> None:

@@ -20,6 +20,7 @@ from knockoffnet.job_resources import (
     shape_from_files,
     shape_from_meta,
 )
+from knockoffnet.vocabulary import AUTO_PATIENCE, fit_epochs
 
 from conftest import REPO, synthetic_cohort, write_plink
 
@@ -234,7 +235,8 @@ def test_a_whole_grid_job_asks_for_its_average_lambda(defaults: dict) -> None:
     whole = {**defaults, "training": {**defaults["training"], "lambdas_per_job": 0}}
     half = {**defaults, "training": {**defaults["training"], "lambdas_per_job": 10}}
     check = jr.seconds_per_check(small, defaults)
-    patience = defaults["training"]["patience"]
+    patience = AUTO_PATIENCE  # training.patience: auto at 1,600 training rows
+    assert defaults["training"]["patience"] == "auto"
     longest = jr.LONGEST_PATIENCES * patience + jr.LONGEST_EXTRA
     assert jr.n_lambdas(whole, small) == 20
     want = (longest + 19 * jr.MEAN_PATIENCES * patience) * check + jr.SETUP_SECONDS
@@ -557,7 +559,8 @@ def test_a_decayed_dense_fit_asks_for_its_longer_fit(defaults: dict, recorded: d
     shape = Shape(100_000, 1_000)
     check = seconds_per_check(shape, defaults)
     t = defaults["training"]
-    extra = min(int(t["max_epochs"]), DECAYED_PATIENCES * int(t["patience"])) * check / 60.0
+    patience, cap = fit_epochs(t["patience"], t["max_epochs"], 80_000)  # auto: 20 and 300
+    extra = min(cap, DECAYED_PATIENCES * patience) * check / 60.0
     plain_grid = runtime_min("lambda_grid", shape, recorded)
     auto_grid = runtime_min("lambda_grid", shape, defaults)
     assert plain_grid + math.floor(extra) <= auto_grid <= plain_grid + math.ceil(extra) + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ def _cohort(n: int = 400, seed: int = 0, task: str = "binary"):
 
 
 def _cfg(**kw) -> P.TrainConfig:
-    base = dict(hidden=(16,), max_epochs=120, threads=1, device="cpu")
+    base = dict(hidden=(16,), patience=20, max_epochs=120, threads=1, device="cpu")
     return P.TrainConfig(**{**base, **kw})
 
 
@@ -719,6 +720,48 @@ def test_dense_decay_shrinks_the_dense_fit_and_nothing_else():
     assert np.array_equal(
         grid, G.lambda_grid(U, y, decayed, 3, count=4, ratio=1e-2, log=_quiet, start=start)
     )
+
+
+def test_patience_auto_keeps_large_cohorts_and_lengthens_small_ones():
+    """``training.patience: auto`` (the default): 20 checks and a cap of 300 from 800
+    training rows (the n = 1,000 designs every criterion was measured on keep their fits),
+    150 and 1,000 up to 320 rows (the orange skin's λ fits left their plateau only then),
+    never rising with m in between; numbers are kept, and the cap follows a given patience."""
+    from knockoffnet.vocabulary import fit_epochs
+
+    for m in (800, 801, 5_000, 400_000):
+        assert fit_epochs("auto", "auto", m) == (20, 300)
+    for m in (10, 142, 320):
+        assert fit_epochs("auto", "auto", m) == (150, 1000)
+    between = [fit_epochs("auto", "auto", m)[0] for m in range(320, 801, 5)]
+    assert all(a >= b for a, b in itertools.pairwise(between))
+    assert 20 < fit_epochs("auto", "auto", 455)[0] < 150  # WDBC's training rows
+    assert fit_epochs(7, 50, 100) == (7, 50)
+    assert fit_epochs(150, "auto", 5_000) == (150, 1000)
+    assert fit_epochs("auto", 40, 100) == (150, 40)
+    cfg = P.TrainConfig()
+    assert (cfg.patience, cfg.max_epochs) == ("auto", "auto")
+    assert cfg.at_rows(320) == dataclasses.replace(cfg, patience=150, max_epochs=1000)
+    explicit = _cfg()
+    assert explicit.at_rows(320) is explicit
+    for bad in ("often", 0, True):
+        with pytest.raises(InputError, match="patience must be auto or an integer"):
+            P.TrainConfig(patience=bad)
+
+
+@pytest.mark.parametrize(("n", "patience"), [(200, 150), (1_000, 20)])
+def test_a_fit_at_patience_auto_waits_as_long_as_its_rows_ask(n: int, patience: int):
+    """A fit on noise stops by patience, `patience` checks after its best one: 150 at 160
+    training rows, 20 at 800, as :func:`fit_epochs` resolves ``auto`` for its rows."""
+    rng = np.random.default_rng(5)
+    U = rng.standard_normal((n, 8)).astype(np.float32)
+    y = rng.integers(0, 2, n)
+    lines: list[str] = []
+    res = P.dense_fit(
+        U, y, P.TrainConfig(hidden=(4,), dense_decay=0, device="cpu"), 1, lines.append
+    )
+    assert res["epochs"][0] - res["best_epoch"][0] == patience
+    assert any(f"patience {patience}, max_epochs" in line and "(auto)" in line for line in lines)
 
 
 def test_dense_decay_auto_is_resolved_by_the_step_rule():

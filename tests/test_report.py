@@ -459,3 +459,16 @@ def test_direction_words_tell_an_unused_feature_from_disagreeing_runs():
     assert _direction(res, "0", 0.0) == "not used by the network at the chosen λ in any run"
     assert _direction(res, "0", 0.1).startswith("no consistent direction over runs")
     assert "no single direction" in _direction(res, "±", 0.3)
+
+
+def test_the_method_table_gives_auto_patience_as_the_number_the_cohort_got() -> None:
+    """`training.patience: auto` is reported as what it resolved to from the cohort's
+    training rows (150 at 320, 20 at 800), with the cap; a number is reported as given."""
+    from knockoffnet.report.method_sections import _patience_text
+
+    auto = {"patience": "auto", "max_epochs": "auto", "val_fraction": 0.2}
+    assert _patience_text(auto, {"n": 400}).startswith("150 (auto, from about 320 training rows")
+    assert "at most 1000 epochs" in _patience_text(auto, {"n": 400})
+    assert _patience_text(auto, {"n": 1000}).startswith("20 (auto")
+    assert _patience_text({**auto, "patience": 10}, {"n": 400}) == "10"
+    assert _patience_text(auto, {}) == "auto"

@@ -155,6 +155,7 @@ def _smallest_zeroing(
     The λ whose answer is known earlier stop then (:class:`GridCheck`); ``check`` keeps
     its floor for the next call.
     """
+    cfg = cfg.at_rows(data.m)
     cap = min(cfg.max_epochs, GRID_CHECK_PATIENCES * cfg.patience)
     check.zero_run = None
     res = train_batched(data, cands, replace(cfg, max_epochs=cap), seed, start, log, check)

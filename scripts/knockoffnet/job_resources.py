@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from knockoffnet.filters import resolve_copies
-from knockoffnet.vocabulary import dense_decays, lambda_count, reference_rows
+from knockoffnet.vocabulary import dense_decays, fit_epochs, lambda_count, reference_rows
 
 MB = 1e-6  # bytes → MB
 # Resident memory of a fresh interpreter with the rule family's libraries (measured: the
@@ -188,6 +188,14 @@ def _copies(cfg: dict[str, Any], shape: Shape) -> int:
     return resolve_copies(ko["copies"], shape.p, ko["method"], cfg["selection"]["statistic"])
 
 
+def _epochs(cfg: dict[str, Any], shape: Shape) -> tuple[int, int]:
+    """(patience, max_epochs) the cohort's fits use: ``auto`` resolved from its training
+    rows, as the trainer resolves it (:func:`knockoffnet.vocabulary.fit_epochs`)."""
+    t = cfg["training"]
+    m = int(shape.n * (1.0 - float(t["val_fraction"])))
+    return fit_epochs(t["patience"], t["max_epochs"], m)
+
+
 def _training(cfg: dict[str, Any], shape: Shape) -> tuple[int, int, int, int]:
     """(inputs d, channels per input, first hidden width, rows per mini-batch)."""
     kappa = _copies(cfg, shape)
@@ -335,7 +343,7 @@ def runtime_min(
     t = cfg["training"]
     if rule in ("lambda_grid", "train"):
         check = seconds_per_check(shape, cfg, threads)
-        patience, cap = int(t["patience"]), int(t["max_epochs"])
+        patience, cap = _epochs(cfg, shape)
         if rule == "lambda_grid":
             d = _training(cfg, shape)[0]
             # each of the ten fits stops after patience + 1 checks at the earliest; with a
@@ -451,8 +459,8 @@ MIN_JOB_SECONDS = 60.0
 def seconds_per_lambda(shape: Shape, cfg: dict[str, Any], threads: int = 1) -> float:
     """Typical training seconds of one λ: about 4 × patience checks (an epoch: a pass over
     the training rows, or ``check_rows`` rows of a larger cohort)."""
-    t = cfg["training"]
-    epochs = min(int(t["max_epochs"]), 4 * int(t["patience"]))
+    patience, cap = _epochs(cfg, shape)
+    epochs = min(cap, 4 * patience)
     return epochs * seconds_per_check(shape, cfg, threads)
 
 

@@ -260,6 +260,7 @@ def train_batched(
     grid check, :class:`knockoffnet.grid.GridCheck`) the λ whose answer is already known stop
     too.
     """
+    cfg = cfg.at_rows(data.m)  # patience and max_epochs: auto resolved for m rows
     device = data.u_train.device
     lam = torch.as_tensor(lambdas, dtype=torch.float64, device=device)
     st = optim.new_state(stack(start, len(lambdas)), lam / (2.0 * data.m), cfg.optimizer)
@@ -338,11 +339,13 @@ def _log_done(
 
 
 def _log_setup(log: Log, data: TrainData, cfg: TrainConfig, what: str) -> None:
+    auto = " (auto)" if "auto" in (cfg.patience, cfg.max_epochs) else ""
+    cfg = cfg.at_rows(data.m)
     log(
         f"{what}: m={data.m} training / {data.u_val.shape[0]} validation rows, "
         f"{data.d} inputs × {cfg.units} units, hidden {list(cfg.hidden)}, {cfg.task}, "
         f"batch {_batch_size(data.m, cfg)}, {cfg.optimizer} lr={cfg.lr}, {cfg.penalty} "
-        f"penalty, {cfg.start} start, patience {cfg.patience}, max_epochs {cfg.max_epochs} "
+        f"penalty, {cfg.start} start, patience {cfg.patience}, max_epochs {cfg.max_epochs}{auto} "
         f"(epochs of {steps_per_check(data.m, cfg)} steps), threads {cfg.threads}"
     )
 

@@ -9,7 +9,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from knockoffnet.vocabulary import (
     STARTS,
     TASKS,
     dense_decays,
+    fit_epochs,
 )
 
 _LOG = logging.getLogger(__name__)
@@ -45,8 +46,8 @@ class TrainConfig:
     task: str = "binary"
     n_classes: int = 2
     val_fraction: float = 0.2
-    patience: int = 20
-    max_epochs: int = 300
+    patience: int | str = "auto"
+    max_epochs: int | str = "auto"
     batch_size: int = 128
     check_rows: int = 20_000
     learning_rate: float | None = None
@@ -82,9 +83,12 @@ class TrainConfig:
             raise InputError(f"task 'multiclass' needs n_classes >= 2, got {self.n_classes}")
         if not 0.0 < self.val_fraction < 1.0:
             raise InputError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
-        for name in ("patience", "max_epochs", "threads"):
-            if int(getattr(self, name)) < 1:
-                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("patience", "max_epochs"):
+            value = getattr(self, name)
+            if value != "auto" and (isinstance(value, bool | str) or int(value) < 1):
+                raise InputError(f"{name} must be auto or an integer >= 1, got {value!r}")
+        if int(self.threads) < 1:
+            raise InputError(f"threads must be >= 1, got {self.threads}")
         if self.batch_size < 0:
             raise InputError(f"batch_size must be >= 0 (0 = auto), got {self.batch_size}")
         if isinstance(self.check_rows, bool) or int(self.check_rows) < 0:
@@ -113,6 +117,14 @@ class TrainConfig:
         object.__setattr__(self, "dense_decay", decays)
         if not _DEVICE_RE.match(str(self.device)):
             raise InputError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+    def at_rows(self, train_rows: int) -> TrainConfig:
+        """These settings for a fit on ``train_rows`` training rows: ``auto`` patience and
+        epoch cap resolved (:func:`knockoffnet.vocabulary.fit_epochs`); numbers kept."""
+        patience, cap = fit_epochs(self.patience, self.max_epochs, train_rows)
+        if (patience, cap) == (self.patience, self.max_epochs):
+            return self
+        return replace(self, patience=patience, max_epochs=cap)
 
     @property
     def lr(self) -> float:

@@ -6,6 +6,7 @@ every other module imports them, so a new choice is added in one place.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 TASKS = ("binary", "multiclass", "regression")
@@ -57,6 +58,45 @@ def dense_decays(
             raise ValueError(f"not a list of decays: {value!r}")
         return tuple(float(v) for v in value)
     return (float(value),)
+
+
+# `training.patience: auto` / `max_epochs: auto`: early stopping's patience from the training
+# rows m (docs/method.md, "Early stopping"). A check is a pass of ceil(m / 128) steps at the
+# default batch, so a small cohort's patience of 20 passes is few steps: at m = 320 (n = 400)
+# 60, and the λ fits of Wojtas & Chen's orange skin stopped on their starting plateau, where
+# 150 passes let most leave it (docs/validation.md, "Wojtas & Chen's designs at n = 400");
+# at m = 800 (the n = 1,000 designs every criterion was measured on) 20 sufficed. auto is 20
+# from 800 rows, 150 up to 320, geometric in m between; the epoch cap follows the patience.
+AUTO_PATIENCE = 20
+AUTO_PATIENCE_SMALL = 150
+AUTO_PATIENCE_ROWS = 800
+AUTO_PATIENCE_SMALL_ROWS = 320
+AUTO_MAX_EPOCHS = 300
+AUTO_EPOCHS_PER_PATIENCE = 20 / 3  # 1,000 at patience 150, as the study arm measured
+
+
+def auto_patience(train_rows: int) -> int:
+    """``training.patience: auto`` for ``train_rows`` training rows (the dense fit's and
+    every λ's early-stopping patience, in checks)."""
+    m = int(train_rows)
+    if m >= AUTO_PATIENCE_ROWS:
+        return AUTO_PATIENCE
+    if m <= AUTO_PATIENCE_SMALL_ROWS:
+        return AUTO_PATIENCE_SMALL
+    frac = math.log(AUTO_PATIENCE_ROWS / m) / math.log(
+        AUTO_PATIENCE_ROWS / AUTO_PATIENCE_SMALL_ROWS
+    )
+    return round(AUTO_PATIENCE * (AUTO_PATIENCE_SMALL / AUTO_PATIENCE) ** frac)
+
+
+def fit_epochs(patience: int | str, max_epochs: int | str, train_rows: int) -> tuple[int, int]:
+    """(patience, max_epochs) of a fit on ``train_rows`` rows: ``auto`` resolved (the cap
+    AUTO_MAX_EPOCHS, or AUTO_EPOCHS_PER_PATIENCE × patience where that is more), numbers as
+    given."""
+    pat = auto_patience(train_rows) if patience == "auto" else int(patience)
+    if max_epochs != "auto":
+        return pat, int(max_epochs)
+    return pat, max(AUTO_MAX_EPOCHS, math.ceil(AUTO_EPOCHS_PER_PATIENCE * pat))
 
 
 # Per-run importances behind the OL and ML filters: `importance` (first-layer group norm and

@@ -18,7 +18,7 @@ from knockoffnet.report.format import (
 )
 from knockoffnet.report.results import Results, ebh_settings, run_label
 from knockoffnet.simulation.scoring import fdp_power, summarise
-from knockoffnet.vocabulary import FILTERS
+from knockoffnet.vocabulary import FILTERS, fit_epochs
 
 
 def _listing(items: Any) -> str:
@@ -103,7 +103,7 @@ def _method(res: Results) -> list[dict[str, str]]:
             "what": "Training",
             "value": f"{tr.get('optimizer', 'fista')}, {tr.get('penalty', 'l1')} penalty, "
             f"{tr.get('start', 'cold')} start, batches of {tr.get('batch_size', 0) or 'all'} rows, "
-            f"patience {tr.get('patience', DASH)} epochs"
+            f"patience {_patience_text(tr, res.meta)} epochs"
             + (
                 f" (an epoch: a pass over the training rows or {int(tr['check_rows']):,} rows, "
                 "whichever is fewer)"
@@ -268,3 +268,15 @@ def simulation_context(res: Results, truth: dict, scores: pd.DataFrame) -> dict[
         "grid": ", ".join(f"{q:g}" for q in sorted(scores["q"].astype(float).unique())),
         "rows": rows,
     }
+
+
+def _patience_text(tr: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The fits' early-stopping patience; ``auto`` as the number it gave this cohort."""
+    patience = tr.get("patience", DASH)
+    if patience != "auto":
+        return str(patience)
+    if "n" not in meta or "val_fraction" not in tr:
+        return "auto"
+    m = int(int(meta["n"]) * (1.0 - float(tr["val_fraction"])))
+    pat, cap = fit_epochs("auto", tr.get("max_epochs", "auto"), m)
+    return f"{pat} (auto, from about {m:,} training rows; at most {cap} epochs)"

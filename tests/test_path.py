@@ -749,6 +749,18 @@ def test_patience_auto_keeps_large_cohorts_and_lengthens_small_ones():
             P.TrainConfig(patience=bad)
 
 
+def test_patience_auto_trains_a_1000_row_cohort_as_patience_20_did():
+    """The designs every issue 14 criterion was measured on (n = 1,000, 800 training rows)
+    train bit for bit as before ``auto``: same epochs, same kept weights."""
+    U, y = _cohort(n=1_000, seed=3)
+    grid = np.array([50.0, 5.0, 0.5])
+    before = P.train_path(U, y, grid, _cfg(patience=20, max_epochs=300), seed=2, log=_quiet)
+    auto = P.train_path(U, y, grid, _cfg(patience="auto", max_epochs="auto"), seed=2, log=_quiet)
+    assert before.keys() == auto.keys()
+    for key in before:
+        np.testing.assert_array_equal(before[key], auto[key], err_msg=key)
+
+
 @pytest.mark.parametrize(("n", "patience"), [(200, 150), (1_000, 20)])
 def test_a_fit_at_patience_auto_waits_as_long_as_its_rows_ask(n: int, patience: int):
     """A fit on noise stops by patience, `patience` checks after its best one: 150 at 160

@@ -103,7 +103,7 @@ def _method(res: Results) -> list[dict[str, str]]:
             "what": "Training",
             "value": f"{tr.get('optimizer', 'fista')}, {tr.get('penalty', 'l1')} penalty, "
             f"{tr.get('start', 'cold')} start, batches of {tr.get('batch_size', 0) or 'all'} rows, "
-            f"patience {_patience_text(tr, res.meta)} epochs"
+            f"patience {_patience_text(tr, res.meta)}"
             + (
                 f" (an epoch: a pass over the training rows or {int(tr['check_rows']):,} rows, "
                 "whichever is fewer)"
@@ -274,9 +274,9 @@ def _patience_text(tr: dict[str, Any], meta: dict[str, Any]) -> str:
     """The fits' early-stopping patience; ``auto`` as the number it gave this cohort."""
     patience = tr.get("patience", DASH)
     if patience != "auto":
-        return str(patience)
+        return f"{patience} epochs"
     if "n" not in meta or "val_fraction" not in tr:
         return "auto"
     m = int(int(meta["n"]) * (1.0 - float(tr["val_fraction"])))
     pat, cap = fit_epochs("auto", tr.get("max_epochs", "auto"), m)
-    return f"{pat} (auto, from about {m:,} training rows; at most {cap} epochs)"
+    return f"{pat} epochs (auto, from about {m:,} training rows; at most {cap})"

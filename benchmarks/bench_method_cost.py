@@ -14,6 +14,8 @@ The ``wdbc`` part also times ``per-feature``: the bundled config as it was befor
 both parts time ``before``: the default before the latest change of the training defaults
 (today ``training: {patience: 20, max_epochs: 300}``, the default before 2026-12-07's
 ``auto``; run 7 and 8 of benchmarks/README.md compared ``training.dense_decay: 0`` here).
+``--extra`` picks these variants; ``cap-300`` (wdbc only) is the default with the epoch cap of
+before, to tell how much of the difference the cap is.
 
 Run:  .venv/bin/python benchmarks/bench_method_cost.py --part wdbc study --repeats 2
 Writes a Markdown table to stdout (and --out). Needs a quiet machine: other jobs inflate wall
@@ -41,7 +43,9 @@ PER_FEATURE = {"knockoffs": {"groups": "none", "copies": 1}, "training": {"seeds
 # The training default before the latest change: patience 20 and a cap of 300 at every size
 # (before 2026-12-07; `auto` raises both below 800 training rows).
 BEFORE = {"training": {"patience": 20, "max_epochs": 300}}
-OVERLAYS = {"per-feature": PER_FEATURE, "before": BEFORE}
+# auto's patience with the cap of before (300): how much of `before`'s difference the cap is.
+CAP_300 = {"training": {"max_epochs": 300}}
+OVERLAYS = {"per-feature": PER_FEATURE, "before": BEFORE, "cap-300": CAP_300}
 STUDY_DESIGNS = {
     "ar1-p50-s10-k2": {"generator": "ar1", "n": 1000, "params": {"p": 50, "s": 10, "rho": 0.5}},
     "normal-p100-s33-k2": {
@@ -139,17 +143,22 @@ def main() -> None:
     ap.add_argument("--part", nargs="+", choices=["wdbc", "study"], default=["wdbc", "study"])
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--out", type=Path)
+    ap.add_argument(
+        "--extra",
+        nargs="*",
+        choices=["before", "per-feature", "cap-300"],
+        default=["before", "per-feature"],
+        help="variants timed after the default and the paper's configuration (cap-300: wdbc only)",
+    )
     args = ap.parse_args()
     rows: list[dict] = []
     for rep in range(args.repeats):
         order = ["default", "paper"] if rep % 2 == 0 else ["paper", "default"]
-        order.append("before")
-        if "wdbc" in args.part:
-            order.append("per-feature")
+        order += args.extra
         for method in order:
             if "wdbc" in args.part:
                 rows.append({**run_wdbc(method), "repeat": rep})
-            if method == "per-feature":
+            if method in ("per-feature", "cap-300"):
                 continue
             if "study" in args.part:
                 rows += [{**r, "repeat": rep} for r in run_study(method)]
@@ -173,6 +182,12 @@ def main() -> None:
         prune = frame.groupby("method")["prune_s"].min()
         text += "\n\nwdbc prune rule wall (s, best): " + ", ".join(
             f"{m} {v:.1f}" for m, v in prune.items()
+        )
+    if "cap-300" in set(frame["method"]):
+        w = frame[frame["part"] == "wdbc"].groupby("method")[["wall_s", "cpu_s"]].min()
+        text += (
+            f"\nwdbc with the cap of before (max_epochs 300): wall {w.loc['cap-300', 'wall_s']:.1f} s, "
+            f"core-s {w.loc['cap-300', 'cpu_s']:.0f}"
         )
     if "per-feature" in set(frame["method"]):
         w = frame[frame["part"] == "wdbc"].groupby("method")[["wall_s", "cpu_s"]].min()

@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from knockoffnet.filters import resolve_copies
-from knockoffnet.vocabulary import dense_decays, fit_epochs, lambda_count, reference_rows
+from knockoffnet.vocabulary import (
+    dense_decays,
+    fit_epochs,
+    lambda_count,
+    reference_rows,
+    training_rows,
+)
 
 MB = 1e-6  # bytes → MB
 # Resident memory of a fresh interpreter with the rule family's libraries (measured: the
@@ -192,8 +198,7 @@ def _epochs(cfg: dict[str, Any], shape: Shape) -> tuple[int, int]:
     """(patience, max_epochs) the cohort's fits use: ``auto`` resolved from its training
     rows, as the trainer resolves it (:func:`knockoffnet.vocabulary.fit_epochs`)."""
     t = cfg["training"]
-    m = int(shape.n * (1.0 - float(t["val_fraction"])))
-    return fit_epochs(t["patience"], t["max_epochs"], m)
+    return fit_epochs(t["patience"], t["max_epochs"], training_rows(shape.n, t["val_fraction"]))
 
 
 def _training(cfg: dict[str, Any], shape: Shape) -> tuple[int, int, int, int]:
@@ -201,7 +206,7 @@ def _training(cfg: dict[str, Any], shape: Shape) -> tuple[int, int, int, int]:
     kappa = _copies(cfg, shape)
     d = (kappa + 1) * shape.p + shape.covariates
     t = cfg["training"]
-    m = int(shape.n * (1.0 - float(t["val_fraction"])))
+    m = training_rows(shape.n, t["val_fraction"])
     batch = int(t["batch_size"]) or min(m, 2048)
     return d, int(cfg["network"]["units"]) + 1, int(cfg["network"]["hidden"][0]), min(batch, m)
 
@@ -211,7 +216,7 @@ def _reference_values(cfg: dict[str, Any], shape: Shape) -> int:
     if cfg["training"].get("reference") == "none":
         return 0
     d = _training(cfg, shape)[0]
-    train = int(shape.n * (1.0 - float(cfg["training"]["val_fraction"])))
+    train = training_rows(shape.n, cfg["training"]["val_fraction"])
     return reference_rows(train, d) * d
 
 

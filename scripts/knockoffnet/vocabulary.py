@@ -75,6 +75,12 @@ AUTO_MAX_EPOCHS = 300
 AUTO_EPOCHS_PER_PATIENCE = 20 / 3  # 1,000 at patience 150, as the study arm measured
 
 
+def training_rows(n: int, val_fraction: float) -> int:
+    """Training rows of an n-row cohort before its split is drawn (the stratified split's
+    count differs by a row or so per class): what the job resources and the report size by."""
+    return int(int(n) * (1.0 - float(val_fraction)))
+
+
 def auto_patience(train_rows: int) -> int:
     """``training.patience: auto`` for ``train_rows`` training rows (the dense fit's and
     every λ's early-stopping patience, in checks)."""

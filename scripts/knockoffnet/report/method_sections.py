@@ -18,7 +18,7 @@ from knockoffnet.report.format import (
 )
 from knockoffnet.report.results import Results, ebh_settings, run_label
 from knockoffnet.simulation.scoring import fdp_power, summarise
-from knockoffnet.vocabulary import FILTERS, fit_epochs
+from knockoffnet.vocabulary import FILTERS, fit_epochs, training_rows
 
 
 def _listing(items: Any) -> str:
@@ -277,6 +277,6 @@ def _patience_text(tr: dict[str, Any], meta: dict[str, Any]) -> str:
         return f"{patience} epochs"
     if "n" not in meta or "val_fraction" not in tr:
         return "auto"
-    m = int(int(meta["n"]) * (1.0 - float(tr["val_fraction"])))
+    m = training_rows(meta["n"], tr["val_fraction"])
     pat, cap = fit_epochs("auto", tr.get("max_epochs", "auto"), m)
     return f"{pat} epochs (auto, from about {m:,} training rows; at most {cap})"

@@ -11,11 +11,14 @@ the same run, alternating, in fresh scratch directories:
 
 The ``wdbc`` part also times ``per-feature``: the bundled config as it was before issue 15
 (feature-level knockoffs, one copy, 10 seeds), so the bundled run's change is measured too;
-both parts time ``before``: the default before the latest change of the training defaults
-(today ``training: {patience: 20, max_epochs: 300}``, the default before 2026-12-07's
-``auto``; run 7 and 8 of benchmarks/README.md compared ``training.dense_decay: 0`` here).
-``--extra`` picks these variants; ``cap-300`` (wdbc only) is the default with the epoch cap of
-before, to tell how much of the difference the cap is.
+the ``study`` part times ``before``: the default before the latest change of the training
+defaults (today ``training: {patience: 20, max_epochs: 300}``, the default before 2026-12-07's
+``auto``; run 7 and 8 of benchmarks/README.md compared ``training.dense_decay: 0`` here). The
+bundled WDBC entry keeps patience 20 and cap 300 as its own (``cohorts.wdbc.training``), so
+for ``wdbc`` the variant is ``auto``: that entry at the run's default; ``cap-300`` (wdbc only)
+is ``auto``'s patience with the cap of before, to tell how much of the difference the cap is.
+``--extra`` picks these variants. The paper's configuration runs WDBC at the paper file's
+early stopping (patience 10): a cohort's own keys win over a config file's run-wide ones.
 
 Run:  .venv/bin/python benchmarks/bench_method_cost.py --part wdbc study --repeats 2
 Writes a Markdown table to stdout (and --out). Needs a quiet machine: other jobs inflate wall
@@ -41,11 +44,26 @@ PAPER = ROOT / "config" / "paper.yaml"
 # The bundled config before issue 15 (no groups, one knockoff copy, 10 seeds).
 PER_FEATURE = {"knockoffs": {"groups": "none", "copies": 1}, "training": {"seeds": 10}}
 # The training default before the latest change: patience 20 and a cap of 300 at every size
-# (before 2026-12-07; `auto` raises both below 800 training rows).
+# (before 2026-12-07; `auto` raises both below 800 training rows). Study part only.
 BEFORE = {"training": {"patience": 20, "max_epochs": 300}}
-# auto's patience with the cap of before (300): how much of `before`'s difference the cap is.
-CAP_300 = {"training": {"max_epochs": 300}}
-OVERLAYS = {"per-feature": PER_FEATURE, "before": BEFORE, "cap-300": CAP_300}
+
+
+def _wdbc_training(patience: int | str, max_epochs: int | str) -> dict:
+    """An overlay of the bundled cohort's own early stopping (cohorts.wdbc.training)."""
+    return {"cohorts": {"wdbc": {"training": {"patience": patience, "max_epochs": max_epochs}}}}
+
+
+# config/paper.yaml's early stopping (patience 10, the default cap) for the bundled cohort,
+# whose own patience 20 would otherwise win over the paper file's run-wide keys.
+PAPER_WDBC = _wdbc_training(10, "auto")
+# wdbc variants: the bundled cohort at the run's default `auto`, and auto's patience with
+# the cap of before (300): how much of the difference the cap is.
+OVERLAYS = {
+    "per-feature": PER_FEATURE,
+    "auto": _wdbc_training("auto", "auto"),
+    "cap-300": _wdbc_training("auto", 300),
+}
+WDBC_ONLY = ("per-feature", "auto", "cap-300")
 STUDY_DESIGNS = {
     "ar1-p50-s10-k2": {"generator": "ar1", "n": 1000, "params": {"p": 50, "s": 10, "rho": 0.5}},
     "normal-p100-s33-k2": {
@@ -105,9 +123,10 @@ def _scratch(method: str) -> Path:
 def run_wdbc(method: str) -> dict:
     work = _scratch(method)
     configs = [work / "config" / "config.yaml"] + ([PAPER] if method == "paper" else [])
-    if method in OVERLAYS:
+    overlay = PAPER_WDBC if method == "paper" else OVERLAYS.get(method)
+    if overlay:
         configs.append(work / "config" / "overlay.yaml")
-        configs[-1].write_text(yaml.safe_dump(OVERLAYS[method]))
+        configs[-1].write_text(yaml.safe_dump(overlay))
     wall = _snakemake(work, configs, ["results/wdbc/report.html"])
     cpu = _core_seconds(work / "results")
     prune = pd.read_csv(work / "results/wdbc/benchmarks/prune.tsv", sep="\t").iloc[-1]["s"]
@@ -146,9 +165,10 @@ def main() -> None:
     ap.add_argument(
         "--extra",
         nargs="*",
-        choices=["before", "per-feature", "cap-300"],
+        choices=["before", "per-feature", "auto", "cap-300"],
         default=["before", "per-feature"],
-        help="variants timed after the default and the paper's configuration (cap-300: wdbc only)",
+        help="variants timed after the default and the paper's configuration (before: study "
+        "only; per-feature, auto, cap-300: wdbc only)",
     )
     args = ap.parse_args()
     rows: list[dict] = []
@@ -156,9 +176,9 @@ def main() -> None:
         order = ["default", "paper"] if rep % 2 == 0 else ["paper", "default"]
         order += args.extra
         for method in order:
-            if "wdbc" in args.part:
+            if "wdbc" in args.part and method != "before":
                 rows.append({**run_wdbc(method), "repeat": rep})
-            if method in ("per-feature", "cap-300"):
+            if method in WDBC_ONLY:
                 continue
             if "study" in args.part:
                 rows += [{**r, "repeat": rep} for r in run_study(method)]
@@ -183,12 +203,14 @@ def main() -> None:
         text += "\n\nwdbc prune rule wall (s, best): " + ", ".join(
             f"{m} {v:.1f}" for m, v in prune.items()
         )
-    if "cap-300" in set(frame["method"]):
-        w = frame[frame["part"] == "wdbc"].groupby("method")[["wall_s", "cpu_s"]].min()
-        text += (
-            f"\nwdbc with the cap of before (max_epochs 300): wall {w.loc['cap-300', 'wall_s']:.1f} s, "
-            f"core-s {w.loc['cap-300', 'cpu_s']:.0f}"
-        )
+    for variant, what in (("auto", "at auto"), ("cap-300", "at auto's patience, cap 300")):
+        if variant in set(frame["method"]):
+            w = frame[frame["part"] == "wdbc"].groupby("method")[["wall_s", "cpu_s"]].min()
+            text += (
+                f"\nwdbc {what}: wall {w.loc[variant, 'wall_s']:.1f} s, core-s "
+                f"{w.loc[variant, 'cpu_s']:.0f}; / default wall "
+                f"{w.loc[variant, 'wall_s'] / w.loc['default', 'wall_s']:.2f}"
+            )
     if "per-feature" in set(frame["method"]):
         w = frame[frame["part"] == "wdbc"].groupby("method")[["wall_s", "cpu_s"]].min()
         text += (

@@ -96,6 +96,15 @@ def test_lint_and_dry_run_of_default_config(tmp_path: Path) -> None:
         ({"knockoffs": {"groups": "auto", "method": "fixed-x"}}, "knockoffs.groups"),
         ({"knockoffs": {"copies": 2}, "selection": {"statistic": "paper"}}, "knockoffs.copies"),
         ({"knockoffs": {"copies": "three"}}, "copies"),
+        # a cohort's own training block takes the fit keys only, with the run's checks
+        (
+            {"cohorts": {"c": {"path": "c.csv", "label": "outcome", "training": {"seeds": 2}}}},
+            "seeds",
+        ),
+        (
+            {"cohorts": {"c": {"path": "c.csv", "label": "outcome", "training": {"patience": 0}}}},
+            "patience",
+        ),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, patch: dict, fragment: str) -> None:
@@ -242,6 +251,16 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
         **{"select_features": 1, "prune": 1, "figures": 2, "report": 2, "provenance": 2},
         "all": 1,
     }
+    # a cohort's own training keys (cohorts.<name>.training) are params of its fits only:
+    # the run's patience repeated in `bin` refits nothing (only the jobs recording bin's
+    # config rerun); another value refits `bin` alone, never its ingest or knockoffs
+    for patience, refit in ((8, False), (12, True)):
+        own = {**config["cohorts"]["bin"], "training": {"patience": patience}}
+        write_config(tmp_path, {**config, "cohorts": {**config["cohorts"], "bin": own}})
+        records = {"figures": 1, "report": 1, "provenance": 1, "all": 1}
+        # bin's 2 draws x 2 seeds: as many as `chain`
+        expected = {**chain, "select_features": 1, "prune": 1, **records}
+        assert _planned_jobs(tmp_path) == (expected if refit else records), patience
     # group_cutoff is read only with groups: auto, so with groups: none no knockoff, training
     # or selection job reruns; only the jobs that record the whole config (run.json, report)
     cutoff = {**config, "knockoffs": {**config["knockoffs"], "group_cutoff": 0.7}}

@@ -116,6 +116,20 @@ def cohort_spec(cohort):
     return COHORT_SPECS[cohort]
 
 
+def data_spec(cohort):
+    """A cohort's entry as ingest reads it: without its `training` keys, which change its fits
+    and not its data (editing them reruns the training chain, not ingest and knockoffs)."""
+    return {k: v for k, v in cohort_spec(cohort).items() if k != "training"}
+
+
+def training_config(cohort):
+    """The `training` block as it applies to one cohort: the run's, with the keys of the
+    cohort's own `training` entry (early stopping and step size, config/README.md) over it.
+    The merge keeps the run's key order, so moving a key from one block to the other with
+    the same value changes no job's params and reruns nothing."""
+    return {**config["training"], **cohort_spec(cohort).get("training", {})}
+
+
 wildcard_constraints:
     cohort="|".join(re.escape(c) for c in COHORTS),
     draw=r"\d+",
@@ -138,7 +152,7 @@ def grid_params(cohort):
     candidate as its number, so `dense_decay: 10` is the job of the 2026-12-06 default),
     and only when one is non-zero, so a run made before the key existed reruns nothing at
     `dense_decay: 0`."""
-    training = config["training"]
+    training = training_config(cohort)
     lambdas = {**training["lambdas"], "count": n_lambdas(cohort)}
     decays = dense_decays(training["dense_decay"], training["optimizer"], training["learning_rate"])
     dense = {"dense_decay": decays[0] if len(decays) == 1 else list(decays)}
@@ -197,7 +211,7 @@ def lambdas_per_job(cohort):
     shape = cohort_shape(cohort)
     if shape is None:
         return n_lambdas(cohort)
-    return auto_lambdas_per_job(shape, config, config["training"]["threads"])
+    return auto_lambdas_per_job(shape, cohort_config(cohort), config["training"]["threads"])
 
 
 def cohort_shape(cohort):
@@ -422,6 +436,7 @@ def cohort_config(cohort):
     """The config as it concerns one cohort (other cohorts left out, so adding one reruns nothing)."""
     resolved = {k: v for k, v in config.items() if k not in ("cohorts", "simulation")}
     resolved["cohorts"] = {cohort: cohort_spec(cohort)}
+    resolved["training"] = training_config(cohort)
     return resolved
 
 
@@ -487,7 +502,8 @@ def fit_params(cohort, *extra):
     keys = (*FIT_KEYS, *extra)
     if cohort_spec(cohort).get("task", "auto") in ("regression", "auto"):
         keys = (*keys, "outcome_scale")
-    return {k: config["training"][k] for k in keys}
+    training = training_config(cohort)
+    return {k: training[k] for k in keys}
 
 
 def selection_params():
@@ -512,11 +528,18 @@ def job_shape(input):
     return shape_from_files([str(f) for f in input])
 
 
+def job_config(wildcards):
+    """The config a job's resource model reads: its cohort's (training keys of its own
+    included), or the run's for a job of no one cohort (the study's tables)."""
+    cohort = getattr(wildcards, "cohort", None)
+    return cohort_config(cohort) if cohort in COHORT_SPECS else config
+
+
 def job_mem(rule):
     """mem_mb of `rule`'s jobs from a model of their work (knockoffnet.job_resources)."""
 
     def mem(wildcards, input, attempt):
-        return memory_mb(rule, job_shape(input), config) * attempt
+        return memory_mb(rule, job_shape(input), job_config(wildcards)) * attempt
 
     return mem
 
@@ -534,6 +557,6 @@ def job_runtime(rule, selected=None):
     def runtime(wildcards, input, threads, attempt):
         shape = job_shape(input)
         chosen = selection_sizes(input[selected], shape.p) if selected else None
-        return runtime_min(rule, shape, config, threads, chosen) * attempt
+        return runtime_min(rule, shape, job_config(wildcards), threads, chosen) * attempt
 
     return runtime

@@ -19,7 +19,7 @@ rule ingest:
         mem_mb=job_mem("ingest"),
         runtime=job_runtime("ingest"),
     params:
-        spec=lambda wc: cohort_spec(wc.cohort),
+        spec=lambda wc: data_spec(wc.cohort),
         preprocess=config["preprocess"],
         knockoff_method=config["knockoffs"]["method"],
         val_fraction=config["training"]["val_fraction"],

@@ -5,8 +5,9 @@ from the stored [X, X~] (the package's functions, the schema's default settings 
 cohort) under a few training variants, and reports what the statistics then see: the chosen
 network's validation accuracy minus gradient boosting's on the same split, and where the
 relevant features land in the ML importance averaged over the seeds (W_j = importance of x_j
-against its knockoff copies' by the study's multi-knockoff statistic; the share with W_j > 0 and the share ranked among
-the top as many features as are relevant). Variants (``--variants``):
+against its knockoff copies' by the study's multi-knockoff statistic; the share with W_j > 0, the share ranked among
+the top as many features as are relevant, and the power of knockoff+ at q = 0.1 on that W,
+which also sees how far the nulls' negative W reach). Variants (``--variants``):
 
 * ``default``: the settings before 2026-12-07 (patience 20 checks, at most 300; ``auto``
   now resolves to 150 and 1,000 at these 320 training rows, the ``patience 150`` row);
@@ -39,6 +40,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_gpu import config, schema_defaults  # noqa: E402
 
 from knockoffnet.dense import dense_fit  # noqa: E402
+from knockoffnet.filters import knockoff_threshold  # noqa: E402
 from knockoffnet.grid import lambda_grid  # noqa: E402
 from knockoffnet.importance import run_importances  # noqa: E402
 from knockoffnet.network import net_from_arrays  # noqa: E402
@@ -55,6 +57,12 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "patience 60": ({"patience": 60}, {"patience": 60}),
     "patience 150": (LONG, LONG),
     "dense patience 150": (LONG, {}),
+    # at auto's patience (150 at these 320 rows), one more change to both fits each:
+    "patience 150, batch 32": ({**LONG, "batch_size": 32}, {**LONG, "batch_size": 32}),
+    "patience 150, batch 64": ({**LONG, "batch_size": 64}, {**LONG, "batch_size": 64}),
+    "patience 150, lr 0.01": ({**LONG, "learning_rate": 0.01}, {**LONG, "learning_rate": 0.01}),
+    "patience 150, units 2": ({**LONG, "units": 2}, {**LONG, "units": 2}),
+    "patience 150, hidden 16": ({**LONG, "hidden": (16,)}, {**LONG, "hidden": (16,)}),
 }
 quiet = lambda _m: None  # noqa: E731
 
@@ -80,7 +88,8 @@ def one_run(
 
 
 def replicate(run: Path, relevant: list[str], seeds: int, names: list[str]) -> dict:
-    """{variant: (accuracy gap, share of relevant with W > 0, share in the top |relevant|)}."""
+    """{variant: (accuracy gap, share of relevant with W > 0, share in the top |relevant|,
+    power of knockoff+ at q = 0.1)}."""
     X, y = np.load(run / "data" / "X.npy"), np.load(run / "data" / "y.npy")
     U = np.hstack([X, np.load(run / "knockoffs" / "draw0.npy")]).astype(np.float32)
     p = X.shape[1]
@@ -93,7 +102,13 @@ def replicate(run: Path, relevant: list[str], seeds: int, names: list[str]) -> d
         W = multi_statistic(imp[0], imp[1:])  # as the study's statistics rule
         rank = np.argsort(np.argsort(-W))
         gap = float(np.mean([r[0] for r in runs]))
-        out[name] = (gap, float(np.mean(W[rel] > 0)), float(np.mean(rank[rel] < rel.size)))
+        power = float(np.mean(W[rel] >= knockoff_threshold(W, 0.1, 1, imp.shape[0] - 1)))
+        out[name] = (
+            gap,
+            float(np.mean(W[rel] > 0)),
+            float(np.mean(rank[rel] < rel.size)),
+            power,
+        )
     return out
 
 
@@ -115,14 +130,15 @@ def main() -> None:
         print(r, {k: tuple(round(x, 3) for x in v) for k, v in rows[-1].items()}, flush=True)
     print(
         f"| variant ({args.design}, {len(rows)} replicates × {args.seeds} seeds) "
-        "| chosen − GB | W > 0 | in the top |"
+        "| chosen − GB | W > 0 | in the top | power at q = 0.1 |"
     )
-    print("|---|---|---|---|")
+    print("|---|---|---|---|---|")
     for name in args.variants:
         a = np.array([r[name] for r in rows])
         se = a[:, 0].std(ddof=1) / np.sqrt(len(a)) if len(a) > 1 else float("nan")
         print(
-            f"| {name} | {a[:, 0].mean():+.3f} ± {se:.3f} | {a[:, 1].mean():.2f} | {a[:, 2].mean():.2f} |"
+            f"| {name} | {a[:, 0].mean():+.3f} ± {se:.3f} | {a[:, 1].mean():.2f} "
+            f"| {a[:, 2].mean():.2f} | {a[:, 3].mean():.2f} |"
         )
 
 

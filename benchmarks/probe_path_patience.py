@@ -57,6 +57,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "patience 60": ({"patience": 60}, {"patience": 60}),
     "patience 150": (LONG, LONG),
     "dense patience 150": (LONG, {}),
+    # Adam's step 0.01 instead of 0.003 at the patience of before: larger steps or more of them?
+    "lr 0.01": ({**SHORT, "learning_rate": 0.01}, {**SHORT, "learning_rate": 0.01}),
     # at auto's patience (150 at these 320 rows), one more change to both fits each:
     "patience 150, batch 32": ({**LONG, "batch_size": 32}, {**LONG, "batch_size": 32}),
     "patience 150, batch 64": ({**LONG, "batch_size": 64}, {**LONG, "batch_size": 64}),

@@ -572,3 +572,31 @@ def test_a_decayed_dense_fit_asks_for_its_longer_fit(defaults: dict, recorded: d
     assert runtime_min("lambda_grid", shape, fista) == runtime_min(
         "lambda_grid", shape, fista_plain
     )
+
+
+def test_schema_takes_learning_rate_auto_and_a_cohorts_own_training_keys() -> None:
+    """`learning_rate: auto` validates (run-wide and in a cohort's own `training` entry,
+    whose keys take no defaults, so that the run's values show through); a word that is not
+    `auto` does not; the resource models size a job of either."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    schema = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+    own = {"patience": 20, "learning_rate": "auto"}
+    config: dict = {
+        "cohorts": {"c": {"path": "c.csv", "label": "y", "training": dict(own)}},
+        "training": {"learning_rate": "auto"},
+    }
+    validate(config, schema, set_default=True)
+    assert config["cohorts"]["c"]["training"] == own
+    assert config["training"]["learning_rate"] == "auto"
+    shape = Shape(400, 50)
+    for rule in ("lambda_grid", "train"):
+        assert runtime_min(rule, shape, config, 1) >= 1
+        assert memory_mb(rule, shape, config) > 0
+    for bad in (
+        {"training": {"learning_rate": "fast"}},
+        {"cohorts": {"c": {"label": "y", "training": {"seeds": 2}}}},
+    ):
+        with pytest.raises(WorkflowError):
+            validate({"cohorts": {}, **bad}, schema, set_default=True)

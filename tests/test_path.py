@@ -761,6 +761,59 @@ def test_patience_auto_trains_a_1000_row_cohort_as_patience_20_did():
         np.testing.assert_array_equal(before[key], auto[key], err_msg=key)
 
 
+def test_learning_rate_auto_is_adams_step_from_800_rows_and_larger_below():
+    """``training.learning_rate: auto`` (opt-in): Adam's 0.003 from 800 training rows, 0.01
+    up to 320 (the orange skin's fits matched gradient boosting only then), never falling
+    as m shrinks in between; the other step rules keep their defaults; numbers and null as
+    before. The step exists only for a number of rows: ``lr`` asks for ``at_rows`` first."""
+    from knockoffnet.vocabulary import step_size
+
+    for m in (800, 5_000, 400_000):
+        assert step_size("auto", "adam", m) == 3e-3
+    for m in (10, 320):
+        assert step_size("auto", "adam", m) == pytest.approx(0.01)
+    between = [step_size("auto", "adam", m) for m in range(320, 801, 5)]
+    assert all(a >= b for a, b in itertools.pairwise(between))
+    assert 3e-3 < step_size("auto", "adam", 455) < 0.01
+    for rule, default in (("fista", 0.3), ("momentum", 0.3), ("plain", 1.0)):
+        assert step_size("auto", rule, 100) == step_size(None, rule, 100) == default
+    assert step_size(0.05, "adam", 100) == 0.05
+    cfg = _cfg(learning_rate="auto")
+    assert cfg.dense_decay == (10.0, 0.0)  # auto's largest step, 0.01, is below 0.1
+    with pytest.raises(ValueError, match="at_rows"):
+        _ = cfg.lr
+    assert cfg.at_rows(320).lr == pytest.approx(0.01)
+    assert cfg.at_rows(1_000).lr == 3e-3
+    for bad in ("fast", True, -1.0):
+        with pytest.raises(InputError, match="learning_rate must be null, auto or positive"):
+            _cfg(learning_rate=bad)
+
+
+def test_learning_rate_auto_trains_a_1000_row_cohort_as_the_default_step_did():
+    """From 800 training rows ``auto`` is Adam's default step: the n = 1,000 designs' dense
+    fit and path bit for bit as with ``learning_rate: null``."""
+    U, y = _cohort(n=1_000, seed=3)
+    grid = np.array([50.0, 5.0, 0.5])
+    base, auto = _cfg(), _cfg(learning_rate="auto")
+    dense = P.dense_fit(U, y, base, 2, _quiet), P.dense_fit(U, y, auto, 2, _quiet)
+    path = (P.train_path(U, y, grid, c, seed=2, log=_quiet) for c in (base, auto))
+    for before, after in (dense, tuple(path)):
+        assert before.keys() == after.keys()
+        for key in before:
+            np.testing.assert_array_equal(before[key], after[key], err_msg=key)
+
+
+def test_learning_rate_auto_takes_larger_steps_on_a_small_cohort():
+    """At 160 training rows ``auto`` fits with the step 0.01 (its setup log says so), and
+    that fit differs from one at Adam's default step."""
+    U, y = _cohort(n=200, seed=4)
+    lines: list[str] = []
+    auto = P.dense_fit(U, y, _cfg(learning_rate="auto"), 1, lines.append)
+    assert any("adam lr=0.01" in line and "(auto)" in line for line in lines), lines[:2]
+    default = P.dense_fit(U, y, _cfg(), 1, _quiet)
+    assert not np.array_equal(auto["W0"], default["W0"])
+
+
 @pytest.mark.parametrize(("n", "patience"), [(200, 150), (1_000, 20)])
 def test_a_fit_at_patience_auto_waits_as_long_as_its_rows_ask(n: int, patience: int):
     """A fit on noise stops by patience, `patience` checks after its best one: 150 at 160

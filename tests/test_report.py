@@ -473,3 +473,21 @@ def test_the_method_table_gives_auto_patience_as_the_number_the_cohort_got() -> 
     assert _patience_text(auto, {"n": 1000}).startswith("20 epochs (auto")
     assert _patience_text({**auto, "patience": 10}, {"n": 400}) == "10 epochs"
     assert _patience_text(auto, {}) == "auto"
+
+
+def test_the_method_table_gives_the_step_the_cohort_got() -> None:
+    """The step size beside the step rule: its default for null, `auto` as what it resolved
+    to from the cohort's training rows (0.01 at 320, Adam's 0.003 at 800), a number as
+    given; nothing for a rule the table does not know."""
+    from knockoffnet.report.method_sections import _step_text
+
+    adam = {"optimizer": "adam", "learning_rate": None, "val_fraction": 0.2}
+    assert _step_text(adam, {"n": 400}) == " (step 0.003)"
+    assert _step_text({**adam, "learning_rate": "auto"}, {"n": 400}) == " (step 0.01, auto)"
+    assert _step_text({**adam, "learning_rate": "auto"}, {"n": 1000}) == " (step 0.003, auto)"
+    assert _step_text({**adam, "learning_rate": "auto"}, {}) == " (step auto)"
+    assert _step_text({**adam, "learning_rate": 0.02}, {"n": 400}) == " (step 0.02)"
+    assert _step_text({"optimizer": "fista", "learning_rate": "auto"}, {"n": 400}) == (
+        " (step 0.3)"
+    )
+    assert _step_text({}, {"n": 400}) == ""

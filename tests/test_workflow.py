@@ -254,13 +254,17 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
     # a cohort's own training keys (cohorts.<name>.training) are params of its fits only:
     # the run's patience repeated in `bin` refits nothing (only the jobs recording bin's
     # config rerun); another value refits `bin` alone, never its ingest or knockoffs
-    for patience, refit in ((8, False), (12, True)):
-        own = {**config["cohorts"]["bin"], "training": {"patience": patience}}
+    for keys, refit in (
+        ({"patience": 8}, False),
+        ({"patience": 12}, True),
+        ({"learning_rate": "auto"}, True),
+    ):
+        own = {**config["cohorts"]["bin"], "training": keys}
         write_config(tmp_path, {**config, "cohorts": {**config["cohorts"], "bin": own}})
         records = {"figures": 1, "report": 1, "provenance": 1, "all": 1}
         # bin's 2 draws x 2 seeds: as many as `chain`
         expected = {**chain, "select_features": 1, "prune": 1, **records}
-        assert _planned_jobs(tmp_path) == (expected if refit else records), patience
+        assert _planned_jobs(tmp_path) == (expected if refit else records), keys
     # group_cutoff is read only with groups: auto, so with groups: none no knockoff, training
     # or selection job reruns; only the jobs that record the whole config (run.json, report)
     cutoff = {**config, "knockoffs": {**config["knockoffs"], "group_cutoff": 0.7}}
@@ -289,7 +293,8 @@ def test_end_to_end_regression_cohort(tmp_path: Path) -> None:
         "cohorts": {"q": {"path": "q.csv", "label": "outcome", "id": "id"}},
         "seed": 9,
         "network": {"hidden": [16]},
-        "training": tiny_training(lambdas_per_job=0),
+        # the opt-in small-cohort step: 0.01 at these 192 training rows
+        "training": tiny_training(lambdas_per_job=0, learning_rate="auto"),
         "selection": {"q": 0.2},
         "pruning": {"repeats": 2, "max_epochs": 40},
     }
@@ -316,8 +321,10 @@ def test_end_to_end_regression_cohort(tmp_path: Path) -> None:
     assert 'id="learning-table"' in page and "Validation R2" in page
     # the outcome is trained standardised (training.outcome_scale) and said so
     assert "outcome standardised inside each fit" in page
+    assert "adam (step 0.01, auto)" in page
     grid_log = (tmp_path / "logs" / "q" / "path" / "draw0_seed0_grid.log").read_text()
     assert "outcome standardised in the fit: mean" in grid_log
+    assert "adam lr=0.01," in grid_log
 
 
 def test_bad_group_table_stops_with_its_name_and_no_output(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ def dense_fit(
     """
     with prepared(U, y, cfg, seed, log) as data:
         _log_setup(log, data, cfg, "dense fit")
+        cfg = cfg.at_rows(data.m)  # an `auto` step is a number from here on
         fits = [_dense_fit_decayed(data, cfg, seed, decay, log) for decay in cfg.dense_decay]
     best = min(range(len(fits)), key=lambda i: fits[i]["val_loss"][0])  # ties: the first
     res = fits[best]

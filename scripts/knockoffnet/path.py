@@ -339,7 +339,7 @@ def _log_done(
 
 
 def _log_setup(log: Log, data: TrainData, cfg: TrainConfig, what: str) -> None:
-    auto = " (auto)" if "auto" in (cfg.patience, cfg.max_epochs) else ""
+    auto = " (auto)" if "auto" in (cfg.patience, cfg.max_epochs, cfg.learning_rate) else ""
     cfg = cfg.at_rows(data.m)
     log(
         f"{what}: m={data.m} training / {data.u_val.shape[0]} validation rows, "

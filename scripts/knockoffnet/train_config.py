@@ -17,7 +17,6 @@ import torch
 from knockoffnet.errors import InputError
 from knockoffnet.network import check_activation
 from knockoffnet.vocabulary import (
-    DEFAULT_LEARNING_RATE,
     OPTIMIZERS,
     OUTCOME_SCALES,
     PENALTIES,
@@ -25,6 +24,7 @@ from knockoffnet.vocabulary import (
     TASKS,
     dense_decays,
     fit_epochs,
+    step_size,
 )
 
 _LOG = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class TrainConfig:
     max_epochs: int | str = "auto"
     batch_size: int = 128
     check_rows: int = 20_000
-    learning_rate: float | None = None
+    learning_rate: float | str | None = None
     optimizer: str = "adam"
     momentum: float = 0.9
     penalty: str = "group"
@@ -96,8 +96,10 @@ class TrainConfig:
                 f"check_rows must be >= 0 (0 = a check after every pass), got {self.check_rows!r}"
             )
         lr = self.learning_rate
-        if lr is not None and not (math.isfinite(lr) and lr > 0):
-            raise InputError(f"learning_rate must be positive and finite, got {lr}")
+        if lr == "auto":
+            pass
+        elif isinstance(lr, str | bool) or (lr is not None and not (math.isfinite(lr) and lr > 0)):
+            raise InputError(f"learning_rate must be null, auto or positive and finite, got {lr!r}")
         if not 0.0 <= self.momentum < 1.0:
             raise InputError(f"momentum must lie in [0, 1), got {self.momentum}")
         if isinstance(self.covariates, bool) or int(self.covariates) < 0:
@@ -108,10 +110,11 @@ class TrainConfig:
             decays = dense_decays(self.dense_decay, self.optimizer, self.learning_rate)
         except (TypeError, ValueError):
             decays = ()
-        if not decays or not all(math.isfinite(d) and 0.0 <= d * self.lr < 1.0 for d in decays):
+        step = step_size(lr, self.optimizer, 0)  # `auto`: its largest step, the smallest cohorts'
+        if not decays or not all(math.isfinite(d) and 0.0 <= d * step < 1.0 for d in decays):
             raise InputError(
                 f"training.dense_decay must be auto, a number >= 0 and below 1 / learning rate "
-                f"= {1 / self.lr:g} (each step multiplies the weights by 1 - lr × decay), or a "
+                f"= {1 / step:g} (each step multiplies the weights by 1 - lr × decay), or a "
                 f"list of such numbers, got {self.dense_decay!r}"
             )
         object.__setattr__(self, "dense_decay", decays)
@@ -120,18 +123,23 @@ class TrainConfig:
 
     def at_rows(self, train_rows: int) -> TrainConfig:
         """These settings for a fit on ``train_rows`` training rows: ``auto`` patience and
-        epoch cap resolved (:func:`knockoffnet.vocabulary.fit_epochs`); numbers kept."""
+        epoch cap resolved (:func:`knockoffnet.vocabulary.fit_epochs`), an ``auto`` step
+        too (:func:`knockoffnet.vocabulary.step_size`); numbers kept."""
         patience, cap = fit_epochs(self.patience, self.max_epochs, train_rows)
-        if (patience, cap) == (self.patience, self.max_epochs):
+        lr = self.learning_rate
+        if lr == "auto":
+            lr = step_size(lr, self.optimizer, train_rows)
+        if (patience, cap, lr) == (self.patience, self.max_epochs, self.learning_rate):
             return self
-        return replace(self, patience=patience, max_epochs=cap)
+        return replace(self, patience=patience, max_epochs=cap, learning_rate=lr)
 
     @property
     def lr(self) -> float:
-        """The step size in use: the configured one, else the step rule's default."""
-        if self.learning_rate is None:
-            return DEFAULT_LEARNING_RATE[self.optimizer]
-        return float(self.learning_rate)
+        """The step size in use: the configured one, else the step rule's default. An
+        ``auto`` step exists only for a number of training rows: :meth:`at_rows` first."""
+        if self.learning_rate == "auto":
+            raise ValueError("learning_rate auto is resolved by at_rows(training rows) first")
+        return step_size(self.learning_rate, self.optimizer, 0)
 
     @property
     def n_out(self) -> int:

@@ -18,7 +18,13 @@ from knockoffnet.report.format import (
 )
 from knockoffnet.report.results import Results, ebh_settings, run_label
 from knockoffnet.simulation.scoring import fdp_power, summarise
-from knockoffnet.vocabulary import FILTERS, fit_epochs, training_rows
+from knockoffnet.vocabulary import (
+    DEFAULT_LEARNING_RATE,
+    FILTERS,
+    fit_epochs,
+    step_size,
+    training_rows,
+)
 
 
 def _listing(items: Any) -> str:
@@ -101,7 +107,8 @@ def _method(res: Results) -> list[dict[str, str]]:
         },
         {
             "what": "Training",
-            "value": f"{tr.get('optimizer', 'fista')}, {tr.get('penalty', 'l1')} penalty, "
+            "value": f"{tr.get('optimizer', 'fista')}{_step_text(tr, res.meta)}, "
+            f"{tr.get('penalty', 'l1')} penalty, "
             f"{tr.get('start', 'cold')} start, batches of {tr.get('batch_size', 0) or 'all'} rows, "
             f"patience {_patience_text(tr, res.meta)}"
             + (
@@ -268,6 +275,19 @@ def simulation_context(res: Results, truth: dict, scores: pd.DataFrame) -> dict[
         "grid": ", ".join(f"{q:g}" for q in sorted(scores["q"].astype(float).unique())),
         "rows": rows,
     }
+
+
+def _step_text(tr: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The fits' step size, `` (step …)``; ``auto`` as the step it gave this cohort."""
+    optimizer, lr = tr.get("optimizer"), tr.get("learning_rate")
+    if optimizer not in DEFAULT_LEARNING_RATE:
+        return ""
+    if lr != "auto" or optimizer != "adam":  # `auto` sizes Adam's step only
+        return f" (step {step_size(lr, optimizer, 0):g})"
+    if "n" not in meta or "val_fraction" not in tr:
+        return " (step auto)"
+    step = step_size("auto", optimizer, training_rows(meta["n"], tr["val_fraction"]))
+    return f" (step {step:.2g}, auto)"
 
 
 def _patience_text(tr: dict[str, Any], meta: dict[str, Any]) -> str:

@@ -108,7 +108,8 @@ def auto_patience(train_rows: int) -> int:
 # step rules keep their defaults. At 320 rows `auto`'s patience alone left the dense fits 0.13
 # below gradient boosting on the orange skin, and the step 0.01 with it fitted as well as
 # gradient boosting and selected where the patience alone did not (docs/validation.md,
-# "Adam's step at n = 400"). Not the default: its global null and regression arms are not run.
+# "Adam's step at n = 400"; the workflow arm: ML 0.65 -> 0.85 at q = 0.1, "Adam's step 0.01
+# at n = 400"). Not the default: its global null and regression arms are not run.
 AUTO_ADAM_STEP_SMALL = 0.01
 
 

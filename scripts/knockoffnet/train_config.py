@@ -96,9 +96,9 @@ class TrainConfig:
                 f"check_rows must be >= 0 (0 = a check after every pass), got {self.check_rows!r}"
             )
         lr = self.learning_rate
-        if lr == "auto":
-            pass
-        elif isinstance(lr, str | bool) or (lr is not None and not (math.isfinite(lr) and lr > 0)):
+        if lr != "auto" and (
+            isinstance(lr, str | bool) or (lr is not None and not (math.isfinite(lr) and lr > 0))
+        ):
             raise InputError(f"learning_rate must be null, auto or positive and finite, got {lr!r}")
         if not 0.0 <= self.momentum < 1.0:
             raise InputError(f"momentum must lie in [0, 1), got {self.momentum}")

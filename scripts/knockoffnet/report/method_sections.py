@@ -277,6 +277,14 @@ def simulation_context(res: Results, truth: dict, scores: pd.DataFrame) -> dict[
     }
 
 
+def _cohort_rows(tr: dict[str, Any], meta: dict[str, Any]) -> int | None:
+    """The cohort's training rows, which the `auto` settings are resolved from (None when
+    the run's records lack its size or split)."""
+    if "n" not in meta or "val_fraction" not in tr:
+        return None
+    return training_rows(meta["n"], tr["val_fraction"])
+
+
 def _step_text(tr: dict[str, Any], meta: dict[str, Any]) -> str:
     """The fits' step size, `` (step …)``; ``auto`` as the step it gave this cohort."""
     optimizer, lr = tr.get("optimizer"), tr.get("learning_rate")
@@ -284,10 +292,8 @@ def _step_text(tr: dict[str, Any], meta: dict[str, Any]) -> str:
         return ""
     if lr != "auto" or optimizer != "adam":  # `auto` sizes Adam's step only
         return f" (step {step_size(lr, optimizer, 0):g})"
-    if "n" not in meta or "val_fraction" not in tr:
-        return " (step auto)"
-    step = step_size("auto", optimizer, training_rows(meta["n"], tr["val_fraction"]))
-    return f" (step {step:.2g}, auto)"
+    m = _cohort_rows(tr, meta)
+    return " (step auto)" if m is None else f" (step {step_size('auto', optimizer, m):.2g}, auto)"
 
 
 def _patience_text(tr: dict[str, Any], meta: dict[str, Any]) -> str:
@@ -295,8 +301,8 @@ def _patience_text(tr: dict[str, Any], meta: dict[str, Any]) -> str:
     patience = tr.get("patience", DASH)
     if patience != "auto":
         return f"{patience} epochs"
-    if "n" not in meta or "val_fraction" not in tr:
+    m = _cohort_rows(tr, meta)
+    if m is None:
         return "auto"
-    m = training_rows(meta["n"], tr["val_fraction"])
     pat, cap = fit_epochs("auto", tr.get("max_epochs", "auto"), m)
     return f"{pat} epochs (auto, from about {m:,} training rows; at most {cap})"

@@ -28,7 +28,7 @@ run: $(VENV)/.installed
 	$(BIN)/snakemake --workflow-profile profiles/default --cores $(CORES)
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -n auto --maxprocesses 4 --durations=25
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadgroup --durations=25
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/snakefmt --check Snakefile workflow

@@ -232,13 +232,19 @@ def test_bad_input_message(tmp_path: Path, case: Case) -> None:
         assert path.read_bytes() == before, "input file was modified"
 
 
+# Bad cohorts run through the workflow: one per way in (file type, table, label, ids,
+# values); test_bad_input_message checks every case's message on load_cohort, and every
+# case fails before the job's only (atomic) writes.
+WORKFLOW_CASES = {"bad_extension", "not_parquet", "label_absent", "duplicate_ids", "nan_values"}
+
+
 def test_bad_inputs_leave_no_partial_outputs(tmp_path: Path) -> None:
-    """Every bad cohort fails its ingest job with the message in its log and no outputs."""
+    """Each bad cohort fails its ingest job with the message in its log and no outputs."""
     data = tmp_path / "data"
     data.mkdir()
     cohorts, expected, hashes = {}, {}, {}
-    for name, build, overrides, preprocess, fragments in CASES:
-        if preprocess or name == "missing_file":  # global options / checked before any job runs
+    for name, build, overrides, _, fragments in CASES:
+        if name not in WORKFLOW_CASES:
             continue
         path = build(data)
         cohorts[name] = _spec(path, overrides)
@@ -262,6 +268,7 @@ def test_bad_inputs_leave_no_partial_outputs(tmp_path: Path) -> None:
         assert not [p for p in leftovers if "benchmarks" not in p.parts], (
             f"{name}: partial outputs {leftovers}"
         )
+    assert set(expected) == WORKFLOW_CASES
     for path, digest in hashes.items():
         assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, f"{path} was modified"
     # The terminal shows the message, not only the log.

@@ -18,6 +18,9 @@ from knockoffnet.simulation.scoring import fdp_power, summarise
 
 from fixtures_report import write_fake_results, write_fake_simulation
 
+# One worker renders each case's page once (module fixture `page`) for every test here.
+pytestmark = pytest.mark.xdist_group("report")
+
 PNG = b"\x89PNG\r\n\x1a\n"
 VOID = {
     "area",

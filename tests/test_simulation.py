@@ -536,9 +536,15 @@ def test_end_to_end_ci_study(tmp_path: Path) -> None:
     truth = json.loads((out / "cohorts" / "blocks" / "rep0_truth.json").read_text())
     assert truth["groups"] == ["block1"] * 5 + ["block2"] * 5
     # `reports: 1` (default): replicate 0 of each design gets the full report, scored against
-    # its truth and with its design's FDR/power figure embedded; replicate 1 gets none
+    # its truth and with its design's FDR/power figure embedded; replicate 1 gets none; a
+    # design's own `reports: 0` (the null and genotype designs) builds none
+    reported = [d for d in designs if config["designs"][d].get("reports", 1) > 0]
+    assert reported == ["normal", "blocks"]
     for design in designs:
-        _check_simulated_report(tmp_path / "results" / f"sim_{design}_0", out, design)
+        if design in reported:
+            _check_simulated_report(tmp_path / "results" / f"sim_{design}_0", out, design)
+        else:
+            assert not (tmp_path / "results" / f"sim_{design}_0" / "report.html").exists()
         assert not (tmp_path / "results" / f"sim_{design}_1" / "report.html").exists()
     # Snakemake's own report of the study carries the per-cohort FDR/power figures too
     args = ("simulate", "--configfile", str(REPO / "config" / "simulation_ci.yaml"))
@@ -547,7 +553,9 @@ def test_end_to_end_ci_study(tmp_path: Path) -> None:
     with zipfile.ZipFile(tmp_path / "report.zip") as bundle:
         names = bundle.namelist()
     # the study's fdr_power.png and one per reported replicate (report 0 of each design)
-    assert sum(n.endswith("/fdr_power.png") for n in names) == 1 + len(designs), names
+    assert sum(n.endswith("/fdr_power.png") for n in names) == 1 + len(reported), names
+    # and each reported cohort's own figures, with their captions
+    assert sum(n.endswith("/ol_scatter.png") for n in names) == len(reported), names
     try:
         import knockpy  # noqa: F401
     except ImportError:

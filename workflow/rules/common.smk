@@ -48,6 +48,10 @@ if SIM is not None:
             "config key simulation.designs: every design has `run: false`; enable at least one"
         )
     SIM_REPLICATES = {d: SIM["designs"][d]["replicates"] or SIM["replicates"] for d in SIM_DESIGNS}
+    SIM_REPORT_COUNTS = {}  # a design's own `reports` over the study's
+    for d in SIM_DESIGNS:
+        own = SIM["designs"][d]["reports"]
+        SIM_REPORT_COUNTS[d] = min(SIM["reports"] if own is None else own, SIM_REPLICATES[d])
     SIM_RUNS = [(d, r) for d in SIM_DESIGNS for r in range(SIM_REPLICATES[d])]
     SIM_COHORTS = {f"sim_{d}_{r}": (d, r) for d, r in SIM_RUNS}
     for d in SIM_DESIGNS:

@@ -6,11 +6,10 @@ if SIM is not None:
     SIM_CONSTRAINT = "|".join(re.escape(d) for d in SIM_DESIGNS)
     SIM_SCORES = [f"results/simulation/scores/{d}/rep{r}.csv" for d, r in SIM_RUNS]
     SIM_FITS = [f"results/simulation/scores/{d}/rep{r}_fit.csv" for d, r in SIM_RUNS]
-    # The first `simulation.reports` replicates of each design get the full per-cohort report.
+    # The first `reports` replicates of each design (its own key, else the study's) get the
+    # full per-cohort report.
     SIM_REPORTS = [
-        f"results/sim_{d}_{r}/report.html"
-        for d in SIM_DESIGNS
-        for r in range(min(SIM["reports"], SIM_REPLICATES[d]))
+        f"results/sim_{d}_{r}/report.html" for d in SIM_DESIGNS for r in range(SIM_REPORT_COUNTS[d])
     ]
     SIM_DIAGNOSTICS = [
         f"results/sim_{d}_{r}/knockoffs/draw{k}_diagnostics.tsv" for d, r in SIM_RUNS for k in DRAWS

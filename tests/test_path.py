@@ -39,7 +39,9 @@ def _cohort(n: int = 400, seed: int = 0, task: str = "binary"):
 
 
 def _cfg(**kw) -> P.TrainConfig:
-    base = dict(hidden=(16,), patience=20, max_epochs=120, threads=1, device="cpu")
+    """Fixed early stopping and Adam's fixed step (the mechanics, not the auto rules)."""
+    base = dict(hidden=(16,), patience=20, max_epochs=120, learning_rate=None, threads=1)
+    base["device"] = "cpu"
     return P.TrainConfig(**{**base, **kw})
 
 
@@ -740,8 +742,9 @@ def test_patience_auto_keeps_large_cohorts_and_lengthens_small_ones():
     assert fit_epochs(150, "auto", 5_000) == (150, 1000)
     assert fit_epochs("auto", 40, 100) == (150, 40)
     cfg = P.TrainConfig()
-    assert (cfg.patience, cfg.max_epochs) == ("auto", "auto")
-    assert cfg.at_rows(320) == dataclasses.replace(cfg, patience=150, max_epochs=1000)
+    assert (cfg.patience, cfg.max_epochs, cfg.learning_rate) == ("auto", "auto", "auto")
+    resolved = dataclasses.replace(cfg, patience=150, max_epochs=1000, learning_rate=0.01)
+    assert cfg.at_rows(320) == resolved
     explicit = _cfg()
     assert explicit.at_rows(320) is explicit
     for bad in ("often", 0, True):
@@ -762,7 +765,7 @@ def test_patience_auto_trains_a_1000_row_cohort_as_patience_20_did():
 
 
 def test_learning_rate_auto_is_adams_step_from_800_rows_and_larger_below():
-    """``training.learning_rate: auto`` (opt-in): Adam's 0.003 from 800 training rows, 0.01
+    """``training.learning_rate: auto`` (the default): Adam's 0.003 from 800 training rows, 0.01
     up to 320 (the orange skin's fits matched gradient boosting only then), never falling
     as m shrinks in between; the other step rules keep their defaults; numbers and null as
     before. The step exists only for a number of rows: ``lr`` asks for ``at_rows`` first."""

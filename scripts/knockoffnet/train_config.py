@@ -50,7 +50,7 @@ class TrainConfig:
     max_epochs: int | str = "auto"
     batch_size: int = 128
     check_rows: int = 20_000
-    learning_rate: float | str | None = None
+    learning_rate: float | str | None = "auto"
     optimizer: str = "adam"
     momentum: float = 0.9
     penalty: str = "group"

@@ -252,7 +252,7 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
     # a cohort's own training keys (cohorts.<name>.training) are params of its fits only:
     # the run's patience repeated in `bin` refits nothing (only the jobs recording bin's
     # config rerun); another key's value refits `bin` alone, never its ingest or knockoffs
-    for keys, refit in (({"patience": 8}, False), ({"learning_rate": "auto"}, True)):
+    for keys, refit in (({"patience": 8}, False), ({"learning_rate": None}, True)):
         own = {**config["cohorts"]["bin"], "training": keys}
         write_config(tmp_path, {**config, "cohorts": {**config["cohorts"], "bin": own}})
         records = {"figures": 1, "report": 1, "provenance": 1, "all": 1}

@@ -288,7 +288,7 @@ def test_end_to_end_regression_cohort(tmp_path: Path) -> None:
         "seed": 9,
         "knockoffs": {"draws": 2},
         "network": {"hidden": [16]},
-        # the opt-in small-cohort step: 0.01 at these 192 training rows
+        # the small-cohort step (auto, the default, said explicitly): 0.01 at these 192 rows
         "training": tiny_training(lambdas_per_job=0, learning_rate="auto"),
         "selection": {"q": 0.2},
         "pruning": {"repeats": 2, "max_epochs": 40},

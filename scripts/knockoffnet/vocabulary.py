@@ -109,7 +109,8 @@ def auto_patience(train_rows: int) -> int:
 # below gradient boosting on the orange skin, and the step 0.01 with it fitted as well as
 # gradient boosting and selected where the patience alone did not (docs/validation.md,
 # "Adam's step at n = 400"; the workflow arm: ML 0.65 -> 0.85 at q = 0.1, "Adam's step 0.01
-# at n = 400"; the global null there holds). Not the default: its regression arm is not run.
+# at n = 400"; the global null and the additive regression there hold). The default since
+# 2026-12-07.
 AUTO_ADAM_STEP_SMALL = 0.01
 
 

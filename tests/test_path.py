@@ -40,8 +40,9 @@ def _cohort(n: int = 400, seed: int = 0, task: str = "binary"):
 
 def _cfg(**kw) -> P.TrainConfig:
     """Fixed early stopping and Adam's fixed step (the mechanics, not the auto rules)."""
-    base = dict(hidden=(16,), patience=20, max_epochs=120, learning_rate=None, threads=1)
-    base["device"] = "cpu"
+    base = dict(
+        hidden=(16,), patience=20, max_epochs=120, learning_rate=None, threads=1, device="cpu"
+    )
     return P.TrainConfig(**{**base, **kw})
 
 

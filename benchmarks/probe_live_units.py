@@ -23,19 +23,16 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from knockoffnet.network import act_fn, net_from_arrays  # noqa: E402
+from knockoffnet.network import forward, net_from_arrays, stack  # noqa: E402
 
 
 def live_units(arrays: dict[str, np.ndarray], U: torch.Tensor, act: str, share: float) -> int:
-    """First-hidden-layer units positive on at least ``share`` of the rows of U."""
+    """First-hidden-layer units positive on at least ``share`` of the rows of U (the
+    package's forward pass, read as `dense.active_fraction` reads it)."""
     index = 0 if np.asarray(arrays["W0"]).ndim == 3 else None  # a dense fit is a 1-λ path
-    net = net_from_arrays(arrays, index)
-    h = U
-    if net.ua is not None:
-        units = act_fn(act)(U.unsqueeze(-1) * net.ua + net.ub)
-        h = torch.cat([U.unsqueeze(-1), units], -1).reshape(U.shape[0], -1)
-    pre = torch.addmm(net.bs[0], h, net.ws[0].T)
-    return int(((pre > 0).double().mean(0) >= share).sum())
+    with torch.no_grad():
+        _, inputs, _ = forward(stack(net_from_arrays(arrays, index), 1), U, act)
+    return int(((inputs[1][0] > 0).double().mean(0) >= share).sum())
 
 
 def main() -> None:

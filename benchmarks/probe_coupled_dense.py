@@ -50,6 +50,13 @@ VARIANTS: dict[str, dict] = {
     "coupled, decay 5": {"coupled": True, "decay": 5.0},
     "coupled, decay 10": {"coupled": True, "decay": 10.0},
     "coupled, decay 20": {"coupled": True, "decay": 20.0},
+    "channels coupled, decay 10": {"coupled": "channels", "decay": 10.0},
+    "channels coupled, decay 5": {"coupled": "channels", "decay": 5.0},
+    "channels coupled, decay 20": {"coupled": "channels", "decay": 20.0},
+    "columns coupled, decay 10": {"coupled": "columns", "decay": 10.0},
+    "columns coupled, decay 5": {"coupled": "columns", "decay": 5.0},
+    "columns coupled, decay 20": {"coupled": "columns", "decay": 20.0},
+    "columns coupled": {"coupled": "columns"},
 }
 
 
@@ -60,19 +67,34 @@ class Dense(torch.nn.Module):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         self.p, self.columns, self.coupled = p, columns, coupled
-        d = p if coupled else p * columns
-        if coupled:
+        d = p if coupled is True else p * columns
+        if coupled is True:
             self.C = torch.nn.Parameter(torch.full((columns, p), 1.0 / columns))
         self.ua = torch.nn.Parameter(torch.randn(d, units, generator=gen))
         self.ub = torch.nn.Parameter(torch.randn(d, units, generator=gen))
         self.W0, self.b0 = _linear(d * (units + 1), 32, gen)
         self.W1, self.b1 = _linear(32, 1, gen)
+        if coupled in ("channels", "columns"):
+            # first layer V ⊙ C: one hidden weight per feature and channel, shared by the
+            # feature's columns through C (starting at 1, every column alike); expandable
+            # into the package's first layer exactly
+            w = self.W0.detach().view(32, columns, p, units + 1)[:, 0]
+            self.V = torch.nn.Parameter(w.clone())
+            shape = (columns, p, units + 1) if coupled == "channels" else (columns, p, 1)
+            self.C = torch.nn.Parameter(torch.ones(shape))
+            self.W0.requires_grad_(False)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        z = (u.view(-1, self.columns, self.p) * self.C).sum(1) if self.coupled else u
+        z = (u.view(-1, self.columns, self.p) * self.C).sum(1) if self.coupled is True else u
         units = torch.relu(z.unsqueeze(-1) * self.ua + self.ub)
         phi = torch.cat([z.unsqueeze(-1), units], -1).flatten(1)
-        return (torch.relu(phi @ self.W0.T + self.b0) @ self.W1.T + self.b1)[:, 0]
+        return (torch.relu(phi @ self.first().T + self.b0) @ self.W1.T + self.b1)[:, 0]
+
+    def first(self) -> torch.Tensor:
+        """The first layer as the package holds it: V ⊙ C expanded where channels couple."""
+        if self.coupled in ("channels", "columns"):
+            return (self.V.unsqueeze(1) * self.C.unsqueeze(0)).flatten(1)
+        return self.W0
 
 
 def _linear(n_in: int, n_out: int, gen: torch.Generator):
@@ -90,7 +112,9 @@ def fit(U, y, train, val, columns: int, coupled=False, decay=0.0, seed=SEED, cap
     lr = 3e-3
     # the package's Adam step of the first layer and the units before it, scaled by
     # min(1, 1024 / fan-in) (optim.first_layer_scale); the coupling weights go with them
-    first = [net.ua, net.ub, net.W0, *([net.C] if coupled else [])]
+    shared = coupled in ("channels", "columns")
+    w0 = net.V if shared else net.W0
+    first = [net.ua, net.ub, w0, *([net.C] if coupled else [])]
     rest = [net.b0, net.W1, net.b1]
     scale = first_layer_scale(net.W0.shape[1])
     opt = torch.optim.Adam([{"params": first, "lr": lr * scale}, {"params": rest, "lr": lr}])
@@ -107,7 +131,7 @@ def fit(U, y, train, val, columns: int, coupled=False, decay=0.0, seed=SEED, cap
             opt.step()
             if decay:
                 with torch.no_grad():
-                    for w in (net.W0, net.W1):
+                    for w in (w0, net.W1):
                         w.mul_(1.0 - lr * decay)
         with torch.no_grad():
             out = net(uv)
@@ -149,10 +173,11 @@ def main() -> None:
     ap.add_argument(
         "--power-seeds", type=int, default=0, help="also the power at q = 0.1 from this many fits"
     )
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = ap.parse_args()
     found: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
     torch.set_num_threads(1)
-    gaps: dict[str, list[tuple[float, int]]] = {name: [] for name in VARIANTS}
+    gaps: dict[str, list[tuple[float, int]]] = {name: [] for name in args.variants}
     for rep in range(args.replicates):
         run = args.results / f"sim_{args.design}_{rep}"
         X, y = np.load(run / "data" / "X.npy"), np.load(run / "data" / "y.npy")
@@ -160,7 +185,8 @@ def main() -> None:
         columns = U.shape[1] // X.shape[1]
         train, val = split_indices(y, TrainConfig(task="binary", n_classes=2), SEED)
         gb = reference_score(U, y, train, val, "binary", SEED, "gb", threads=1)
-        for name, v in VARIANTS.items():
+        for name in args.variants:
+            v = VARIANTS[name]
             data, cols = (X.astype(np.float32), 1) if v.get("x_only") else (U, columns)
             acc, epochs, _ = fit(
                 data, y, train, val, cols, v.get("coupled", False), v.get("decay", 0)

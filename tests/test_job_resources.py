@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from knockoffnet.coupling import COUPLED_EPOCHS, COUPLED_PATIENCE
 from knockoffnet.job_resources import (
     DECAYED_PATIENCES,
     Shape,
@@ -572,6 +573,26 @@ def test_a_decayed_dense_fit_asks_for_its_longer_fit(defaults: dict, recorded: d
     assert runtime_min("lambda_grid", shape, fista) == runtime_min(
         "lambda_grid", shape, fista_plain
     )
+
+
+def test_a_coupled_dense_fit_asks_for_its_longer_fits(defaults: dict) -> None:
+    """training.dense_coupling: columns makes every dense candidate wait COUPLED_PATIENCE ×
+    the patience and the decayed one run to COUPLED_EPOCHS × max_epochs: the grid job asks
+    for that on top of the uncoupled grid; the λ jobs (never coupled) ask the same."""
+    shape = Shape(1_000, 50)  # the AR(1) design's cohort, where the coupled fit was measured
+    t = defaults["training"]
+    coupled = {**defaults, "training": {**t, "dense_coupling": "columns"}}
+    check = seconds_per_check(shape, defaults)
+    patience, cap = fit_epochs(t["patience"], t["max_epochs"], 800)  # auto: 20 and 300
+    extra = 2 * (math.ceil(COUPLED_PATIENCE * patience) - patience) + COUPLED_EPOCHS * cap
+    extra -= min(cap, DECAYED_PATIENCES * patience)  # the uncoupled decayed candidate's
+    plain, longer = (
+        runtime_min("lambda_grid", Shape(100_000, 1_000), c) for c in (defaults, coupled)
+    )
+    assert longer > plain
+    small = runtime_min("lambda_grid", shape, coupled)
+    assert small >= runtime_min("lambda_grid", shape, defaults) + math.floor(extra * check / 60)
+    assert runtime_min("train", shape, coupled) == runtime_min("train", shape, defaults)
 
 
 def test_schema_takes_learning_rate_auto_and_a_cohorts_own_training_keys() -> None:

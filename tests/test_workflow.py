@@ -239,6 +239,14 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
         write_config(tmp_path, {**config, "training": {**config["training"], "dense_decay": decay}})
         jobs = _planned_jobs(tmp_path)
         assert ("lambda_grid" in jobs) is planned and "knockoffs" not in jobs, jobs
+    # training.dense_coupling is a param of the grid job only when not `none`: naming the
+    # default refits nothing, `columns` refits the dense fits and what follows
+    for coupling, planned in (("none", False), ("columns", True)):
+        training = {**config["training"], "dense_coupling": coupling}
+        write_config(tmp_path, {**config, "training": training})
+        jobs = _planned_jobs(tmp_path)
+        assert ("lambda_grid" in jobs) is planned and "knockoffs" not in jobs, jobs
+        assert jobs.get("lambda_grid", 4) == 4  # 2 cohorts x 2 seeds when refitted
     # training.outcome_scale is a param only of cohorts that can be a regression (task
     # auto or regression): `bin` (auto) refits, `multi` (multiclass) keeps its fits and
     # reruns only the jobs that record the whole config

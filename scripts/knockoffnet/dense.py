@@ -4,11 +4,13 @@ warm start of every λ and the report's "did the network learn" reference (docs/
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
 import torch
 
+from knockoffnet.coupling import COUPLED_EPOCHS, COUPLED_PATIENCE
 from knockoffnet.network import eval_rows, forward, net_from_arrays, stack
 from knockoffnet.path import _log_setup, start_net, train_batched
 from knockoffnet.train_config import Log, TrainConfig, default_log
@@ -41,6 +43,12 @@ def dense_fit(
     with prepared(U, y, cfg, seed, log) as data:
         _log_setup(log, data, cfg, "dense fit")
         cfg = cfg.at_rows(data.m)  # an `auto` step is a number from here on
+        if cfg.dense_coupling != "none":  # a coupled fit converges slowly: it waits longer
+            cfg = coupled_epochs(cfg)
+            log(
+                f"dense fit: coupled ({cfg.dense_coupling}: a feature's columns share one "
+                f"fan-out), patience {cfg.patience}, max_epochs {cfg.max_epochs}"
+            )
         fits = [_dense_fit_decayed(data, cfg, seed, decay, log) for decay in cfg.dense_decay]
     best = min(range(len(fits)), key=lambda i: fits[i]["val_loss"][0])  # ties: the first
     res = fits[best]
@@ -56,6 +64,15 @@ def dense_fit(
     return {**res, "dense_decay": np.array([cfg.dense_decay[best]])}
 
 
+def coupled_epochs(cfg: TrainConfig) -> TrainConfig:
+    """Patience and epoch cap of the coupled dense fit (numbers: after ``at_rows``)."""
+    return replace(
+        cfg,
+        patience=math.ceil(COUPLED_PATIENCE * int(cfg.patience)),
+        max_epochs=COUPLED_EPOCHS * int(cfg.max_epochs),
+    )
+
+
 def _dense_fit_decayed(
     data: TrainData, cfg: TrainConfig, seed: int, decay: float, log: Log
 ) -> dict[str, np.ndarray]:
@@ -66,7 +83,8 @@ def _dense_fit_decayed(
     fit = cfg
     for refit in range(DENSE_REFITS + 1):
         start = start_net(None, data, fit, seed)
-        res = train_batched(data, np.zeros(1), fit, seed, start, log, decay=decay)
+        coupled = fit.dense_coupling == "columns"
+        res = train_batched(data, np.zeros(1), fit, seed, start, log, decay=decay, coupled=coupled)
         active = active_fraction(res, data.u_val, fit)
         if active >= DEAD_ACTIVE or refit == DENSE_REFITS:
             break

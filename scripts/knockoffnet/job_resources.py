@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from knockoffnet.coupling import COUPLED_EPOCHS, COUPLED_PATIENCE
 from knockoffnet.filters import resolve_copies
 from knockoffnet.vocabulary import (
     dense_decays,
@@ -357,8 +358,14 @@ def runtime_min(
             checks = max(GRID_PATIENCES * patience, GRID_FITS * min(cap, patience + 4))
             seconds = min(checks, GRID_FITS * cap) * check
             rule_step = (t.get("optimizer", "adam"), t.get("learning_rate"))
-            decayed = sum(d > 0 for d in dense_decays(t.get("dense_decay", 0.0), *rule_step))
-            seconds += decayed * min(cap, DECAYED_PATIENCES * patience) * check
+            decays = dense_decays(t.get("dense_decay", 0.0), *rule_step)
+            decayed = sum(d > 0 for d in decays)
+            if t.get("dense_coupling", "none") == "none":
+                seconds += decayed * min(cap, DECAYED_PATIENCES * patience) * check
+            else:  # every candidate waits longer and runs to a longer cap (coupling.py)
+                wait = math.ceil(COUPLED_PATIENCE * patience)
+                extra = len(decays) * (wait - patience) + decayed * COUPLED_EPOCHS * cap
+                seconds += extra * check
             values = _reference_values(cfg, shape)
             reference = REFERENCE_SECONDS_PER_INPUT * d * (values > 0)
             reference += REFERENCE_SECONDS_PER_VALUE * values

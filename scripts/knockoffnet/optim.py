@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from knockoffnet.coupling import Coupling
 from knockoffnet.network import Net, group_view, per_lambda_sum
 
 ADAM_BETAS = (0.9, 0.999)
@@ -35,6 +36,7 @@ class State:
     k: torch.Tensor | None = None  # FISTA steps since (re)start
     t: int = 0  # Adam steps taken
     work: dict[str, torch.Tensor] = field(default_factory=dict)  # scratch, sized for Λa
+    coupling: Coupling | None = None  # the coupled dense fit's V and C (knockoffnet.coupling)
 
 
 def new_state(net: Net, pen: torch.Tensor, optimizer: str) -> State:
@@ -49,6 +51,15 @@ def new_state(net: Net, pen: torch.Tensor, optimizer: str) -> State:
     return st
 
 
+def attach(st: State, coupling: Coupling) -> None:
+    """Train ``st`` coupled: Adam steps V and C, and θ⁽⁰⁾'s tested block follows as V ⊙ C.
+    Only the dense fit couples (no penalty: the prox would act on θ⁽⁰⁾, not on V and C)."""
+    if "m" not in st.bufs or bool((st.pen != 0).any()):
+        raise ValueError("a coupled fit is an unpenalised Adam fit (the dense fit)")
+    st.coupling = coupling
+    st.bufs["m"] += [torch.zeros_like(t) for t in coupling.tensors()]
+
+
 def keep(st: State, rows: torch.Tensor) -> State:
     """Drop stopped λ from the working batch (their best weights are already stored)."""
     return State(
@@ -58,6 +69,7 @@ def keep(st: State, rows: torch.Tensor) -> State:
         bufs={k: [t[rows] for t in v] for k, v in st.bufs.items()},
         k=None if st.k is None else st.k[rows],
         t=st.t,
+        coupling=None if st.coupling is None else st.coupling.rows(rows),
     )
 
 
@@ -186,7 +198,11 @@ def _adam_step(
     st.t += 1
     c1, c2 = 1.0 - b1**st.t, 1.0 - b2**st.t
     params = st.net.tensors()
-    first = len(params) - 2 * len(st.net.ws)  # index of θ⁽⁰⁾ in the flat list
+    n_net = len(params)
+    first = n_net - 2 * len(st.net.ws)  # index of θ⁽⁰⁾ in the flat list
+    if st.coupling is not None:  # V and C last; θ⁽⁰⁾'s tested block is rewritten below
+        params = params + st.coupling.tensors()
+        gs = list(gs) + st.coupling.gradients(gs[first], n_inputs)
     ms, vs = st.bufs["m"], st.bufs["v"]
     grouped = kind == "group"
     if not vs:  # second moments: one per θ⁽⁰⁾ group under the group penalty, else per weight
@@ -198,7 +214,8 @@ def _adam_step(
     scales: list[torch.Tensor] = []
     for i, (p, g, m, v) in enumerate(zip(params, gs, ms, vs, strict=True)):
         m.mul_(b1).add_(g, alpha=1 - b1)
-        f = first_scale if i <= first else 1.0  # θ⁽⁰⁾ and the per-input units before it
+        # θ⁽⁰⁾, the per-input units before it, and the coupling that makes θ⁽⁰⁾
+        f = first_scale if i <= first or i >= n_net else 1.0
         if grouped and i == first:
             v.mul_(b2).add_(_group_mean(g * g, n_inputs), alpha=1 - b2)
             d = v.div(c2).sqrt_().add_(ADAM_EPS)  # (Λ, 1, d, 1)
@@ -211,6 +228,8 @@ def _adam_step(
             # the prox threshold follows the step actually taken: lr·f / d
             scales.append(d if f == 1.0 else d / f)
     _prox_(st.net, thr, kind, n_inputs, scale=scales, free=free)
+    if st.coupling is not None:
+        st.coupling.expand_(st.net.ws[0], n_inputs)
 
 
 def _group_mean(t: torch.Tensor, n_inputs: int) -> torch.Tensor:

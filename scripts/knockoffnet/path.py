@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from knockoffnet import optim
+from knockoffnet.coupling import couple
 from knockoffnet.errors import InputError
 from knockoffnet.network import (
     Net,
@@ -154,6 +155,8 @@ def _decay_weights(st: optim.State, cfg: TrainConfig, decay: float) -> None:
     if decay > 0.0:
         for w in st.net.ws:
             w.mul_(1.0 - cfg.lr * decay)
+        if st.coupling is not None:  # V with θ⁽⁰⁾, so θ⁽⁰⁾ stays V ⊙ C; C is a scale
+            st.coupling.v.mul_(1.0 - cfg.lr * decay)
 
 
 def steps_per_check(m: int, cfg: TrainConfig) -> int:
@@ -252,18 +255,22 @@ def train_batched(
     log: Log,
     check: StopRule | None = None,
     decay: float = 0.0,
+    coupled: bool = False,
 ) -> dict[str, np.ndarray]:
     """Train every λ of ``lambdas`` from ``start`` as one batched model, per-λ early stopping.
 
     Stopped λ leave the working batch (their best weights are already recorded), so the
     loop runs while any λ trains without touching the others' results. With ``check`` (the
     grid check, :class:`knockoffnet.grid.GridCheck`) the λ whose answer is already known stop
-    too.
+    too. ``coupled`` (the dense fit under ``training.dense_coupling: columns``) trains each
+    feature's columns through one shared fan-out (:mod:`knockoffnet.coupling`).
     """
     cfg = cfg.at_rows(data.m)  # patience and max_epochs: auto resolved for m rows
     device = data.u_train.device
     lam = torch.as_tensor(lambdas, dtype=torch.float64, device=device)
     st = optim.new_state(stack(start, len(lambdas)), lam / (2.0 * data.m), cfg.optimizer)
+    if coupled:
+        optim.attach(st, couple(st.net.ws[0], data.d, cfg.features, cfg.covariates))
     rec = _new_records(st.net, cfg.max_epochs)
     gen = torch.Generator().manual_seed(_seeds(seed)[2])
     batches, steps = _batches(data, cfg, gen), steps_per_check(data.m, cfg)

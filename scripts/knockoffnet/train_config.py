@@ -17,6 +17,7 @@ import torch
 from knockoffnet.errors import InputError
 from knockoffnet.network import check_activation
 from knockoffnet.vocabulary import (
+    DENSE_COUPLINGS,
     OPTIMIZERS,
     OUTCOME_SCALES,
     PENALTIES,
@@ -57,6 +58,8 @@ class TrainConfig:
     start: str = "warm"
     min_improvement: float = 1e-3
     dense_decay: float | str | tuple[float, ...] = "auto"
+    dense_coupling: str = "none"
+    features: int = 0  # tested features p (the dense fit's coupling splits inputs by it)
     outcome_scale: str = "standardised"
     covariates: int = 0
     device: str = "auto"
@@ -73,6 +76,13 @@ class TrainConfig:
         _check_choice("penalty", self.penalty, PENALTIES)
         _check_choice("start", self.start, STARTS)
         _check_choice("outcome_scale", self.outcome_scale, OUTCOME_SCALES)
+        _check_choice("dense_coupling", self.dense_coupling, DENSE_COUPLINGS)
+        if self.dense_coupling != "none" and self.optimizer != "adam":
+            raise InputError(
+                f"training.dense_coupling: {self.dense_coupling} needs optimizer: adam (the "
+                f"coupled dense fit is an Adam fit), got {self.optimizer!r}; set "
+                "dense_coupling: none"
+            )
         if isinstance(self.units, bool) or not isinstance(self.units, int | np.integer):
             raise InputError(f"units must be a non-negative integer, got {self.units!r}")
         if self.units < 0:

@@ -36,6 +36,9 @@ DEFAULT_LEARNING_RATE = {"adam": 3e-3, "fista": 0.3, "momentum": 0.3, "plain": 1
 # FISTA among them) 10 would flip the weights' sign; nothing was studied there, and `auto`
 # decays nothing.
 AUTO_DENSE_DECAY = 10.0
+# `training.dense_coupling`: `columns` fits the dense network with each feature's columns
+# sharing one fan-out scaled per column (knockoffnet.coupling); `none`, every column free.
+DENSE_COUPLINGS = ("none", "columns")
 
 
 def dense_decays(

@@ -155,12 +155,14 @@ def grid_params(cohort):
     fit's decay resolved to its candidates (`auto` and [10, 0] are the same job; one
     candidate as its number, so `dense_decay: 10` is the job of the 2026-12-06 default),
     and only when one is non-zero, so a run made before the key existed reruns nothing at
-    `dense_decay: 0`."""
+    `dense_decay: 0`; `dense_coupling` likewise only when not `none`."""
     training = training_config(cohort)
     lambdas = {**training["lambdas"], "count": n_lambdas(cohort)}
     decays = dense_decays(training["dense_decay"], training["optimizer"], training["learning_rate"])
     dense = {"dense_decay": decays[0] if len(decays) == 1 else list(decays)}
     dense = dense if any(decays) else {}
+    if training["dense_coupling"] != "none":  # absent at the default: old runs rerun nothing
+        dense["dense_coupling"] = training["dense_coupling"]
     return {**fit_params(cohort, "lambdas", "reference"), "lambdas": lambdas, **dense}
 
 

@@ -13,6 +13,12 @@ without the coupling layer and decoupled weight decay (θ ← (1 − lr·decay)�
 weight matrices), and scores scikit-learn's gradient boosting (the workflow's reference) on
 the same split. Coupling weights start equal (1 / (κ + 1)), so no column is favoured.
 
+The "channels coupled" and "columns coupled" variants couple *after* the units instead, as
+the package's `training.dense_coupling: columns` does: column c of feature j gets the
+first-layer fan-out V_j ⊙ C_cj (C per column and channel, or per column), which is the
+package's own first layer, so the λ path can start from it (docs/method.md, "A coupled dense
+fit"). ``--variants`` picks rows.
+
 With ``--power-seeds N`` it also selects at q = 0.1 from each variant's dense fits (N seeds,
 decay 10): the per-column mean squared derivative, multi-knockoff statistic and threshold.
 

@@ -275,6 +275,22 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
     # (Same config and seed -> the same statistics and selections from a fresh directory:
     # tests/test_resume.py and tests/test_slurm.py compare two whole runs.)
 
+    # training.dense_coupling: columns runs through the workflow: the grid job's dense fit
+    # is coupled (its log says so; a feature's columns proportional in the kept first
+    # layer), the λ path starts from it, and the cohort's statistics are written
+    write_config(
+        tmp_path, {**config, "training": {**config["training"], "dense_coupling": "columns"}}
+    )
+    coupled = snakemake(tmp_path, "results/bin/statistics.tsv")
+    assert coupled.returncode == 0, coupled.stderr[-4000:]
+    assert "dense fit: coupled" in (tmp_path / "logs/bin/path/draw0_seed0_grid.log").read_text()
+    dense = np.load(tmp_path / "results/bin/path/draw0_seed0/dense.npz")
+    units = 1 + dense["unit_a"].shape[-1]
+    w0 = dense["W0"][0].reshape(16, -1, 8, units)  # hidden, columns, features, channels
+    ratio = w0[:, 1:] / w0[:, :1]  # each copy's fan-out against the feature's
+    assert w0.shape[1] > 1 and np.allclose(ratio, ratio[:1, :, :, :1], rtol=1e-3, atol=1e-5)
+    assert len(pd.read_csv(tmp_path / "results/bin/statistics.tsv", sep="\t")) > 0
+
 
 def _reversed_keys(value):
     """``value`` with the keys of every mapping in it in reverse order."""

@@ -80,10 +80,9 @@ def _dense_fit_decayed(
     decay, so the candidates differ by the decay alone), refitted if its units died."""
     if decay > 0:
         log(f"dense fit: weight decay {decay:g} (weights × {1.0 - cfg.lr * decay:g} a step)")
-    fit = cfg
+    fit, coupled = cfg, cfg.dense_coupling == "columns"
     for refit in range(DENSE_REFITS + 1):
         start = start_net(None, data, fit, seed)
-        coupled = fit.dense_coupling == "columns"
         res = train_batched(data, np.zeros(1), fit, seed, start, log, decay=decay, coupled=coupled)
         active = active_fraction(res, data.u_val, fit)
         if active >= DEAD_ACTIVE or refit == DENSE_REFITS:

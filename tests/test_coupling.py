@@ -143,6 +143,45 @@ def test_coupling_is_checked_at_the_boundary():
     assert P.TrainConfig().dense_coupling == "none"
 
 
+def test_auto_couples_from_its_rows_and_only_under_adam():
+    """`dense_coupling: auto` is `columns` from AUTO_COUPLING_ROWS training rows up to
+    AUTO_COUPLING_MAX_ROWS, `none` outside and for the rules other than Adam; a named coupling stays as named at any size."""
+    from knockoffnet.vocabulary import AUTO_COUPLING_MAX_ROWS, AUTO_COUPLING_ROWS, dense_coupling
+
+    assert dense_coupling("auto", AUTO_COUPLING_ROWS) == "columns"
+    assert dense_coupling("auto", AUTO_COUPLING_MAX_ROWS - 1) == "columns"
+    assert dense_coupling("auto", AUTO_COUPLING_ROWS - 1) == "none"
+    assert dense_coupling("auto", AUTO_COUPLING_MAX_ROWS) == "none"
+    assert dense_coupling("none", 10**6) == "none"
+    assert dense_coupling("columns", 10) == "columns"
+    auto = _cfg(dense_coupling="auto")
+    assert auto.at_rows(800).dense_coupling == "columns"
+    assert auto.at_rows(320).dense_coupling == "none"
+    fista = _cfg(dense_coupling="auto", optimizer="fista", dense_decay=0)  # not an error
+    assert fista.at_rows(10**5).dense_coupling == "none"
+
+
+def test_auto_fits_the_coupled_dense_network_on_enough_rows():
+    """The dense fit under `auto` is the coupled fit from AUTO_COUPLING_ROWS training rows
+    (the same network, bit for bit, as naming `columns`) and the free fit below them."""
+    from knockoffnet.vocabulary import AUTO_COUPLING_ROWS
+
+    n = int(AUTO_COUPLING_ROWS / 0.8) + 10  # val_fraction 0.2
+    U, y = _cohort(n=n, p=4, seed=5)
+    fits = {
+        c: P.dense_fit(U, y, _cfg(features=4, patience=2, max_epochs=3, dense_coupling=c), 1)
+        for c in ("auto", "columns", "none")
+    }
+    assert np.array_equal(fits["auto"]["W0"], fits["columns"]["W0"])
+    assert not np.array_equal(fits["auto"]["W0"], fits["none"]["W0"])
+    auto = _cfg(features=4, patience=2, max_epochs=3, dense_coupling="auto")
+    small = P.dense_fit(U[:400], y[:400], auto, 1)
+    free = P.dense_fit(
+        U[:400], y[:400], _cfg(features=4, patience=2, max_epochs=3, dense_coupling="none"), 1
+    )
+    assert np.array_equal(small["W0"], free["W0"])
+
+
 def test_coupled_state_rejects_a_penalty():
     """Only the unpenalised dense fit couples: a prox on θ⁽⁰⁾ would not act on V and C."""
     from knockoffnet import optim

@@ -593,6 +593,14 @@ def test_a_coupled_dense_fit_asks_for_its_longer_fits(defaults: dict) -> None:
     small = runtime_min("lambda_grid", shape, coupled)
     assert small >= runtime_min("lambda_grid", shape, defaults) + math.floor(extra * check / 60)
     assert runtime_min("train", shape, coupled) == runtime_min("train", shape, defaults)
+    # `auto` asks what the coupling it resolves to asks: coupled from 800 training rows
+    auto = {**defaults, "training": {**t, "dense_coupling": "auto"}}
+    plain = {**defaults, "training": {**t, "dense_coupling": "none"}}
+    small = Shape(990, 5_000)  # 792 training rows: long enough a grid job to tell apart
+    large = Shape(100_000, 1_000, 1, True)  # 80,000 training rows: free, as measured there
+    for rows, same in ((shape, coupled), (small, plain), (large, plain)):
+        assert runtime_min("lambda_grid", rows, auto) == runtime_min("lambda_grid", rows, same)
+    assert runtime_min("lambda_grid", small, coupled) > runtime_min("lambda_grid", small, auto)
 
 
 def test_schema_takes_learning_rate_auto_and_a_cohorts_own_training_keys() -> None:

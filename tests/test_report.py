@@ -494,3 +494,19 @@ def test_the_method_table_gives_the_step_the_cohort_got() -> None:
         " (step 0.3)"
     )
     assert _step_text({}, {"n": 400}) == ""
+
+
+def test_the_method_table_says_when_the_dense_fit_was_coupled() -> None:
+    """`training.dense_coupling` in the Training row: `columns` always, `auto` only where it
+    coupled this cohort's dense fit (800 training rows up to 20,000, Adam), `none` never."""
+    from knockoffnet.report.method_sections import _coupling_text
+
+    auto = {"optimizer": "adam", "dense_coupling": "auto", "val_fraction": 0.2}
+    assert "coupled (auto, from about 800 training rows" in _coupling_text(auto, {"n": 1000})
+    assert _coupling_text(auto, {"n": 400}) == ""
+    assert _coupling_text(auto, {"n": 100_000}) == ""
+    assert _coupling_text({**auto, "optimizer": "fista"}, {"n": 1000}) == ""
+    assert "coupled by the training rows" in _coupling_text(auto, {})
+    assert "coupled (columns" in _coupling_text({**auto, "dense_coupling": "columns"}, {"n": 400})
+    assert _coupling_text({**auto, "dense_coupling": "none"}, {"n": 1000}) == ""
+    assert _coupling_text({}, {"n": 1000}) == ""

@@ -26,6 +26,7 @@ from typing import Any
 from knockoffnet.coupling import COUPLED_EPOCHS, COUPLED_PATIENCE
 from knockoffnet.filters import resolve_copies
 from knockoffnet.vocabulary import (
+    dense_coupling,
     dense_decays,
     fit_epochs,
     lambda_count,
@@ -360,7 +361,10 @@ def runtime_min(
             rule_step = (t.get("optimizer", "adam"), t.get("learning_rate"))
             decays = dense_decays(t.get("dense_decay", 0.0), *rule_step)
             decayed = sum(d > 0 for d in decays)
-            if t.get("dense_coupling", "none") == "none":
+            coupling = dense_coupling(
+                t.get("dense_coupling", "none"), training_rows(shape.n, t["val_fraction"])
+            )
+            if coupling == "none" or rule_step[0] != "adam":
                 seconds += decayed * min(cap, DECAYED_PATIENCES * patience) * check
             else:  # every candidate waits longer and runs to a longer cap (coupling.py)
                 wait = math.ceil(COUPLED_PATIENCE * patience)

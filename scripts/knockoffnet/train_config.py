@@ -23,6 +23,7 @@ from knockoffnet.vocabulary import (
     PENALTIES,
     STARTS,
     TASKS,
+    dense_coupling,
     dense_decays,
     fit_epochs,
     step_size,
@@ -77,7 +78,7 @@ class TrainConfig:
         _check_choice("start", self.start, STARTS)
         _check_choice("outcome_scale", self.outcome_scale, OUTCOME_SCALES)
         _check_choice("dense_coupling", self.dense_coupling, DENSE_COUPLINGS)
-        if self.dense_coupling != "none" and self.optimizer != "adam":
+        if self.dense_coupling == "columns" and self.optimizer != "adam":
             raise InputError(
                 f"training.dense_coupling: {self.dense_coupling} needs optimizer: adam (the "
                 f"coupled dense fit is an Adam fit), got {self.optimizer!r}; set "
@@ -134,14 +135,22 @@ class TrainConfig:
     def at_rows(self, train_rows: int) -> TrainConfig:
         """These settings for a fit on ``train_rows`` training rows: ``auto`` patience and
         epoch cap resolved (:func:`knockoffnet.vocabulary.fit_epochs`), an ``auto`` step
-        too (:func:`knockoffnet.vocabulary.step_size`); numbers kept."""
+        and dense coupling too (:func:`knockoffnet.vocabulary.step_size`,
+        :func:`knockoffnet.vocabulary.dense_coupling`; an `auto` coupling is none for the
+        rules other than Adam); numbers kept."""
         patience, cap = fit_epochs(self.patience, self.max_epochs, train_rows)
         lr = self.learning_rate
         if lr == "auto":
             lr = step_size(lr, self.optimizer, train_rows)
-        if (patience, cap, lr) == (self.patience, self.max_epochs, self.learning_rate):
+        coupling = self.dense_coupling
+        if coupling == "auto":
+            coupling = dense_coupling(coupling, train_rows) if self.optimizer == "adam" else "none"
+        new = (patience, cap, lr, coupling)
+        if new == (self.patience, self.max_epochs, self.learning_rate, self.dense_coupling):
             return self
-        return replace(self, patience=patience, max_epochs=cap, learning_rate=lr)
+        return replace(
+            self, patience=patience, max_epochs=cap, learning_rate=lr, dense_coupling=coupling
+        )
 
     @property
     def lr(self) -> float:

@@ -21,6 +21,7 @@ from knockoffnet.simulation.scoring import fdp_power, summarise
 from knockoffnet.vocabulary import (
     DEFAULT_LEARNING_RATE,
     FILTERS,
+    dense_coupling,
     fit_epochs,
     step_size,
     training_rows,
@@ -111,6 +112,7 @@ def _method(res: Results) -> list[dict[str, str]]:
             f"{tr.get('penalty', 'l1')} penalty, "
             f"{tr.get('start', 'cold')} start, batches of {tr.get('batch_size', 0) or 'all'} rows, "
             f"patience {_patience_text(tr, res.meta)}"
+            + _coupling_text(tr, res.meta)
             + (
                 f" (an epoch: a pass over the training rows or {int(tr['check_rows']):,} rows, "
                 "whichever is fewer)"
@@ -294,6 +296,25 @@ def _step_text(tr: dict[str, Any], meta: dict[str, Any]) -> str:
         return f" (step {step_size(lr, optimizer, 0):g})"
     m = _cohort_rows(tr, meta)
     return " (step auto)" if m is None else f" (step {step_size('auto', optimizer, m):.2g}, auto)"
+
+
+def _coupling_text(tr: dict[str, Any], meta: dict[str, Any]) -> str:
+    """``; the dense fit coupled …`` when the dense fit was coupled (``auto`` as what it
+    gave this cohort); nothing for a free dense fit."""
+    value = tr.get("dense_coupling", "none")
+    if value == "auto":
+        m = _cohort_rows(tr, meta)
+        if tr.get("optimizer") != "adam" or (m is not None and dense_coupling(value, m) == "none"):
+            return ""
+        if m is None:
+            return "; the dense fit coupled by the training rows (dense_coupling auto)"
+        return (
+            f"; the dense fit coupled (auto, from about {m:,} training rows: a feature's columns "
+            "share one fan-out, every λ then free)"
+        )
+    if value == "none":
+        return ""
+    return f"; the dense fit coupled ({value}: a feature's columns share one fan-out, every λ then free)"
 
 
 def _patience_text(tr: dict[str, Any], meta: dict[str, Any]) -> str:

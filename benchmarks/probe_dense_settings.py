@@ -4,13 +4,15 @@ criterion 5; a diagnostic of a finished study run, not a timing).
 For each stored replicate of a design it fits the seed's dense network exactly as rule
 `lambda_grid` does (`knockoffnet.dense.dense_fit`: the decay candidates, early stopping, the
 dead-unit refit) once per variant, each a JSON object of `TrainConfig` fields over the
-defaults (`{}` is the default fit, `{"dense_coupling": "columns"}` the coupled one), and scores
+defaults (`{"dense_coupling": "none"}` is the free fit, `{"dense_coupling": "columns"}` the
+coupled one; `{}` the default, `auto`, which couples from 800 training rows), and scores
 scikit-learn's gradient boosting (the workflow's reference) on the same split. It prints each
 variant's validation accuracy minus gradient boosting's, mean ± se over the replicates, the
 mean best epoch, and the paired difference against the first variant.
 
 Run:  .venv/bin/python benchmarks/probe_dense_settings.py --results <study>/results \
-          --design ar1-p50-s10-k2 --replicates 20 '{}' '{"dense_coupling": "columns"}'
+          --design ar1-p50-s10-k2 --replicates 20 '{"dense_coupling": "none"}' \
+          '{"dense_coupling": "columns"}'
 """
 
 from __future__ import annotations

@@ -140,12 +140,13 @@ def test_coupling_is_checked_at_the_boundary():
         P.dense_fit(U, y, _cfg(features=5), seed=1, log=_quiet)
     with pytest.raises(InputError, match="dense_coupling: none"):
         P.dense_fit(U[:, :6], y, _cfg(features=6), seed=1, log=_quiet)  # no knockoff column
-    assert P.TrainConfig().dense_coupling == "none"
+    assert P.TrainConfig().dense_coupling == "auto"
 
 
 def test_auto_couples_from_its_rows_and_only_under_adam():
     """`dense_coupling: auto` is `columns` from AUTO_COUPLING_ROWS training rows up to
-    AUTO_COUPLING_MAX_ROWS, `none` outside and for the rules other than Adam; a named coupling stays as named at any size."""
+    AUTO_COUPLING_MAX_ROWS, `none` outside, for the rules other than Adam and where the
+    tested features are not known; a named coupling stays as named at any size."""
     from knockoffnet.vocabulary import AUTO_COUPLING_MAX_ROWS, AUTO_COUPLING_ROWS, dense_coupling
 
     assert dense_coupling("auto", AUTO_COUPLING_ROWS) == "columns"
@@ -154,10 +155,12 @@ def test_auto_couples_from_its_rows_and_only_under_adam():
     assert dense_coupling("auto", AUTO_COUPLING_MAX_ROWS) == "none"
     assert dense_coupling("none", 10**6) == "none"
     assert dense_coupling("columns", 10) == "columns"
-    auto = _cfg(dense_coupling="auto")
+    auto = _cfg(dense_coupling="auto", features=5)
     assert auto.at_rows(800).dense_coupling == "columns"
     assert auto.at_rows(320).dense_coupling == "none"
-    fista = _cfg(dense_coupling="auto", optimizer="fista", dense_decay=0)  # not an error
+    # tested features not known (a TrainConfig built by hand): free, not an error
+    assert _cfg(dense_coupling="auto").at_rows(800).dense_coupling == "none"
+    fista = _cfg(dense_coupling="auto", features=5, optimizer="fista", dense_decay=0)
     assert fista.at_rows(10**5).dense_coupling == "none"
 
 

@@ -582,20 +582,20 @@ def test_a_coupled_dense_fit_asks_for_its_longer_fits(defaults: dict) -> None:
     shape = Shape(1_000, 50)  # the AR(1) design's cohort, where the coupled fit was measured
     t = defaults["training"]
     coupled = {**defaults, "training": {**t, "dense_coupling": "columns"}}
+    plain = {**defaults, "training": {**t, "dense_coupling": "none"}}
     check = seconds_per_check(shape, defaults)
     patience, cap = fit_epochs(t["patience"], t["max_epochs"], 800)  # auto: 20 and 300
     extra = 2 * (math.ceil(COUPLED_PATIENCE * patience) - patience) + COUPLED_EPOCHS * cap
     extra -= min(cap, DECAYED_PATIENCES * patience)  # the uncoupled decayed candidate's
-    plain, longer = (
-        runtime_min("lambda_grid", Shape(100_000, 1_000), c) for c in (defaults, coupled)
-    )
-    assert longer > plain
+    free, longer = (runtime_min("lambda_grid", Shape(100_000, 1_000), c) for c in (plain, coupled))
+    assert longer > free
     small = runtime_min("lambda_grid", shape, coupled)
-    assert small >= runtime_min("lambda_grid", shape, defaults) + math.floor(extra * check / 60)
-    assert runtime_min("train", shape, coupled) == runtime_min("train", shape, defaults)
-    # `auto` asks what the coupling it resolves to asks: coupled from 800 training rows
+    assert small >= runtime_min("lambda_grid", shape, plain) + math.floor(extra * check / 60)
+    assert runtime_min("train", shape, coupled) == runtime_min("train", shape, plain)
+    # `auto` (the default) asks what the coupling it resolves to asks: coupled from 800
+    # training rows up to 20,000
     auto = {**defaults, "training": {**t, "dense_coupling": "auto"}}
-    plain = {**defaults, "training": {**t, "dense_coupling": "none"}}
+    assert t["dense_coupling"] == "auto"
     small = Shape(990, 5_000)  # 792 training rows: long enough a grid job to tell apart
     large = Shape(100_000, 1_000, 1, True)  # 80,000 training rows: free, as measured there
     for rows, same in ((shape, coupled), (small, plain), (large, plain)):

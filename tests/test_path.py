@@ -39,9 +39,16 @@ def _cohort(n: int = 400, seed: int = 0, task: str = "binary"):
 
 
 def _cfg(**kw) -> P.TrainConfig:
-    """Fixed early stopping and Adam's fixed step (the mechanics, not the auto rules)."""
+    """Fixed early stopping, Adam's fixed step and a free dense fit (the mechanics, not the
+    auto rules)."""
     base = dict(
-        hidden=(16,), patience=20, max_epochs=120, learning_rate=None, threads=1, device="cpu"
+        hidden=(16,),
+        patience=20,
+        max_epochs=120,
+        learning_rate=None,
+        dense_coupling="none",
+        threads=1,
+        device="cpu",
     )
     return P.TrainConfig(**{**base, **kw})
 
@@ -744,7 +751,9 @@ def test_patience_auto_keeps_large_cohorts_and_lengthens_small_ones():
     assert fit_epochs("auto", 40, 100) == (150, 40)
     cfg = P.TrainConfig()
     assert (cfg.patience, cfg.max_epochs, cfg.learning_rate) == ("auto", "auto", "auto")
-    resolved = dataclasses.replace(cfg, patience=150, max_epochs=1000, learning_rate=0.01)
+    resolved = dataclasses.replace(
+        cfg, patience=150, max_epochs=1000, learning_rate=0.01, dense_coupling="none"
+    )
     assert cfg.at_rows(320) == resolved
     explicit = _cfg()
     assert explicit.at_rows(320) is explicit

@@ -240,8 +240,9 @@ def test_end_to_end_binary_and_multiclass(tmp_path: Path) -> None:
         jobs = _planned_jobs(tmp_path)
         assert ("lambda_grid" in jobs) is planned and "knockoffs" not in jobs, jobs
     # training.dense_coupling is a param of the grid job only when not `none`: naming the
-    # default refits nothing, `columns` refits the dense fits and what follows
-    for coupling, planned in (("none", False), ("columns", True)):
+    # default (`auto`) refits nothing, `none` or `columns` refits the dense fits and what
+    # follows (`none`: the param of the runs made before `auto` became the default)
+    for coupling, planned in (("auto", False), ("none", True), ("columns", True)):
         training = {**config["training"], "dense_coupling": coupling}
         write_config(tmp_path, {**config, "training": training})
         jobs = _planned_jobs(tmp_path)

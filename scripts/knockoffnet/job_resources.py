@@ -362,7 +362,7 @@ def runtime_min(
             decays = dense_decays(t.get("dense_decay", 0.0), *rule_step)
             decayed = sum(d > 0 for d in decays)
             coupling = dense_coupling(
-                t.get("dense_coupling", "none"), training_rows(shape.n, t["val_fraction"])
+                t.get("dense_coupling", "auto"), training_rows(shape.n, t["val_fraction"])
             )
             if coupling == "none" or rule_step[0] != "adam":
                 seconds += decayed * min(cap, DECAYED_PATIENCES * patience) * check

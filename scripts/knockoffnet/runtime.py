@@ -166,7 +166,7 @@ def train_config(
         # rule lambda_grid's params carry the dense fit's decay only when non-zero
         # (common.smk, grid_params); the other jobs never fit the dense network
         dense_decay=training.get("dense_decay", 0.0),
-        dense_coupling=training.get("dense_coupling", "none"),
+        dense_coupling=training.get("dense_coupling", "auto"),
         features=len(meta.get("features", ())),  # 0 where a caller has no feature list
         # in the params of a cohort that can be a regression only (common.smk, fit_params)
         outcome_scale=training.get("outcome_scale", "standardised"),

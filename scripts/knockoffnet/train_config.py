@@ -59,7 +59,7 @@ class TrainConfig:
     start: str = "warm"
     min_improvement: float = 1e-3
     dense_decay: float | str | tuple[float, ...] = "auto"
-    dense_coupling: str = "none"
+    dense_coupling: str = "auto"
     features: int = 0  # tested features p (the dense fit's coupling splits inputs by it)
     outcome_scale: str = "standardised"
     covariates: int = 0
@@ -137,14 +137,15 @@ class TrainConfig:
         epoch cap resolved (:func:`knockoffnet.vocabulary.fit_epochs`), an ``auto`` step
         and dense coupling too (:func:`knockoffnet.vocabulary.step_size`,
         :func:`knockoffnet.vocabulary.dense_coupling`; an `auto` coupling is none for the
-        rules other than Adam); numbers kept."""
+        rules other than Adam and where the tested features are not known); numbers kept."""
         patience, cap = fit_epochs(self.patience, self.max_epochs, train_rows)
         lr = self.learning_rate
         if lr == "auto":
             lr = step_size(lr, self.optimizer, train_rows)
         coupling = self.dense_coupling
-        if coupling == "auto":
-            coupling = dense_coupling(coupling, train_rows) if self.optimizer == "adam" else "none"
+        if coupling == "auto":  # couples only an Adam fit that knows its tested features
+            known = self.optimizer == "adam" and self.features > 0
+            coupling = dense_coupling(coupling, train_rows) if known else "none"
         new = (patience, cap, lr, coupling)
         if new == (self.patience, self.max_epochs, self.learning_rate, self.dense_coupling):
             return self

@@ -83,11 +83,12 @@ AUTO_EPOCHS_PER_PATIENCE = 20 / 3  # 1,000 at patience 150, as the study arm mea
 # `training.dense_coupling: auto`: `columns` from AUTO_COUPLING_ROWS training rows up to
 # AUTO_COUPLING_MAX_ROWS, `none` outside (docs/validation.md, "A coupled dense fit"). At 800
 # rows (the n = 1,000 designs) the coupled fit closed the dense fit's gap to gradient boosting
-# and raised ML's power on AR(1); at 320 (n = 400) it left the gap as it was and ML's power
-# lower at three seeds, for 2.5× the wait. From about 20,000 rows (where a validation check
-# becomes a part of a pass, `check_rows`) it was not measured: at 80,000 (a 100,000 × 1,000
-# genotype cohort) the free dense fit already beats gradient boosting, and the coupled fit's
-# longer wait would hold the grid job up to about twice as long there.
+# and raised ML's power on AR(1), and at 4,000 (n = 5,000) it halved the gap; at 320
+# (n = 400) it left the gap as it was and ML's power lower at three seeds, for 2.5× the wait.
+# From 20,000 rows (where a validation check becomes a part of a pass, `check_rows`) it was
+# not measured: at 80,000 (a 100,000 × 1,000 genotype cohort) the free dense fit already
+# beats gradient boosting, and the coupled fit's longer wait would hold the grid job up to
+# about twice as long there.
 AUTO_COUPLING_ROWS = AUTO_PATIENCE_ROWS
 AUTO_COUPLING_MAX_ROWS = 20_000
 

@@ -155,6 +155,12 @@ def test_auto_couples_from_its_rows_and_only_under_adam():
     assert dense_coupling("auto", AUTO_COUPLING_MAX_ROWS) == "none"
     assert dense_coupling("none", 10**6) == "none"
     assert dense_coupling("columns", 10) == "columns"
+    # one place decides that auto couples only Adam's fits (the resource model and the
+    # report ask it too), and that auto stays unresolved where the rows are not known
+    assert dense_coupling("auto", AUTO_COUPLING_ROWS, "momentum") == "none"
+    assert dense_coupling("auto", AUTO_COUPLING_ROWS, "fista") == "none"
+    assert dense_coupling("auto", None) == "auto"
+    assert dense_coupling("auto", None, "plain") == "none"
     auto = _cfg(dense_coupling="auto", features=5)
     assert auto.at_rows(800).dense_coupling == "columns"
     assert auto.at_rows(320).dense_coupling == "none"

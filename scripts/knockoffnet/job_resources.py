@@ -361,10 +361,9 @@ def runtime_min(
             rule_step = (t.get("optimizer", "adam"), t.get("learning_rate"))
             decays = dense_decays(t.get("dense_decay", 0.0), *rule_step)
             decayed = sum(d > 0 for d in decays)
-            coupling = dense_coupling(
-                t.get("dense_coupling", "auto"), training_rows(shape.n, t["val_fraction"])
-            )
-            if coupling == "none" or rule_step[0] != "adam":
+            rows = training_rows(shape.n, t["val_fraction"])
+            coupling = dense_coupling(t.get("dense_coupling", "auto"), rows, rule_step[0])
+            if coupling == "none":
                 seconds += decayed * min(cap, DECAYED_PATIENCES * patience) * check
             else:  # every candidate waits longer and runs to a longer cap (coupling.py)
                 wait = math.ceil(COUPLED_PATIENCE * patience)

@@ -136,16 +136,16 @@ class TrainConfig:
         """These settings for a fit on ``train_rows`` training rows: ``auto`` patience and
         epoch cap resolved (:func:`knockoffnet.vocabulary.fit_epochs`), an ``auto`` step
         and dense coupling too (:func:`knockoffnet.vocabulary.step_size`,
-        :func:`knockoffnet.vocabulary.dense_coupling`; an `auto` coupling is none for the
-        rules other than Adam and where the tested features are not known); numbers kept."""
+        :func:`knockoffnet.vocabulary.dense_coupling`; an `auto` coupling is none too where
+        the tested features are not known); numbers kept."""
         patience, cap = fit_epochs(self.patience, self.max_epochs, train_rows)
         lr = self.learning_rate
         if lr == "auto":
             lr = step_size(lr, self.optimizer, train_rows)
         coupling = self.dense_coupling
-        if coupling == "auto":  # couples only an Adam fit that knows its tested features
-            known = self.optimizer == "adam" and self.features > 0
-            coupling = dense_coupling(coupling, train_rows) if known else "none"
+        if coupling == "auto":  # a fit that does not know its tested features is not coupled
+            known = self.features > 0
+            coupling = dense_coupling(coupling, train_rows, self.optimizer) if known else "none"
         new = (patience, cap, lr, coupling)
         if new == (self.patience, self.max_epochs, self.learning_rate, self.dense_coupling):
             return self

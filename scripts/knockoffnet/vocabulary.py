@@ -93,11 +93,17 @@ AUTO_COUPLING_ROWS = AUTO_PATIENCE_ROWS
 AUTO_COUPLING_MAX_ROWS = 20_000
 
 
-def dense_coupling(value: str, train_rows: int) -> str:
-    """``training.dense_coupling`` of a fit on ``train_rows`` training rows: ``auto`` by the
-    rows, a named coupling as given."""
+def dense_coupling(value: str, train_rows: int | None, optimizer: str | None = "adam") -> str:
+    """``training.dense_coupling`` of a fit on ``train_rows`` training rows with ``optimizer``:
+    a named coupling as given; ``auto`` is ``none`` for the step rules other than Adam (the
+    coupled fit is built on Adam's steps, coupling.py), else by the rows, and stays ``auto``
+    where the rows are not known (a report without the cohort's size)."""
     if value != "auto":
         return value
+    if optimizer != "adam":
+        return "none"
+    if train_rows is None:
+        return "auto"
     return "columns" if AUTO_COUPLING_ROWS <= int(train_rows) < AUTO_COUPLING_MAX_ROWS else "none"
 
 

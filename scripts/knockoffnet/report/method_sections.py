@@ -304,9 +304,10 @@ def _coupling_text(tr: dict[str, Any], meta: dict[str, Any]) -> str:
     value = tr.get("dense_coupling", "none")
     if value == "auto":
         m = _cohort_rows(tr, meta)
-        if tr.get("optimizer") != "adam" or (m is not None and dense_coupling(value, m) == "none"):
+        resolved = dense_coupling(value, m, tr.get("optimizer"))
+        if resolved == "none":
             return ""
-        if m is None:
+        if resolved == "auto":  # the cohort's rows are not known
             return "; the dense fit coupled by the training rows (dense_coupling auto)"
         return (
             f"; the dense fit coupled (auto, from about {m:,} training rows: a feature's columns "
